@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, import contracts, then pytest against SQLite and a real PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+if [ -z "${FMSTACK_TEST_POSTGRES_URL:-}" ]; then
+    FMSTACK_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
+    export FMSTACK_TEST_POSTGRES_URL
+fi
+# Without this the PostgreSQL tests would skip; with it they fail loudly if the server is unreachable.
+export FMSTACK_REQUIRE_POSTGRES=1
+echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
+echo "== mypy --strict"; mypy
+echo "== import contracts"; lint-imports
+echo "== pytest"; pytest "$@"

@@ -1,0 +1,98 @@
+"""The ``fmstack`` command. Each group lives in its own module (``fmstack hub`` -> ``cli/hub.py``).
+
+Errors are mapped here, once: an ``FmstackError`` or a usage error is the user's to fix (one message
+on stderr, exit 1); anything else is a bug (exit 2; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated
+
+import typer
+
+from fmstack import __version__
+from fmstack.cli.output import err_console
+from fmstack.errors import FmstackError
+
+# name -> (module, help). One line per command group; the module defines ``app`` (a Typer).
+GROUPS: dict[str, tuple[str, str]] = {
+    "hub": ("fmstack.cli.hub", "Versioned models, datasets and adapters: push, pull, tag, lineage, fsck."),
+}
+# name -> (module, function name). Top-level commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("fmstack.cli.demo", "demo"),
+}
+
+app = typer.Typer(
+    name="fmstack",
+    help="fmstack: share, train, compress and serve foundation models on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fmstack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def _register() -> None:
+    for name, (module, help_text) in GROUPS.items():
+        app.add_typer(importlib.import_module(module).app, name=name, help=help_text)
+    for name, (module, func) in COMMANDS.items():
+        app.command(name)(getattr(importlib.import_module(module), func))
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, prog_name="fmstack", standalone_mode=False)
+    except FmstackError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help was shown on purpose
+            exc.show()  # type: ignore[attr-defined]
+            return 0
+        exc.show()  # type: ignore[attr-defined]
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # a bug: report it as one, not as the user's fault
+        if _debug:
+            err_console.print_exception()
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "This is a bug in fmstack; re-run with --debug for the traceback and report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Content-addressed blob stores: bytes are kept under their sha256, written atomically, deduplicated
+across every repo, and verified on every read. Knows nothing of repos or versions.
+
+``open_blob_store(url)`` picks the backend by URL scheme: a plain path or ``file://`` gives the local
+store (temp file, fsync, rename); any other fsspec URL (``s3://bucket/prefix``, ``memory://``) gives the
+fsspec store, whose single-object puts are atomic on object stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from fmstack.errors import IntegrityError, NotFound, Unsupported
+
+CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+class BlobStore(Protocol):
+    def put_file(self, src: Path) -> StoredBlob: ...
+    def has(self, sha256: str) -> bool: ...
+    def read_to(self, sha256: str, dest: Path, label: str) -> None: ...
+    def read_bytes(self, sha256: str, label: str) -> bytes: ...
+    def verify(self, sha256: str) -> bool: ...
+    def list(self) -> Iterator[str]: ...
+    def size(self, sha256: str) -> int: ...
+    def delete(self, sha256: str) -> None: ...
+
+
+def open_blob_store(url: str) -> BlobStore:
+    if "://" not in url or url.startswith("file://"):
+        return LocalBlobStore(Path(url.removeprefix("file://")).expanduser())
+    return FsspecBlobStore(url)
+
+
+def _rel(sha256: str) -> str:
+    return f"sha256/{sha256[:2]}/{sha256[2:]}"
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> StoredBlob:
+    digest, size = hashlib.sha256(), 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := src.readinto(buf):  # type: ignore[attr-defined]
+        chunk = view[:n]
+        digest.update(chunk)
+        dst.write(chunk)
+        size += n
+    return StoredBlob(digest.hexdigest(), size)
+
+
+def _corrupt(label: str, sha256: str, actual: str) -> IntegrityError:
+    return IntegrityError(
+        f"{label}: stored blob sha256:{sha256} is corrupt (its bytes hash to {actual[:12]}...); "
+        "run `fmstack hub fsck` to list every damaged file and push the affected version again"
+    )
+
+
+class LocalBlobStore:
+    """Blobs in a local folder: ``sha256/ab/cdef...``; temp files in ``tmp/`` on the same filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        return self.root / _rel(sha256)
+
+    def put_file(self, src: Path) -> StoredBlob:
+        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                blob = _copy_hashing(fin, fout)
+                fout.flush()
+                os.fsync(fout.fileno())
+            final = self._path(blob.sha256)
+            if final.exists():  # deduplicated: identical bytes are already stored
+                tmp.unlink()
+                return blob
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return blob
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def has(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def read_to(self, sha256: str, dest: Path, label: str) -> None:
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with self._open(sha256, label) as fin, open(tmp, "wb") as fout:
+                actual = _copy_hashing(fin, fout).sha256
+            if actual != sha256:
+                raise _corrupt(label, sha256, actual)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_bytes(self, sha256: str, label: str) -> bytes:
+        with self._open(sha256, label) as fin:
+            data = fin.read()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise _corrupt(label, sha256, actual)
+        return data
+
+    def _open(self, sha256: str, label: str) -> BinaryIO:
+        try:
+            return open(self._path(sha256), "rb")
+        except FileNotFoundError:
+            raise NotFound(
+                f"{label}: blob sha256:{sha256} is missing from the store at {self.root}; "
+                "run `fmstack hub fsck` and push the affected version again"
+            ) from None
+
+    def verify(self, sha256: str) -> bool:
+        with open(self._path(sha256), "rb") as fin:
+            return hashlib.file_digest(fin, "sha256").hexdigest() == sha256
+
+    def list(self) -> Iterator[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for sub in sorted(base.iterdir()):
+            for blob in sorted(sub.iterdir()):
+                yield sub.name + blob.name
+
+    def size(self, sha256: str) -> int:
+        return self._path(sha256).stat().st_size
+
+    def delete(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
+
+    def clean_temp(self) -> int:
+        """Remove temp files left by killed writers; returns how many."""
+        leftovers = list(self._tmp.glob("*.part"))
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FsspecBlobStore:
+    """Blobs on any fsspec filesystem (S3 with the ``s3`` extra). The hash is computed locally before
+    the upload, so a blob only ever appears under its name complete (object-store puts are atomic)."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        try:
+            self.fs: Any
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise Unsupported(
+                f"cannot open blob store {url!r}: {exc}. For s3:// URLs: pip install 'fmstack[s3]'"
+            ) from None
+        self.root = str(root).rstrip("/")
+
+    def _path(self, sha256: str) -> str:
+        return f"{self.root}/{_rel(sha256)}"
+
+    def put_file(self, src: Path) -> StoredBlob:
+        with open(src, "rb") as fin:
+            sha256 = hashlib.file_digest(fin, "sha256").hexdigest()
+        blob = StoredBlob(sha256, src.stat().st_size)
+        if not self.has(sha256):
+            self.fs.put_file(str(src), self._path(sha256))
+        return blob
+
+    def has(self, sha256: str) -> bool:
+        return bool(self.fs.exists(self._path(sha256)))
+
+    def read_to(self, sha256: str, dest: Path, label: str) -> None:
+        data = self.read_bytes(sha256, label)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_bytes(self, sha256: str, label: str) -> bytes:
+        try:
+            data: bytes = self.fs.cat_file(self._path(sha256))
+        except FileNotFoundError:
+            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.root}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise _corrupt(label, sha256, actual)
+        return data
+
+    def verify(self, sha256: str) -> bool:
+        return hashlib.sha256(self.fs.cat_file(self._path(sha256))).hexdigest() == sha256
+
+    def list(self) -> Iterator[str]:
+        base = f"{self.root}/sha256"
+        if not self.fs.exists(base):
+            return
+        for path in sorted(self.fs.find(base)):
+            parts = str(path).rstrip("/").split("/")
+            yield parts[-2] + parts[-1]
+
+    def size(self, sha256: str) -> int:
+        return int(self.fs.size(self._path(sha256)))
+
+    def delete(self, sha256: str) -> None:
+        if self.has(sha256):
+            self.fs.rm_file(self._path(sha256))

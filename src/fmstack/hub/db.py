@@ -1,0 +1,115 @@
+"""Database engine for hub metadata: SQLite (WAL) by default, PostgreSQL by URL, schema kept current by
+Alembic. Knows nothing about what the tables mean."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fmstack.errors import InvalidInput, Unsupported
+
+HEAD_REVISION = "0001"
+
+
+def create_hub_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"bad FMSTACK_DATABASE_URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise Unsupported(
+                f"PostgreSQL needs its driver ({exc}): pip install 'fmstack[postgres]' and use a "
+                "postgresql+psycopg://USER:PASSWORD@HOST/DB URL"
+            ) from None
+    raise Unsupported(f"unsupported database {url!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself: pysqlite's implicit BEGIN is
+        # DEFERRED, and a deferred reader that later writes fails with SQLITE_BUSY under WAL when another
+        # process committed in between. BEGIN IMMEDIATE takes the write lock up front and waits for it.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    location = importlib.resources.files("fmstack.hub") / "migrations"
+    cfg.set_main_option("script_location", str(location))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:  # no table yet: a new database
+            return None
+
+
+def migrate(engine: Engine, lock_dir: Path | None) -> None:
+    """Bring the schema to head. Cheap when already current; safe when processes race to create it."""
+    if current_revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
+
+    with _migration_lock(engine, lock_dir):
+        if current_revision(engine) != HEAD_REVISION:
+            command.upgrade(_alembic_config(engine), "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine, lock_dir: Path | None) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(727001)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(727001)"))
+                conn.commit()
+        return
+    if lock_dir is None:
+        yield
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / ".migrate.lock")):
+        yield
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,158 @@
+"""Runs: the records of work that produced versions (ingest, process, train, eval, compress).
+
+A run has a kind, its spec (JSON), a status, start and end times, a metric time series, logs and the
+environment it ran in. Its inputs are the versions it consumed; versions pushed with its id are its
+outputs. Together they are the hub's lineage.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fmstack.errors import InvalidInput, NotFound
+from fmstack.hub.entities import Metric, RunInfo, RunStatus
+from fmstack.hub.refs import parse_ref
+from fmstack.hub.resolve import ref_of, version_row
+from fmstack.hub.schema import MetricRow, RunInputRow, RunRow, VersionRow
+
+_STATUSES = ("running", "succeeded", "failed")
+
+
+def environment(device: str | None = None) -> dict[str, Any]:
+    """Versions of the pieces that decide numerics, and the device, without importing torch."""
+
+    def pkg(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    if device is None:
+        torch = sys.modules.get("torch")
+        device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "fmstack": pkg("fmstack"),
+        "torch": pkg("torch"),
+        "transformers": pkg("transformers"),
+        "device": device,
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunLog:
+    """Create runs, append metrics and logs, close them. Reached as ``Hub.runs``."""
+
+    def __init__(self, sessions: sessionmaker[Session], user: str) -> None:
+        self._sessions = sessions
+        self._user = user
+
+    def start(
+        self, kind: str, spec: dict[str, Any], inputs: Sequence[str] = (), device: str | None = None
+    ) -> int:
+        """Record a new running run that consumes the versions named by ``inputs`` (refs)."""
+        with self._sessions.begin() as session:
+            versions = [version_row(session, parse_ref(ref)) for ref in inputs]
+            run = RunRow(
+                kind=kind,
+                spec=spec,
+                status="running",
+                creator=self._user,
+                started_at=_now(),
+                environment=environment(device),
+                logs="",
+            )
+            session.add(run)
+            session.flush()
+            session.add_all(
+                RunInputRow(run_id=run.id, version_id=v.id) for v in {v.id: v for v in versions}.values()
+            )
+            return run.id
+
+    def log_metrics(self, run_id: int, step: int, metrics: dict[str, float]) -> None:
+        with self._sessions.begin() as session:
+            self._get(session, run_id)
+            at = _now()
+            session.add_all(
+                MetricRow(run_id=run_id, name=k, step=step, value=float(v), at=at) for k, v in metrics.items()
+            )
+
+    def append_log(self, run_id: int, text: str) -> None:
+        with self._sessions.begin() as session:
+            run = self._get(session, run_id)
+            run.logs = (run.logs or "") + text if text.endswith("\n") else (run.logs or "") + text + "\n"
+
+    def finish(
+        self, run_id: int, status: RunStatus = "succeeded", spec_update: dict[str, Any] | None = None
+    ) -> None:
+        if status not in _STATUSES:
+            raise InvalidInput(f"bad run status {status!r}: use one of {', '.join(_STATUSES)}")
+        with self._sessions.begin() as session:
+            run = self._get(session, run_id)
+            run.status, run.ended_at = status, _now()
+            if spec_update:
+                run.spec = {**run.spec, **spec_update}
+
+    def get(self, run_id: int) -> RunInfo:
+        with self._sessions() as session:
+            return self._info(session, self._get(session, run_id))
+
+    def recent(self, kind: str | None = None, limit: int = 50) -> list[RunInfo]:
+        with self._sessions() as session:
+            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            if kind is not None:
+                query = query.where(RunRow.kind == kind)
+            return [self._info(session, r) for r in session.scalars(query)]
+
+    def metrics(self, run_id: int, name: str | None = None) -> list[Metric]:
+        with self._sessions() as session:
+            self._get(session, run_id)
+            query = (
+                select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.name, MetricRow.step)
+            )
+            if name is not None:
+                query = query.where(MetricRow.name == name)
+            return [Metric(m.name, m.step, m.value, m.at) for m in session.scalars(query)]
+
+    def logs(self, run_id: int) -> str:
+        with self._sessions() as session:
+            return self._get(session, run_id).logs or ""
+
+    @staticmethod
+    def _get(session: Session, run_id: int) -> RunRow:
+        run = session.get(RunRow, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}; `fmstack runs ls` lists recent runs")
+        return run
+
+    @staticmethod
+    def _info(session: Session, run: RunRow) -> RunInfo:
+        def refs(query: Any) -> list[str]:
+            return [ref_of(v) for v in session.scalars(query)]
+
+        inputs = refs(select(VersionRow).join(RunInputRow).where(RunInputRow.run_id == run.id))
+        outputs = refs(select(VersionRow).where(VersionRow.run_id == run.id))
+        return RunInfo(
+            id=run.id,
+            kind=run.kind,
+            spec=run.spec,
+            status=run.status,  # type: ignore[arg-type]
+            creator=run.creator,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            environment=run.environment,
+            inputs=inputs,
+            outputs=outputs,
+        )
