@@ -12,7 +12,7 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e '.[dev,postgres,s3]'
+.venv/bin/python -m pip install --quiet -e '.[dev,postgres,s3,ray]'
 .venv/bin/python - <<'PY'
 import torch
 assert not torch.version.cuda, f"a CUDA build of torch was installed ({torch.__version__}); expected the CPU build"

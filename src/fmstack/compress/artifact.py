@@ -1,0 +1,46 @@
+"""The descriptor of a servable model version, ``fmstack.json``, written next to the weights.
+
+Compression writes it into every ONNX version (``format: onnx``, with ``model.onnx``); the server reads
+it to know how to run a version without guessing. A plain Hugging Face folder without it is served by
+the PyTorch runtime, which infers the task from ``config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fmstack.errors import InvalidInput
+
+DESCRIPTOR = "fmstack.json"
+
+
+class ServableModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = 1
+    format: Literal["onnx", "pytorch"]
+    task: Literal["classification", "embedding"]
+    file: str = "model.onnx"  # the weights file for `onnx`
+    labels: list[str] = []  # classification: index -> label
+    multi_label: bool = False
+    pooling: Literal["mean", "cls"] = "mean"  # embedding: how token states become one vector
+    normalize: bool = True  # embedding: L2-normalise the pooled vector
+    max_length: int = 256
+    inputs: list[str] = ["input_ids", "attention_mask"]  # ONNX graph input names, in order
+    output: str = "logits"  # ONNX graph output to read: logits (classification) or last_hidden_state
+
+
+def read_descriptor(folder: Path) -> ServableModel | None:
+    path = folder / DESCRIPTOR
+    if not path.is_file():
+        return None
+    try:
+        return ServableModel.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: not a valid model descriptor: {exc}") from None
+
+
+def write_descriptor(folder: Path, descriptor: ServableModel) -> None:
+    (folder / DESCRIPTOR).write_text(descriptor.model_dump_json(indent=2) + "\n")
