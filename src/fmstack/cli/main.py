@@ -63,7 +63,8 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, prog_name="fmstack", standalone_mode=False)
+        # With standalone_mode=False, a command's `raise typer.Exit(n)` comes back as the return value.
+        code = app(args=argv, prog_name="fmstack", standalone_mode=False)
     except FmstackError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""Hub fixtures: the same store tests run on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from FMSTACK_TEST_POSTGRES_URL (``make test`` starts a local server and sets it). Each
+test gets a database of its own. Without the URL the PostgreSQL cases skip with a message, unless
+FMSTACK_REQUIRE_POSTGRES=1 (set by ``make test`` and CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from fmstack.hub import Hub
+from fmstack.settings import Settings
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("FMSTACK_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("FMSTACK_REQUIRE_POSTGRES") == "1":
+            pytest.fail("FMSTACK_TEST_POSTGRES_URL is not set but FMSTACK_REQUIRE_POSTGRES=1")
+        pytest.skip("no PostgreSQL: set FMSTACK_TEST_POSTGRES_URL (make test starts one)")
+    return url
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    url = make_url(postgres_url() or "")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"fmstack_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings for a fresh hub on each metadata backend; also exported to the environment so that
+    subprocesses (the CLI, concurrent pushers) see the same hub."""
+    home = tmp_path / "home"
+    url = f"sqlite:///{home / 'fmstack.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_database")
+    monkeypatch.setenv("FMSTACK_HOME", str(home))
+    monkeypatch.setenv("FMSTACK_DATABASE_URL", url)
+    monkeypatch.delenv("FMSTACK_STORE_URL", raising=False)
+    return Settings.from_env()
+
+
+@pytest.fixture
+def any_hub(backend_settings: Settings) -> Iterator[Hub]:
+    with Hub(backend_settings) as hub:
+        yield hub
+
+
+def make_folder(root: Path, files: dict[str, bytes | str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
