@@ -11,7 +11,7 @@ import pytest
 
 from fmstack.cli import main as cli_main
 from fmstack.hub import Hub
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

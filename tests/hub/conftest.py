@@ -65,12 +65,3 @@ def backend_settings(
 def any_hub(backend_settings: Settings) -> Iterator[Hub]:
     with Hub(backend_settings) as hub:
         yield hub
-
-
-def make_folder(root: Path, files: dict[str, bytes | str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root

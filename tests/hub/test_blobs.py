@@ -12,7 +12,7 @@ from fmstack.errors import IntegrityError, NotFound
 from fmstack.hub import Hub
 from fmstack.hub.blobs import BlobStore, FsspecBlobStore, LocalBlobStore, open_blob_store
 from fmstack.settings import Settings
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 
 @pytest.fixture(params=["local", "memory"])

@@ -9,7 +9,7 @@ from pathlib import Path
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck
 from fmstack.settings import Settings
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 WRITERS = 4
 

@@ -15,7 +15,7 @@ import pytest
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.settings import Settings
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 PUSHER = """
 import sys

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.schema import VersionRow
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 
 def _blob_path(hub: Hub, sha: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 from fmstack.errors import InvalidInput, NotFound
 from fmstack.hub import Hub
 from fmstack.hub.manifest import ManifestEntry, check_relative_path, collect_files, manifest_digest
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 
 def test_symlink_outside_the_folder_is_refused_and_nothing_is_written(hub: Hub, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fmstack.errors import Conflict, InvalidInput, NotFound
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck
-from tests.hub.conftest import make_folder
+from tests.hub.folders import make_folder
 
 
 def test_push_creates_increasing_immutable_versions(any_hub: Hub, tmp_path: Path) -> None:
