@@ -146,3 +146,20 @@ def test_version_and_help_from_a_real_process(fmstack_home: Path) -> None:
         [sys.executable, "-m", "fmstack", "hub", "info", "x"], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "bad ref" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_runs_commands(fmstack_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Hub.open() as hub:
+        run_id = hub.runs.start("train", {"lr": 0.01})
+        hub.runs.log_metrics(run_id, 1, {"loss": 1.5})
+        hub.runs.append_log(run_id, "epoch 1")
+        hub.push("acme/out", make_folder(tmp_path / "o", {"w": "1"}), "model", run_id=run_id)
+        hub.runs.finish(run_id)
+    listed = run_json(capsys, "runs", "ls")
+    assert isinstance(listed, list) and listed[0]["id"] == run_id and listed[0]["outputs"] == ["acme/out:1"]
+    shown = run_json(capsys, "runs", "show", str(run_id))
+    assert shown["run"]["spec"] == {"lr": 0.01} and shown["metrics"][0]["value"] == 1.5  # type: ignore[index]
+    code, out, _ = run(capsys, "runs", "logs", str(run_id))
+    assert code == 0 and out == "epoch 1\n"
+    code, _, err = run(capsys, "runs", "show", "999")
+    assert code == 1 and "no run 999" in err

@@ -19,6 +19,7 @@ from fmstack.errors import FmstackError
 # name -> (module, help). One line per command group; the module defines ``app`` (a Typer).
 GROUPS: dict[str, tuple[str, str]] = {
     "hub": ("fmstack.cli.hub", "Versioned models, datasets and adapters: push, pull, tag, lineage, fsck."),
+    "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
     "data": ("fmstack.cli.data", "Datasets: ingest raw files, process them with a spec (local or Ray), show and head versions."),
 }
 # name -> (module, function name). Top-level commands.
