@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, str]] = {
 # name -> (module, function name). Top-level commands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("fmstack.cli.demo", "demo"),
+    "serve": ("fmstack.cli.serve", "serve"),
 }
 
 app = typer.Typer(

@@ -1,0 +1,169 @@
+"""``create_app(settings)``: the inference server as a FastAPI app.
+
+The lifespan owns every long-lived thing: the hub connection, the models (loaded in the background so
+``/healthz`` answers at once and ``/readyz`` says when they are ready), one batch worker per model, and
+the alias follower for hot swaps. Errors are mapped to HTTP here, once: OpenAI-style bodies under
+``/v1``, ``{"error": ...}`` under ``/v2`` (the KServe protocol's form).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fmstack import __version__
+from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unsupported
+from fmstack.hub import Hub
+from fmstack.serve.errors import (
+    ClientDisconnected,
+    DeadlineExceeded,
+    InputTooLarge,
+    ModelNotReady,
+    QueueFull,
+)
+from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
+from fmstack.serve.models import LoadFn, ModelSet, hub_loader
+from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models
+from fmstack.serve.settings import ServeSettings
+from fmstack.serve.state import ServerState
+from fmstack.settings import Settings
+
+log = logging.getLogger("fmstack.serve")
+
+# Most specific first: InputTooLarge is an InvalidInput.
+_STATUS: list[tuple[type[FmstackError], int, str]] = [
+    (QueueFull, 429, "rate_limit_exceeded"),
+    (DeadlineExceeded, 504, "timeout"),
+    (InputTooLarge, 413, "invalid_request_error"),
+    (ModelNotReady, 503, "server_unavailable"),
+    (ClientDisconnected, 499, "client_closed_request"),
+    (NotFound, 404, "not_found_error"),
+    (InvalidInput, 422, "invalid_request_error"),
+    (Unsupported, 400, "invalid_request_error"),
+    (Conflict, 409, "conflict_error"),
+]
+
+
+def create_app(
+    settings: ServeSettings,
+    hub_settings: Settings | None = None,
+    *,
+    load: LoadFn | None = None,
+    on_fatal: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """The server for ``settings.models``. ``hub_settings`` defaults to the environment's hub;
+    ``load`` replaces how a ref becomes a runtime (tests); ``on_fatal`` is told when the models
+    cannot be loaded, so the process running the app can stop (``serve.server`` passes it)."""
+    metrics_ = ServeMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub = Hub(hub_settings or Settings.from_env())
+        state = ServerState(
+            settings, ModelSet(settings, load or hub_loader(hub, settings.threads), metrics_), metrics_
+        )
+        app.state.server = state
+        background = [asyncio.create_task(_load(state, on_fatal))]
+        if settings.poll_aliases_s > 0:
+            background.append(asyncio.create_task(_follow_aliases(state, hub)))
+        try:
+            yield
+        finally:
+            state.draining = True
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await state.models.close()
+            hub.close()
+
+    app = FastAPI(
+        title="fmstack serve",
+        version=__version__,
+        summary="Batched inference for hub models: OpenAI embeddings, classification, KServe v2.",
+        lifespan=lifespan,
+    )
+    for router in (
+        health.router,
+        metrics.router,
+        models.router,
+        embeddings.router,
+        classify.router,
+        kserve.router,
+    ):
+        app.include_router(router)
+    app.add_exception_handler(FmstackError, _fmstack_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_middleware(MetricsMiddleware, metrics=metrics_)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _load(state: ServerState, on_fatal: Callable[[str], None] | None) -> None:
+    try:
+        await state.models.load_all()
+    except Exception as exc:  # a model that cannot load makes the server useless: say why and stop
+        state.load_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FmstackError) else str(exc)
+        log.error("cannot load the models: %s", state.load_error)
+        if on_fatal is not None:
+            on_fatal(state.load_error)
+
+
+async def _follow_aliases(state: ServerState, hub: Hub) -> None:
+    while True:
+        await asyncio.sleep(state.settings.poll_aliases_s)
+        if not state.models.ready:
+            continue
+        try:
+            await state.models.refresh(hub.resolve)
+        except Exception:  # the old version keeps serving; try again at the next poll
+            log.exception("checking served aliases failed; still serving the loaded versions")
+
+
+def _error_body(path: str, message: str, kind: str, code: int) -> dict[str, object]:
+    if path.startswith("/v2/"):
+        return {"error": message}
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(code)}}
+
+
+async def _fmstack_error(request: Request, exc: FmstackError) -> JSONResponse:
+    status, kind = next(
+        ((s, k) for cls, s, k in _STATUS if isinstance(exc, cls)), (400, "invalid_request_error")
+    )
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
+    return JSONResponse(_error_body(request.url.path, str(exc), kind, status), status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in exc.errors()
+    )
+    message = f"invalid request body: {problems}"
+    return JSONResponse(_error_body(request.url.path, message, "invalid_request_error", 422), 422)
+
+
+class BodyLimit:
+    """Refuses a request whose declared body is over ``max_bytes`` with 413, before reading it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                message = f"request body of {int(length)} bytes is over the limit of {self.max_bytes} (--max-body-bytes)"
+                body = _error_body(scope["path"], message, "invalid_request_error", 413)
+                await JSONResponse(body, 413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

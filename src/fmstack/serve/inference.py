@@ -1,0 +1,116 @@
+"""The path every inference request takes, whatever its wire format: find the model, check limits,
+tokenise, queue, and wait for the batch result, the deadline or the client's disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from starlette.requests import Request
+
+from fmstack.errors import InvalidInput, Unsupported
+from fmstack.hub import VersionInfo
+from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, InputTooLarge, ModelNotReady
+from fmstack.serve.models import Loaded, ServedModel
+from fmstack.serve.runtimes.base import RuntimeInfo, Task
+from fmstack.serve.state import ServerState
+from fmstack.serve.worker import Ticket
+
+# Tokenising more texts than this on the event loop would stall other requests; use a thread instead.
+_INLINE_TEXTS = 32
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: ServedModel
+    version: VersionInfo
+    info: RuntimeInfo
+    outputs: NDArray[np.float32]  # (texts, labels) scores or (texts, dimensions) vectors
+    tokens: int
+
+
+async def predict(
+    state: ServerState, request: Request, name: str, texts: list[str], task: Task | None
+) -> Prediction:
+    request.state.model = name
+    served = state.models.get(name)
+    request.state.model = served.name
+    _check_count(texts, state.settings.max_inputs)
+    deadline = time.monotonic() + state.settings.request_timeout_s
+    for _attempt in range(3):
+        loaded = served.loaded()
+        _check_task(served, loaded.runtime.info, task)
+        ids = await _encode(loaded, texts)
+        _check_lengths(served.name, ids, loaded.runtime.info.max_length)
+        if loaded.worker.closing:  # swapped while we tokenised: use the new version
+            continue
+        try:
+            ticket = loaded.worker.submit(ids, deadline)
+        except ModelNotReady:
+            continue
+        outputs = await _wait(ticket, request, deadline)
+        tokens = sum(len(t) for t in ids)
+        return Prediction(served, loaded.version, loaded.runtime.info, outputs, tokens)
+    raise ModelNotReady(f"model {served.name!r} is being swapped; retry")
+
+
+async def _encode(loaded: Loaded, texts: list[str]) -> list[list[int]]:
+    if len(texts) <= _INLINE_TEXTS:
+        return loaded.runtime.encode(texts)
+    return await asyncio.to_thread(loaded.runtime.encode, texts)
+
+
+async def _wait(ticket: Ticket, request: Request, deadline: float) -> NDArray[np.float32]:
+    gone: asyncio.Future[bool] = asyncio.ensure_future(_disconnected(request))
+    waiting: set[asyncio.Future[Any]] = {ticket.future, gone}
+    try:
+        done, _ = await asyncio.wait(
+            waiting,
+            timeout=max(0.0, deadline - time.monotonic()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        gone.cancel()
+    if ticket.future in done:
+        return ticket.future.result()
+    if gone in done and gone.result():
+        ticket.abandon("disconnected")  # its texts still queued are skipped, not computed
+        raise ClientDisconnected("the client closed the connection")
+    ticket.abandon("deadline")
+    raise DeadlineExceeded(
+        f"no answer within the request deadline of {request.app.state.server.settings.request_timeout_s} s "
+        "(--request-timeout); the server is overloaded"
+    )
+
+
+async def _disconnected(request: Request) -> bool:
+    """Resolves once the client disconnects (the body is already read, so the next ASGI message can
+    only be ``http.disconnect``)."""
+    message = await request.receive()
+    return bool(message["type"] == "http.disconnect")
+
+
+def _check_count(texts: list[str], limit: int) -> None:
+    if not texts:
+        raise InvalidInput("'input' is empty: send at least one text")
+    if len(texts) > limit:
+        raise InputTooLarge(f"{len(texts)} texts in one request; the limit is {limit} (--max-inputs)")
+
+
+def _check_task(served: ServedModel, info: RuntimeInfo, task: Task | None) -> None:
+    if task is not None and info.task != task:
+        other = "/v1/classify" if info.task == "classification" else "/v1/embeddings"
+        raise Unsupported(f"model {served.name!r} serves {info.task}, not {task}; use {other}")
+
+
+def _check_lengths(name: str, ids: list[list[int]], limit: int) -> None:
+    for index, seq in enumerate(ids):
+        if len(seq) > limit:
+            raise InvalidInput(
+                f"input {index} has {len(seq)} tokens; model {name!r} accepts at most {limit} "
+                "(max_length): shorten or split the text"
+            )

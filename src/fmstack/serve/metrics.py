@@ -1,0 +1,122 @@
+"""Prometheus metrics of one server, in a registry of its own (two apps in one process never clash).
+
+fmstack_serve_requests_total{model,endpoint,status}   requests answered
+fmstack_serve_request_seconds{model,endpoint}         latency, arrival to response
+fmstack_serve_batch_size{model}                       texts per forward pass
+fmstack_serve_batch_seconds{model}                    forward-pass time
+fmstack_serve_queue_depth{model}                      texts waiting for a batch
+fmstack_serve_tokens_total{model}                     tokens computed (padding excluded)
+fmstack_serve_dropped_total{model,reason}             texts skipped before compute (disconnected, deadline)
+fmstack_serve_model_version{model}                    the hub version number being served
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fmstack.serve.worker import Observer
+
+_LATENCY = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "fmstack_serve_requests", "Requests answered.", ["model", "endpoint", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "fmstack_serve_request_seconds",
+            "Request latency in seconds.",
+            ["model", "endpoint"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "fmstack_serve_batch_size", "Texts per forward pass.", ["model"], buckets=_SIZES, registry=r
+        )
+        self.batch_seconds = Histogram(
+            "fmstack_serve_batch_seconds", "Forward-pass seconds.", ["model"], buckets=_LATENCY, registry=r
+        )
+        self.queue_depth = Gauge(
+            "fmstack_serve_queue_depth", "Texts waiting for a batch.", ["model"], registry=r
+        )
+        self.tokens = Counter("fmstack_serve_tokens", "Tokens computed.", ["model"], registry=r)
+        self.dropped = Counter(
+            "fmstack_serve_dropped", "Texts skipped before compute.", ["model", "reason"], registry=r
+        )
+        self.version = Gauge(
+            "fmstack_serve_model_version", "Hub version number being served.", ["model"], registry=r
+        )
+
+    def observer(self, model: str) -> Observer:
+        size = self.batch_size.labels(model)
+        seconds = self.batch_seconds.labels(model)
+        tokens = self.tokens.labels(model)
+        depth = self.queue_depth.labels(model)
+
+        def batch(n: int, token_count: int, elapsed: float) -> None:
+            size.observe(n)
+            seconds.observe(elapsed)
+            tokens.inc(token_count)
+
+        return Observer(
+            batch=batch,
+            depth=depth.set,
+            drop=lambda reason, count: self.dropped.labels(model, reason).inc(count),
+        )
+
+
+_ENDPOINTS = [
+    (re.compile(r"^/v2/models/.+/infer$"), "v2_infer"),
+    (re.compile(r"^/v2/models/.+/ready$"), "v2_model_ready"),
+    (re.compile(r"^/v2/models/.+$"), "v2_model"),
+]
+
+
+def endpoint_of(path: str) -> str | None:
+    """The endpoint label of an inference path; None for paths not worth a series (health, metrics)."""
+    if path.startswith("/v1/"):
+        return path
+    return next((name for pattern, name in _ENDPOINTS if pattern.match(path)), None)
+
+
+class MetricsMiddleware:
+    """Counts and times inference requests, whatever answered them (handler, validation, error).
+
+    A plain ASGI middleware (not ``BaseHTTPMiddleware``, which costs a task per request); the handler
+    names the model in ``request.state.model``, which lives in ``scope["state"]``.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            state: dict[str, Any] = scope.get("state") or {}
+            model = str(state.get("model", ""))
+            self.metrics.requests.labels(model, endpoint, str(status)).inc()
+            self.metrics.latency.labels(model, endpoint).observe(time.perf_counter() - start)

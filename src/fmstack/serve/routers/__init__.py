@@ -1,0 +1,1 @@
+"""HTTP routers, one per resource; ``app.create_app`` mounts them all."""

@@ -1,0 +1,47 @@
+"""The contract every runtime meets, and what the server may know about a loaded model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fmstack.compress.artifact import ServableModel
+
+Task = Literal["classification", "embedding"]
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    task: Task
+    platform: str  # "onnxruntime" or "pytorch", shown in model metadata
+    max_length: int  # longest input in tokens, special tokens included
+    labels: tuple[str, ...] = ()  # classification: index -> label
+    multi_label: bool = False  # classification: independent sigmoid scores instead of a softmax
+    dimensions: int = 0  # embedding: vector size
+
+
+class Runtime(Protocol):
+    @property
+    def info(self) -> RuntimeInfo: ...
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, special tokens included, neither truncated nor padded."""
+        ...
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        """One pass over a batch of token ids: (batch, labels) scores or (batch, dimensions) vectors.
+        Called from one worker thread at a time per runtime."""
+        ...
+
+    def close(self) -> None:
+        """Release the weights; the runtime is not used afterwards."""
+        ...
+
+
+class RuntimeLoader(Protocol):
+    def __call__(self, folder: Path, descriptor: ServableModel | None, threads: int | None) -> Runtime: ...

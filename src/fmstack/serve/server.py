@@ -1,0 +1,163 @@
+"""Running the app: in the foreground with graceful SIGTERM (``run``), or in a background thread for
+Python callers such as ``fmstack demo`` and tests (``start_server``).
+
+On SIGTERM the server marks itself draining (``/readyz`` answers 503), stops accepting connections,
+lets in-flight requests finish for up to ``drain_timeout_s``, unloads the models and returns; the
+process then exits 0. A second SIGINT (Ctrl+C) forces the exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+
+import httpx
+import uvicorn
+
+from fmstack.errors import FmstackError, InvalidInput
+from fmstack.serve.app import create_app
+from fmstack.serve.settings import ServeSettings
+from fmstack.serve.state import ServerState
+from fmstack.settings import Settings
+
+
+class ServeFailed(FmstackError):
+    """The server could not start: its models failed to load or it did not become ready in time."""
+
+
+class _DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.fatal: str | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state: ServerState | None = getattr(self.config.app.state, "server", None)  # type: ignore[union-attr]
+        if state is not None:
+            state.draining = True
+        super().handle_exit(sig, frame)
+
+    def stop_fatal(self, reason: str) -> None:
+        self.fatal = reason
+        self.should_exit = True
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server(
+    settings: ServeSettings, hub_settings: Settings | None, log_level: str
+) -> tuple[_DrainingServer, socket.socket]:
+    holder: list[_DrainingServer] = []
+    app = create_app(settings, hub_settings, on_fatal=lambda reason: holder[0].stop_fatal(reason))
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        access_log=False,
+        lifespan="on",
+    )
+    server = _DrainingServer(config)
+    holder.append(server)
+    return server, _bind(settings.host, settings.port)
+
+
+def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level: str = "info") -> None:
+    """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining.
+
+    Raises ``ServeFailed`` if the models could not be loaded."""
+    server, sock = _server(settings, hub_settings, log_level)
+    # uvicorn re-raises the signal it caught once it has shut down, so that a default handler would
+    # kill the process; handling SIGTERM here makes a drained shutdown end as a normal return (exit 0).
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    if server.fatal is not None:
+        raise ServeFailed(f"cannot serve: {server.fatal}")
+
+
+@dataclass
+class RunningServer:
+    """A server running in a background thread of this process; use as a context manager."""
+
+    url: str
+    port: int
+    _server: _DrainingServer
+    _thread: threading.Thread
+    _socket: socket.socket
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until ``/readyz`` answers 200; raise ``ServeFailed`` if loading failed or took too long."""
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(base_url=self.url, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                if self._server.fatal is not None or not self._thread.is_alive():
+                    raise ServeFailed(f"the server stopped: {self._server.fatal or 'see its log'}")
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                time.sleep(0.05)
+        raise ServeFailed(f"the server at {self.url} was not ready after {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """Drain in-flight requests (up to the drain timeout), unload the models and join the thread."""
+        state: ServerState | None = getattr(self._server.config.app.state, "server", None)  # type: ignore[union-attr]
+        if state is not None:
+            state.draining = True
+        self._server.should_exit = True
+        self._thread.join()
+        self._socket.close()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_server(
+    settings: ServeSettings,
+    hub_settings: Settings | None = None,
+    *,
+    wait: bool = True,
+    timeout_s: float = 120.0,
+    log_level: str = "warning",
+) -> RunningServer:
+    """Start a server in a background thread (``settings.port`` 0 picks a free port) and, by default,
+    wait until its models are loaded. Stop it with ``.stop()`` or a ``with`` block."""
+    server, sock = _server(settings, hub_settings, log_level)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="fmstack-serve", daemon=True
+    )
+    thread.start()
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    running = RunningServer(f"http://{shown}:{port}", port, server, thread, sock)
+    if wait:
+        try:
+            running.wait_ready(timeout_s)
+        except BaseException:
+            running.stop()
+            raise
+    return running

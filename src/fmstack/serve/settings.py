@@ -1,0 +1,52 @@
+"""Settings of one inference server: which hub refs it serves and how it batches them.
+
+The CLI (``fmstack serve``) and Python callers (``create_app(ServeSettings(models=[...]))``) build the
+same model, so every limit has one name, one default and one check.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fmstack.hub.refs import parse_ref
+
+
+class ServeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = 1
+    models: list[str] = Field(
+        min_length=1, description="Hub refs to serve: ns/name, ns/name:3, ns/name@alias."
+    )
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for every interface).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: pick a free one).")
+    max_batch_tokens: int = Field(
+        8192, ge=1, description="Token budget of one batch, counted with padding (texts x longest text)."
+    )
+    max_batch_size: int = Field(64, ge=1, description="Most texts in one batch.")
+    max_wait_ms: float = Field(
+        5.0, ge=0, description="How long a lone text may wait for others to share its batch."
+    )
+    max_queue: int = Field(2048, ge=1, description="Most texts waiting per model; more are refused with 429.")
+    max_inputs: int = Field(2048, ge=1, description="Most texts in one request (413 above).")
+    max_body_bytes: int = Field(8_000_000, ge=1024, description="Largest request body (413 above).")
+    request_timeout_s: float = Field(30.0, gt=0, description="Deadline of a request (504 past it).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish before exit."
+    )
+    poll_aliases_s: float = Field(
+        5.0, ge=0, description="How often to check served aliases for a new version (0: never)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Compute threads per model (default: every core of this machine)."
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _check_refs(cls, refs: list[str]) -> list[str]:
+        for ref in refs:
+            parse_ref(ref)  # raises InvalidInput naming the bad ref
+        if len(set(refs)) != len(refs):
+            raise ValueError(f"a ref is listed twice: {refs}")
+        return refs

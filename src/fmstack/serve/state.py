@@ -1,0 +1,30 @@
+"""What one running server holds: its settings, models, metrics and lifecycle flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from fmstack.serve.metrics import ServeMetrics
+from fmstack.serve.models import ModelSet
+from fmstack.serve.settings import ServeSettings
+
+
+@dataclass(eq=False)
+class ServerState:
+    settings: ServeSettings
+    models: ModelSet
+    metrics: ServeMetrics
+    draining: bool = False  # set on SIGTERM: /readyz answers 503 while in-flight requests finish
+    load_error: str | None = None  # why loading failed; the server then exits
+
+    @property
+    def ready(self) -> bool:
+        return self.models.ready and not self.draining and self.load_error is None
+
+
+def server_state(request: Request) -> ServerState:
+    """FastAPI dependency: the state of the app that received the request."""
+    state: ServerState = request.app.state.server
+    return state

@@ -1,0 +1,147 @@
+"""The batch worker: results return to the right request, limits hold, dead texts are skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from fmstack.serve.batching import Limits
+from fmstack.serve.errors import DeadlineExceeded, QueueFull
+from fmstack.serve.runtimes.base import RuntimeInfo
+from fmstack.serve.worker import ModelWorker, Observer
+
+pytestmark = pytest.mark.anyio
+
+
+class EchoRuntime:
+    """A fake runtime: each text's output is [its length, its first id]; records every batch."""
+
+    def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = gate
+        self.fail = fail
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return RuntimeInfo(task="embedding", platform="fake", max_length=100, dimensions=2)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [[len(t)] * len(t) for t in texts]
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.fail:
+            raise RuntimeError("forward failed")
+        self.batches.append([len(ids) for ids in batch])
+        return np.array([[len(ids), ids[0]] for ids in batch], dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _worker(runtime: EchoRuntime, max_wait_s: float = 0.0, **kw: int) -> ModelWorker:
+    limits = Limits(
+        max_tokens=kw.get("max_tokens", 1000), max_size=kw.get("max_size", 8), max_wait_s=max_wait_s
+    )
+    worker = ModelWorker("m", runtime, limits, max_queue=kw.get("max_queue", 100))  # type: ignore[arg-type]
+    worker.start()
+    return worker
+
+
+async def test_each_request_gets_its_own_rows_in_its_own_order() -> None:
+    runtime = EchoRuntime()
+    worker = _worker(runtime, max_wait_s=0.05)
+    deadline = time.monotonic() + 5
+    requests = [["aaaa", "b"], ["cc"], ["dddddd", "ee", "f"]]
+    tickets = [worker.submit(runtime.encode(texts), deadline) for texts in requests]
+    results = await asyncio.gather(*(t.future for t in tickets))
+    worker.close()
+    for texts, out in zip(requests, results, strict=True):
+        assert out[:, 0].tolist() == [len(t) for t in texts]
+    assert sum(len(b) for b in runtime.batches) == 6
+    assert all(b == sorted(b) for b in runtime.batches)  # length-sorted batches
+
+
+async def test_batches_stay_within_the_limits() -> None:
+    runtime = EchoRuntime()
+    worker = _worker(runtime, max_wait_s=0.05, max_size=3, max_tokens=12)
+    ticket = worker.submit([[1] * 4] * 7, time.monotonic() + 5)
+    await ticket.future
+    worker.close()
+    assert all(len(b) <= 3 and len(b) * max(b) <= 12 for b in runtime.batches)
+
+
+async def test_a_full_queue_refuses_with_a_retry_hint() -> None:
+    gate = threading.Event()
+    worker = _worker(EchoRuntime(gate), max_queue=3)
+    worker.submit([[1]], time.monotonic() + 5)  # taken by the worker, which blocks on the gate
+    await asyncio.sleep(0.1)
+    worker.submit([[1], [2]], time.monotonic() + 5)
+    with pytest.raises(QueueFull, match="max-queue 3") as info:
+        worker.submit([[1], [2]], time.monotonic() + 5)
+    assert info.value.retry_after_s >= 1
+    gate.set()
+    worker.close()
+
+
+async def test_texts_past_their_deadline_fail_without_compute() -> None:
+    gate = threading.Event()
+    runtime = EchoRuntime(gate)
+    drops: list[tuple[str, int]] = []
+    worker = _worker(runtime)
+    worker.observer = Observer(drop=lambda reason, n: drops.append((reason, n)))
+    first = worker.submit([[1]], time.monotonic() + 5)
+    await asyncio.sleep(0.1)  # the worker is now blocked in forward
+    late = worker.submit([[7, 7]], time.monotonic() + 0.05)
+    await asyncio.sleep(0.2)
+    gate.set()
+    with pytest.raises(DeadlineExceeded):
+        await late.future
+    await first.future
+    worker.close()
+    assert [b for b in runtime.batches if 2 in b] == []
+    assert ("deadline", 1) in drops
+
+
+async def test_abandoned_requests_are_dropped_before_compute() -> None:
+    gate = threading.Event()
+    runtime = EchoRuntime(gate)
+    drops: list[tuple[str, int]] = []
+    worker = _worker(runtime)
+    worker.observer = Observer(drop=lambda reason, n: drops.append((reason, n)))
+    worker.submit([[1]], time.monotonic() + 5)
+    await asyncio.sleep(0.1)
+    gone = worker.submit([[3, 3, 3], [3, 3, 3]], time.monotonic() + 5)
+    gone.abandon("disconnected")
+    gate.set()
+    worker.close()
+    assert all(3 not in b for b in runtime.batches)
+    assert drops == [("disconnected", 2)]
+
+
+async def test_a_failing_forward_fails_its_requests_and_the_worker_lives_on() -> None:
+    runtime = EchoRuntime(fail=True)
+    worker = _worker(runtime)
+    ticket = worker.submit([[1]], time.monotonic() + 5)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        await ticket.future
+    runtime.fail = False
+    assert (await worker.submit([[1, 2]], time.monotonic() + 5).future).tolist() == [[2.0, 1.0]]
+    worker.close()
+
+
+async def test_close_finishes_queued_texts_without_waiting_for_company() -> None:
+    runtime = EchoRuntime()
+    worker = _worker(runtime, max_wait_s=30.0)  # would wait 30 s for a fuller batch
+    ticket = worker.submit([[1, 2]], time.monotonic() + 60)
+    start = time.monotonic()
+    await asyncio.to_thread(worker.close)
+    assert time.monotonic() - start < 5
+    assert (await ticket.future).shape == (1, 2)
