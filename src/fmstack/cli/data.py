@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -211,3 +212,68 @@ def head(
 def _cell(value: Any, width: int = 80) -> str:
     text = str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def process(
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC.yaml", help="Pipeline spec: input, output, seed and ops.")
+    ],
+    executor: Annotated[
+        str, typer.Option("--executor", "-e", help="Where shards run: local (process pool) or ray.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray runtime)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Parallel workers (default: CPU count, at most 8).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Reuse the finished shards of an interrupted run of the same spec."),
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Run a processing spec over a dataset version and store the result as a new version.
+
+    Ops: normalize, filter, dedup_exact, dedup_near, redact_pii, map_labels, split, augment, sample,
+    tokenize, pack. The same input, spec and seed always give the same digest, on either executor."""
+    from fmstack.data.pipeline import process as run_process
+    from fmstack.data.spec import load_spec
+
+    spec = load_spec(spec_path)
+    with Hub.open() as hub, row_progress(f"process {spec.input}", not json_output) as advance:
+        result = run_process(
+            hub,
+            spec,
+            executor=executor,
+            workers=workers,
+            ray_address=ray_address,
+            resume=resume,
+            progress=advance,
+        )
+    pub = result.published
+    data = {
+        "version": pub.version,
+        "reused": pub.reused,
+        "run_id": pub.run_id,
+        "rows": result.rows,
+        "ops": result.op_stats,
+        "shards": result.units,
+        "resumed_shards": result.resumed_units,
+    }
+
+    def human() -> None:
+        verb = "unchanged, already" if pub.reused else "stored"
+        console.print(f"{verb} [bold]{pub.version.ref}[/] (digest {pub.version.digest[:12]})")
+        if result.resumed_units:
+            console.print(f"resumed: reused {result.resumed_units} finished shard task(s)")
+        table = Table("#", "op", "rows in", "rows out", "details", box=None)
+        for i, op in enumerate(result.op_stats):
+            details = ", ".join(f"{k}={v:,}" for k, v in op.items() if k not in ("op", "rows_in", "rows_out"))
+            table.add_row(str(i), op["op"], f"{op.get('rows_in', '')}", f"{op.get('rows_out', '')}", details)
+        console.print(table)
+        console.print("rows: " + ", ".join(f"{s} {n:,}" for s, n in result.rows.items()))
+
+    emit(data, json_output, human)

@@ -1,0 +1,1 @@
+"""Where shard tasks run: ``local`` (a process pool) or ``ray`` (Ray Data). See ``registry.py``."""
