@@ -71,6 +71,6 @@ def infer(
                 "pass --label-column NAME"
             )
         label_column = labels[0] if labels else None
-    if label_column in (text, pair):
+    if label_column is not None and label_column in (text, pair):
         raise InvalidInput(f"column {label_column!r} cannot be both text and label")
     return ColumnMap(text=text, text_pair=pair, label=label_column)

@@ -6,6 +6,8 @@ multi-node cluster FMSTACK_HOME (the work folder) must be on storage every node 
 
 from __future__ import annotations
 
+import logging
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -22,7 +24,8 @@ class _Call:
         self.fn = fn
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"index": row["index"], "result": self.fn(row["task"])}
+        result = self.fn(pickle.loads(row["task"]))
+        return {"index": row["index"], "result": pickle.dumps(result)}
 
 
 class RayExecutor:
@@ -38,7 +41,7 @@ class RayExecutor:
                 "the ray executor needs Ray: pip install 'fmstack[ray]' (or use --executor local)"
             ) from None
         if not ray.is_initialized():
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             if self.address is None:
                 options["num_cpus"] = self.workers
             ray.init(address=self.address, **options)
@@ -58,8 +61,9 @@ class RayExecutor:
             return iter(())
         import ray
 
-        rows = [{"index": i, "task": item} for i, item in enumerate(items)]
+        # Tasks travel pickled: Ray Data would otherwise try (and fail) to make Arrow columns of them.
+        rows = [{"index": i, "task": pickle.dumps(item)} for i, item in enumerate(items)]
         # One block per task so Ray schedules shards in parallel, one CPU each.
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(_Call(fn))
         results = sorted(dataset.take_all(), key=lambda r: r["index"])
-        return (r["result"] for r in results)
+        return (pickle.loads(r["result"]) for r in results)
