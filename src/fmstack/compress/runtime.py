@@ -1,0 +1,79 @@
+"""Run a parent (torch) or a child (ONNX Runtime) on tokenised texts, the same way for both.
+
+Both runners return what a user of the model sees: logits (batch, labels) for a classifier, pooled
+and (optionally) L2-normalised embeddings (batch, hidden) for an embedding model. That is what the
+report compares, and what the server must reproduce from ``fmstack.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from fmstack.compress.artifact import ServableModel
+from fmstack.compress.source import Parent
+
+Batch = dict[str, np.ndarray]
+
+
+class Runner(Protocol):
+    def __call__(self, batch: Batch) -> np.ndarray: ...
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> Batch:
+    """Pad to the longest text of the batch (not to max_length): the shape real traffic has."""
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {
+        "input_ids": enc["input_ids"].astype(np.int64),
+        "attention_mask": enc["attention_mask"].astype(np.int64),
+    }
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool) -> np.ndarray:
+    """(batch, seq, hidden) token states -> (batch, hidden) text vectors."""
+    if pooling == "cls":
+        vectors = hidden[:, 0]
+    else:
+        weights = mask[..., None].astype(hidden.dtype)  # (batch, seq, 1)
+        vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    if normalize:
+        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+class TorchRunner:
+    def __init__(self, parent: Parent) -> None:
+        self.parent = parent
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        ids = torch.from_numpy(batch["input_ids"])
+        mask = torch.from_numpy(batch["attention_mask"])
+        with torch.inference_mode():
+            out = self.parent.model(input_ids=ids, attention_mask=mask)
+        if self.parent.task == "classification":
+            return np.asarray(out.logits.float().numpy(), dtype=np.float32)
+        hidden = out.last_hidden_state.float().numpy()
+        return pool(hidden, batch["attention_mask"], self.parent.pooling, self.parent.normalize)
+
+
+class OnnxRunner:
+    def __init__(self, path: Path, descriptor: ServableModel, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.descriptor = descriptor
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        feed = {name: batch[name] for name in self.descriptor.inputs}
+        (out,) = self.session.run([self.descriptor.output], feed)
+        if self.descriptor.task == "classification":
+            return np.asarray(out, dtype=np.float32)
+        return pool(out, batch["attention_mask"], self.descriptor.pooling, self.descriptor.normalize)

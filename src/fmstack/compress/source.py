@@ -1,0 +1,175 @@
+"""The parent of a compression: a hub model version loaded as a torch model, its tokenizer and task.
+
+Two kinds of parent: a Hugging Face folder (``*ForSequenceClassification`` with ``id2label`` is a
+classifier; a bare encoder such as ``BertModel`` is an embedding model, pooled as its
+sentence-transformers files say, mean + L2 by default), and an adapter version, which the training
+package loads onto its base and merges into plain weights first, so the export sees one dense model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from fmstack.errors import InvalidInput, Unsupported
+from fmstack.hub import Hub
+
+Task = Literal["classification", "embedding"]
+Pooling = Literal["mean", "cls"]
+
+
+@dataclass
+class Parent:
+    """A loaded model ready to export: ``model(input_ids, attention_mask)`` in eval mode."""
+
+    ref: str
+    model: torch.nn.Module
+    tokenizer: Any
+    task: Task
+    labels: list[str] = field(default_factory=list)
+    multi_label: bool = False
+    pooling: Pooling = "mean"
+    normalize: bool = True
+    max_length: int = 256
+    folder: Path | None = None  # the checked-out version (None for a merged adapter)
+    merged_from: str | None = None  # the adapter ref when adapters were folded into the base
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: expected a JSON object")
+    return data
+
+
+def task_of(config: dict[str, Any], ref: str) -> Task:
+    """Classification or embedding, from ``config.json``'s architecture."""
+    arch = str((config.get("architectures") or [config.get("model_type", "?")])[0])
+    if arch.endswith("ForSequenceClassification"):
+        return "classification"
+    if arch.endswith("Model"):
+        return "embedding"
+    raise Unsupported(
+        f"{ref}: architecture {arch!r} cannot be compressed; fmstack compresses sequence classifiers "
+        "(*ForSequenceClassification) and encoders used for embeddings (e.g. BertModel)"
+    )
+
+
+def sentence_pooling(folder: Path) -> tuple[Pooling, bool]:
+    """Pooling and normalisation from sentence-transformers files, or mean + L2 when there are none."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return "mean", True
+    modules = json.loads(modules_file.read_text())
+    normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+    pooling: Pooling = "mean"
+    for module in modules:
+        if str(module.get("type", "")).endswith("Pooling"):
+            pool_cfg = _read_json(folder / module.get("path", "") / "config.json")
+            if pool_cfg.get("pooling_mode_cls_token"):
+                pooling = "cls"
+            elif not pool_cfg.get("pooling_mode_mean_tokens", True):
+                raise Unsupported(f"{folder}: only mean or CLS pooling can be exported, not {pool_cfg}")
+    return pooling, normalize
+
+
+def max_length_of(folder: Path, config: dict[str, Any], tokenizer: Any) -> int:
+    limits = [int(config.get("max_position_embeddings", 512)), 512]
+    st_config = folder / "sentence_bert_config.json"
+    if st_config.is_file():
+        limits.append(int(_read_json(st_config).get("max_seq_length", 512)))
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and model_max > 0:
+        limits.append(model_max)
+    return min(limits)
+
+
+def load_folder(folder: Path, ref: str) -> Parent:
+    """Load a Hugging Face model folder (the only place that calls transformers' loaders)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (folder / "config.json").is_file():
+        raise InvalidInput(
+            f"{ref} is not a model folder: it has no config.json (is it a dataset or ONNX version?)"
+        )
+    config = _read_json(folder / "config.json")
+    task = task_of(config, ref)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if task == "classification":
+        id2label = config.get("id2label") or {}
+        if not id2label:
+            raise InvalidInput(f"{ref}: config.json has no id2label; a classifier needs its label names")
+        labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        return Parent(
+            ref=ref,
+            model=model.eval(),
+            tokenizer=tokenizer,
+            task=task,
+            labels=labels,
+            multi_label=config.get("problem_type") == "multi_label_classification",
+            max_length=max_length_of(folder, config, tokenizer),
+            folder=folder,
+        )
+    pooling, normalize = sentence_pooling(folder)
+    model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    return Parent(
+        ref=ref,
+        model=model.eval(),
+        tokenizer=tokenizer,
+        task=task,
+        pooling=pooling,
+        normalize=normalize,
+        max_length=max_length_of(folder, config, tokenizer),
+        folder=folder,
+    )
+
+
+def _load_adapter(hub: Hub, ref: str) -> Parent:
+    """Load an adapter on its base through the training package and fold it into the base weights."""
+    try:
+        inference = importlib.import_module("fmstack.train.inference")
+        merge = importlib.import_module("fmstack.train.merge")
+    except ImportError:
+        raise Unsupported(
+            f"{ref} is an adapter version, and merging adapters needs fmstack.train.inference and "
+            "fmstack.train.merge, which this installation lacks; compress a full model version instead"
+        ) from None
+    loaded = inference.load(hub, ref)
+    merged = merge.merge(loaded)
+    model = getattr(merged, "model", merged)
+    task: Task = loaded.task
+    if task not in ("classification", "embedding"):
+        raise Unsupported(f"{ref}: task {task!r} cannot be compressed (classification or embedding only)")
+    return Parent(
+        ref=ref,
+        model=model.eval(),
+        tokenizer=loaded.tokenizer,
+        task=task,
+        labels=list(getattr(loaded, "labels", None) or []),
+        max_length=int(getattr(loaded.tokenizer, "model_max_length", 256) or 256)
+        if int(getattr(loaded.tokenizer, "model_max_length", 256) or 256) <= 512
+        else 256,
+        merged_from=ref,
+    )
+
+
+def load_parent(hub: Hub, ref: str) -> Parent:
+    """The parent of a compression, whatever kind of version ``ref`` names."""
+    version = hub.resolve(ref)
+    if version.kind == "dataset":
+        raise InvalidInput(f"{version.ref} is a dataset version; compress takes a model or adapter version")
+    if version.kind == "adapter":
+        return _load_adapter(hub, version.ref)
+    folder = hub.checkout(version.ref)
+    if (folder / "model.onnx").is_file():
+        raise InvalidInput(f"{version.ref} is already an ONNX version; compress its parent instead")
+    return load_folder(folder, version.ref)
