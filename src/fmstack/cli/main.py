@@ -19,6 +19,7 @@ from fmstack.errors import FmstackError
 # name -> (module, help). One line per command group; the module defines ``app`` (a Typer).
 GROUPS: dict[str, tuple[str, str]] = {
     "hub": ("fmstack.cli.hub", "Versioned models, datasets and adapters: push, pull, tag, lineage, fsck."),
+    "train": ("fmstack.cli.train", "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM)."),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
     "data": ("fmstack.cli.data", "Datasets: ingest raw files, process them with a spec (local or Ray), show and head versions."),
 }
@@ -26,6 +27,8 @@ GROUPS: dict[str, tuple[str, str]] = {
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("fmstack.cli.demo", "demo"),
     "compress": ("fmstack.cli.compress", "compress"),
+    "eval": ("fmstack.cli.eval", "evaluate"),
+    "generate": ("fmstack.cli.eval", "generate"),
     "serve": ("fmstack.cli.serve", "serve"),
 }
 

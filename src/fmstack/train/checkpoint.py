@@ -1,0 +1,101 @@
+"""Checkpoints for exact resume: trainable weights (safetensors), optimizer, scheduler and grad-scaler
+state, every process's RNG state, and the loop position (step, best metric, evaluations without gain).
+
+A checkpoint is written into ``.tmp-step-N`` and renamed to ``step-N`` only when complete, so a run
+killed mid-write leaves the previous checkpoint intact; the newest ``step-N`` is the one resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+KEEP = 2  # newest checkpoints kept on disk
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:08d}"
+
+
+def latest(root: Path) -> Path | None:
+    done = sorted(p for p in root.glob("step-*") if (p / "state.json").is_file())
+    return done[-1] if done else None
+
+
+def clear(root: Path) -> None:
+    for path in root.glob("*step-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(
+    root: Path,
+    step: int,
+    *,
+    rank: int,
+    barrier: Callable[[], None],
+    weights: dict[str, torch.Tensor],
+    best: dict[str, torch.Tensor] | None,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    state: dict[str, Any],
+) -> None:
+    tmp = root / f".tmp-step-{step:08d}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    barrier()
+    if rank == 0:
+        save_file(weights, str(tmp / "weights.safetensors"))
+        if best is not None:
+            save_file(best, str(tmp / "best.safetensors"))
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None,
+            },
+            tmp / "optimizer.pt",
+        )
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
+        tmp.rename(step_dir(root, step))
+        for old in sorted(root.glob("step-*"))[:-KEEP]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+
+
+def load(path: Path, rank: int) -> dict[str, Any]:
+    """Everything ``save`` wrote, for this process."""
+    # Our own files from a run on this machine; weights_only keeps the unpickler to tensors and plain data.
+    opt = torch.load(path / "optimizer.pt", weights_only=True)
+    rng_file = path / f"rng-{rank}.pt"
+    return {
+        "weights": load_file(str(path / "weights.safetensors")),
+        "best": load_file(str(path / "best.safetensors")) if (path / "best.safetensors").is_file() else None,
+        "optimizer": opt["optimizer"],
+        "scheduler": opt["scheduler"],
+        "scaler": opt["scaler"],
+        "rng": torch.load(rng_file, weights_only=True) if rng_file.is_file() else None,
+        "state": json.loads((path / "state.json").read_text()),
+    }

@@ -1,0 +1,74 @@
+"""The JSON files that describe a training output to the packages that load it.
+
+``fmstack.json`` (model versions for classification/embedding): the same fields as
+``fmstack.compress.artifact.ServableModel`` with ``format: pytorch``. It is defined again here because
+train sits below compress in the layer contract and may not import it; the two must stay in step.
+
+``fmstack_adapter.json`` (adapter versions): which method made the adapter, on which exact base version,
+for which task and labels, and where the head weights are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fmstack.errors import InvalidInput
+
+MODEL_DESCRIPTOR = "fmstack.json"
+ADAPTER_DESCRIPTOR = "fmstack_adapter.json"
+
+
+class ServableDescriptor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = 1
+    format: Literal["onnx", "pytorch"] = "pytorch"
+    task: Literal["classification", "embedding"]
+    file: str = "model.safetensors"
+    labels: list[str] = []
+    multi_label: bool = False
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    max_length: int = 256
+    inputs: list[str] = ["input_ids", "attention_mask"]
+    output: str = "logits"
+
+
+class AdapterDescriptor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = 1
+    method: Literal["lora", "ia3", "adapter", "prefix"]
+    format: Literal["peft", "fmstack"]  # peft: PeftModel.from_pretrained loads it
+    base: str  # exact base version, ns/name:N
+    task: Literal["classification", "embedding", "mlm", "clm"]
+    labels: list[str] = []
+    multi_label: bool = False
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    max_length: int = 256
+    head_file: str | None = None  # file holding the trained task head's weights, if any
+    head_modules: list[str] = []  # their module names in the task model
+    dataset: str | None = None
+
+
+def write(folder: Path, name: str, descriptor: BaseModel) -> None:
+    (folder / name).write_text(descriptor.model_dump_json(indent=2) + "\n")
+
+
+def read_model(folder: Path) -> ServableDescriptor | None:
+    return _read(folder / MODEL_DESCRIPTOR, ServableDescriptor)  # type: ignore[return-value]
+
+
+def read_adapter(folder: Path) -> AdapterDescriptor | None:
+    return _read(folder / ADAPTER_DESCRIPTOR, AdapterDescriptor)  # type: ignore[return-value]
+
+
+def _read(path: Path, model: type[BaseModel]) -> BaseModel | None:
+    if not path.is_file():
+        return None
+    try:
+        return model.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: not a valid descriptor: {exc}") from None

@@ -1,0 +1,50 @@
+"""Task metrics of a loaded model on a dataset split: the same functions the training loop uses.
+``fmstack eval`` records them as an eval run; compress uses ``evaluate`` for its accuracy gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fmstack.data import format as dataformat
+from fmstack.hub import Hub
+from fmstack.train import registry
+from fmstack.train.inference import Loaded, load
+from fmstack.train.loop import scalar_metrics
+
+
+@torch.no_grad()
+def evaluate(loaded: Loaded, data_dir: Any, split: str = "test", batch_size: int = 64) -> dict[str, Any]:
+    """Metrics of ``loaded`` on ``split`` of the dataset version checked out at ``data_dir``.
+    Classification labels are matched by name to the model's labels."""
+    task = registry.task(loaded.task)
+    ctx = loaded.context()
+    rows = task.encode(dataformat.read_split(data_dir, split), loaded.tokenizer, ctx)
+    rows = [task.finalize(r, (-1, i), ctx) for i, r in enumerate(rows)]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i].get("input_ids", ())))
+    device = next(loaded.model.parameters()).device
+    batches = [
+        {k: v.to(device) for k, v in task.collate([rows[i] for i in order[s : s + batch_size]], ctx).items()}
+        for s in range(0, len(order), batch_size)
+    ]
+    loaded.model.eval()
+    metrics: dict[str, Any] = task.evaluate(loaded.model, batches, ctx)
+    return metrics
+
+
+def eval_run(hub: Hub, ref: str, data: str, split: str = "test") -> tuple[int, dict[str, Any]]:
+    """Evaluate a model or adapter version and record it as an ``eval`` run; returns (run id, metrics)."""
+    model_ref, data_ref = hub.resolve(ref).ref, hub.resolve(data).ref
+    run_id = hub.runs.start(
+        "eval", {"model": model_ref, "data": data_ref, "split": split}, inputs=[model_ref, data_ref]
+    )
+    try:
+        metrics = evaluate(load(hub, model_ref), hub.checkout(data_ref), split)
+    except BaseException as exc:
+        hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
+        hub.runs.finish(run_id, "failed")
+        raise
+    hub.runs.log_metrics(run_id, 0, scalar_metrics(metrics))
+    hub.runs.finish(run_id, "succeeded", spec_update={"result": scalar_metrics(metrics)})
+    return run_id, metrics

@@ -1,0 +1,58 @@
+"""Multi-process DDP on one node: the parent writes a job file and starts ``torchrun`` over
+``fmstack.train.worker``; every rank fits its share of each global batch (Accelerate picks gloo on
+CPU, NCCL on GPU) and rank 0 writes the output folder and a result file the parent reads back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fmstack import errors
+from fmstack.hub import Hub
+from fmstack.train.spec import TrainSpec
+
+
+def fit_distributed(
+    hub: Hub, spec: TrainSpec, run_id: int, folder: Path, checkpoint_dir: Path
+) -> dict[str, Any]:
+    for ref in (spec.base, spec.data, spec.tokenizer):
+        if ref:
+            hub.checkout(ref)  # fill the checkout cache once, before the ranks race for it
+    settings = hub.settings
+    with tempfile.TemporaryDirectory(prefix="fmstack-ddp-") as tmp:
+        job = Path(tmp) / "job.json"
+        result = Path(tmp) / "result.json"
+        job.write_text(
+            json.dumps(
+                {
+                    "spec": spec.model_dump(),
+                    "run_id": run_id,
+                    "output": str(folder),
+                    "result": str(result),
+                    "settings": {
+                        "home": str(settings.home),
+                        "database_url": settings.database_url,
+                        "store_url": settings.store_url,
+                        "user": settings.user,
+                    },
+                }
+            )
+        )
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec.nproc}",
+            "-m", "fmstack.train.worker", str(job),
+        ]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        outcome: dict[str, Any] = json.loads(result.read_text()) if result.is_file() else {}
+    if "error" in outcome:
+        error_type = getattr(errors, outcome["error"], errors.FmstackError)
+        raise error_type(outcome["message"])
+    if proc.returncode != 0 or not outcome:
+        err = proc.stderr or ""
+        first = err[err.find("Traceback") :] if "Traceback" in err else err[-3000:]  # a rank's own failure
+        raise RuntimeError(f"torchrun exited with {proc.returncode}:\n{first[:3000]}")
+    return outcome

@@ -1,0 +1,116 @@
+"""Bottleneck adapters (Houlsby: after the attention and the feed-forward sublayers; Pfeiffer: after the
+feed-forward sublayer only), written here because PEFT has none and the ``adapters`` package pins
+transformers 4.
+
+An adapter wraps a sublayer's output projection: ``y = proj(x); y + up(gelu(down(y)))``, with ``up``
+zero-initialised so training starts from the base model exactly. The adapters and the task head train;
+everything else is frozen. Saved as ``adapter_config.json`` + ``adapter_model.safetensors``.
+Adapters are non-linear, so they cannot be merged into the base weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fmstack.errors import InvalidInput, Unsupported
+from fmstack.train.methods.heads import freeze_all_but_heads, trainable_state
+
+name = "adapter"
+is_adapter = True
+
+# Output projections of the attention and feed-forward sublayers (BERT-like, GPT-2).
+ATTENTION_OUT = re.compile(r"(attention\.output\.dense|attn\.c_proj)$")
+FFN_OUT = re.compile(r"(layer\.\d+\.output\.dense|mlp\.c_proj)$")
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, wrapped: nn.Module, hidden: int, size: int) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        self.down = nn.Linear(hidden, size)
+        self.up = nn.Linear(size, hidden)
+        nn.init.normal_(self.down.weight, std=0.02)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)  # identity at the start
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = self.wrapped(x)  # (batch, seq, hidden)
+        delta: torch.Tensor = self.up(nn.functional.gelu(self.down(y)))
+        return y + delta
+
+
+def _inject(model: nn.Module, adapter_type: str, size: int) -> int:
+    config: Any = model.config
+    hidden = int(config.hidden_size)
+    patterns = [FFN_OUT] if adapter_type == "pfeiffer" else [ATTENTION_OUT, FFN_OUT]
+    targets = [n for n, _ in model.named_modules() if any(p.search(n) for p in patterns)]
+    if not targets:
+        raise Unsupported(
+            f"no attention/feed-forward output layers found in {type(model).__name__} for adapters"
+        )
+    for target in targets:
+        parent_name, _, child = target.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, Bottleneck(getattr(parent, child), hidden, size))
+    return len(targets)
+
+
+def _freeze(model: nn.Module) -> None:
+    freeze_all_but_heads(model)
+    for module in model.modules():
+        if isinstance(module, Bottleneck):
+            module.down.requires_grad_(True)
+            module.up.requires_grad_(True)
+
+
+def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
+    _inject(model, spec.adapter_type, spec.adapter_size)
+    _freeze(model)
+    model.fmstack_adapter_config = {
+        "method": name,
+        "adapter_type": spec.adapter_type,
+        "adapter_size": spec.adapter_size,
+    }  # type: ignore[assignment]
+    return model
+
+
+def save(model: nn.Module, folder: Path) -> None:
+    config = getattr(model, "fmstack_adapter_config", None)
+    if config is None:
+        raise InvalidInput("this model has no bottleneck adapters to save")
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_file(trainable_state(model), str(folder / "adapter_model.safetensors"))  # type: ignore[arg-type]
+
+
+def load_weights(model: nn.Module, folder: Path) -> None:
+    state = load_file(str(folder / "adapter_model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise InvalidInput(f"adapter weights do not fit this base model: unexpected {unexpected[:3]}")
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    if trained & set(missing):
+        raise InvalidInput(f"adapter weights are incomplete: missing {sorted(trained & set(missing))[:3]}")
+
+
+def load(model: nn.Module, folder: Path) -> nn.Module:
+    config = json.loads((folder / "adapter_config.json").read_text())
+    _inject(model, config["adapter_type"], int(config["adapter_size"]))
+    _freeze(model)
+    model.fmstack_adapter_config = config
+    load_weights(model, folder)
+    return model
+
+
+def merge(model: nn.Module) -> nn.Module:
+    raise Unsupported(
+        "bottleneck adapters cannot be merged into the base weights (they add a non-linear layer); "
+        "serve the adapter on its base, or train with --method lora/ia3 to get a mergeable adapter"
+    )

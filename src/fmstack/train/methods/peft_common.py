@@ -1,0 +1,34 @@
+"""Shared by the PEFT-backed methods (LoRA, IA3): PEFT's own adapter folder format, so
+``PeftModel.from_pretrained`` loads what we write and ``merge_and_unload`` folds it into the base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import PeftConfig, PeftModel, get_peft_model
+from torch import nn
+
+from fmstack.errors import InvalidInput
+
+
+def wrap(model: nn.Module, config: PeftConfig) -> nn.Module:
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:  # PEFT knows no default target modules for this architecture
+        raise InvalidInput(f"PEFT cannot adapt {type(model).__name__}: {exc}") from None
+
+
+def save(model: nn.Module, folder: Path) -> None:
+    if not isinstance(model, PeftModel):
+        raise InvalidInput(f"expected a PEFT model to save, got {type(model).__name__}")
+    model.save_pretrained(str(folder))
+
+
+def load(model: nn.Module, folder: Path) -> nn.Module:
+    return PeftModel.from_pretrained(model, str(folder))
+
+
+def merge(model: nn.Module) -> nn.Module:
+    if not isinstance(model, PeftModel):
+        return model
+    return model.merge_and_unload()  # type: ignore[no-any-return]

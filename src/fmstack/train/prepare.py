@@ -1,0 +1,110 @@
+"""From a spec to what the loop needs: the task model with the method applied, the tokenizer, the
+task context and the encoded train/eval rows. Reads versions through ``hub.checkout`` only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from fmstack.data import format as dataformat
+from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
+from fmstack.train import registry
+from fmstack.train.archs import arch_config
+from fmstack.train.context import TaskContext
+from fmstack.train.spec import TrainSpec
+
+hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # "newly initialised head" warnings are expected when fine-tuning
+hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class Prepared:
+    spec: TrainSpec
+    task: ModuleType
+    method: ModuleType
+    model: nn.Module
+    tokenizer: Any
+    ctx: TaskContext
+    train_rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]]
+    eval_split: str | None
+    base_dir: Path | None
+
+
+def load_tokenizer(folder: Path) -> Any:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"no usable tokenizer files in {folder}: {exc}") from None
+    if tokenizer.pad_token_id is None:  # GPT-2 style tokenizers have no pad token: pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def task_context(spec: TrainSpec, manifest: dataformat.DatasetManifest, tokenizer: Any) -> TaskContext:
+    special = {getattr(tokenizer, f"{n}_token_id") for n in ("cls", "sep", "pad", "bos", "eos", "unk")}
+    return TaskContext(
+        labels=list(manifest.labels),
+        multi_label=manifest.multi_label,
+        pad_id=int(tokenizer.pad_token_id),
+        mask_id=tokenizer.mask_token_id,
+        special_ids=frozenset(i for i in special if i is not None),
+        vocab_size=len(tokenizer),
+        max_length=spec.max_length,
+        pooling=spec.pooling,
+        normalize=spec.normalize,
+        temperature=spec.temperature,
+        mlm_probability=spec.mlm_probability,
+        seed=spec.seed,
+    )
+
+
+def pick_eval_split(spec: TrainSpec, manifest: dataformat.DatasetManifest) -> str | None:
+    if spec.eval_split is not None:
+        if spec.eval_split not in manifest.splits:
+            raise InvalidInput(
+                f"eval split {spec.eval_split!r} is not in the dataset (splits: {', '.join(manifest.splits)})"
+            )
+        return spec.eval_split
+    return "validation" if "validation" in manifest.splits else None
+
+
+def tokenizer_source(hub: Hub, spec: TrainSpec, manifest: dataformat.DatasetManifest) -> Path:
+    if spec.base:
+        return hub.checkout(spec.base)
+    ref = spec.tokenizer or manifest.tokenizer
+    if ref is None:
+        raise InvalidInput(
+            "pretraining from --arch needs a tokenizer: pass --tokenizer REF (a model version with tokenizer files)"
+        )
+    return hub.checkout(ref)
+
+
+def prepare(hub: Hub, spec: TrainSpec) -> Prepared:
+    task, method = registry.task(spec.task), registry.method(spec.method)
+    data_dir = hub.checkout(spec.data)
+    manifest = dataformat.read_manifest(data_dir)
+    if spec.train_split not in manifest.splits:
+        raise InvalidInput(
+            f"the dataset has no {spec.train_split!r} split (splits: {', '.join(manifest.splits)})"
+        )
+    tokenizer = load_tokenizer(tokenizer_source(hub, spec, manifest))
+    ctx = task_context(spec, manifest, tokenizer)
+    base_dir = hub.checkout(spec.base) if spec.base else None
+    torch.manual_seed(spec.seed)  # new heads, adapters and from-scratch weights start the same every run
+    source = base_dir if base_dir is not None else arch_config(str(spec.arch), tokenizer, spec.max_length)
+    model = method.apply(task.load_model(source, ctx), spec, task)
+    train_rows = task.encode(dataformat.read_split(data_dir, spec.train_split), tokenizer, ctx)
+    if not train_rows:
+        raise InvalidInput(f"the {spec.train_split!r} split has no usable rows")
+    eval_split = pick_eval_split(spec, manifest)
+    eval_rows = task.encode(dataformat.read_split(data_dir, eval_split), tokenizer, ctx) if eval_split else []
+    return Prepared(spec, task, method, model, tokenizer, ctx, train_rows, eval_rows, eval_split, base_dir)

@@ -1,0 +1,92 @@
+"""Writing a trained model into a version folder: a plain Hugging Face folder (+ ``fmstack.json``) for
+full fine-tunes, probes and pretraining; adapter files (+ ``fmstack_adapter.json``) for adapters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fmstack.hub.cards import CardMeta, render_card
+from fmstack.train import descriptor
+from fmstack.train.methods.heads import head_modules
+from fmstack.train.prepare import Prepared
+
+PEFT_METHODS = ("lora", "ia3")
+
+
+def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None, data_ref: str) -> str:
+    """Fill ``folder``; returns the hub kind to push it as ("model" or "adapter")."""
+    spec, ctx = prep.spec, prep.ctx
+    if prep.method.is_adapter:
+        prep.method.save(model, folder)
+        if spec.method in PEFT_METHODS and base_ref:
+            _point_peft_config_at(folder, base_ref)
+        heads = list(head_modules(_task_model(model)))
+        descriptor.write(
+            folder,
+            descriptor.ADAPTER_DESCRIPTOR,
+            descriptor.AdapterDescriptor(
+                method=spec.method,
+                format="peft" if spec.method in PEFT_METHODS else "fmstack",
+                base=str(base_ref),
+                task=spec.task,
+                labels=ctx.labels if spec.task == "classification" else [],
+                multi_label=ctx.multi_label,
+                pooling=spec.pooling,
+                normalize=spec.normalize,
+                max_length=spec.max_length,
+                head_file="adapter_model.safetensors" if heads else None,
+                head_modules=heads,
+                dataset=data_ref,
+            ),
+        )
+        return "adapter"
+    model.save_pretrained(str(folder))
+    prep.tokenizer.save_pretrained(str(folder))
+    if spec.task in ("classification", "embedding"):
+        descriptor.write(
+            folder,
+            descriptor.MODEL_DESCRIPTOR,
+            descriptor.ServableDescriptor(
+                task=spec.task,
+                labels=ctx.labels if spec.task == "classification" else [],
+                multi_label=ctx.multi_label,
+                pooling=spec.pooling,
+                normalize=spec.normalize,
+                max_length=spec.max_length,
+                output="logits" if spec.task == "classification" else "last_hidden_state",
+            ),
+        )
+    return "model"
+
+
+def _task_model(model: Any) -> Any:
+    """The task model under a PEFT wrapper (whose heads live at base_model.model)."""
+    inner = getattr(getattr(model, "base_model", None), "model", None)
+    return inner if inner is not None and hasattr(model, "peft_config") else model
+
+
+def _point_peft_config_at(folder: Path, base_ref: str) -> None:
+    # PEFT records the local checkout path; the hub ref of the base is what means something later.
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = base_ref
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def card(prep: Prepared, base_ref: str | None, data_ref: str, metrics: dict[str, float], run_id: int) -> str:
+    spec = prep.spec
+    meta = CardMeta(
+        task=spec.task,
+        base_model=base_ref or spec.arch,
+        datasets=[data_ref],
+        metrics={k: round(v, 6) for k, v in metrics.items()},
+        tags=["fmstack-train", spec.method],
+    )
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    body = (
+        f"# {spec.task} ({spec.method})\n\nTrained by fmstack run {run_id} from "
+        f"`{base_ref or spec.arch}` on `{data_ref}`.\n\n| metric | value |\n| --- | --- |\n{rows}\n"
+    )
+    return render_card(meta, body)

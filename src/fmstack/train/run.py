@@ -1,0 +1,152 @@
+"""A training run from start to finish: pin the input versions, record the run, fit (in this process
+or across processes with torchrun), push the output with lineage, and close the run record."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmstack.hub import Hub, VersionInfo
+from fmstack.hub.refs import parse_ref
+from fmstack.train.loop import FitResult, Progress, scalar_metrics
+from fmstack.train.precision import check_precision, pick_device
+from fmstack.train.spec import TrainSpec
+
+Reporter = Callable[[Progress], None]
+
+
+@dataclass
+class TrainResult:
+    run_id: int
+    output: VersionInfo
+    metrics: dict[str, float]
+    steps: int
+    samples_per_s: float
+    tokens_per_s: float
+    mfu: float | None
+    train_seconds: float
+    trainable_params: int
+    total_params: int
+    resumed_from: int | None
+
+
+def pin(hub: Hub, spec: TrainSpec) -> TrainSpec:
+    """Refs -> exact versions (``ns/name:N``), so the run record and lineage name what was used."""
+    update = {k: hub.resolve(getattr(spec, k)).ref for k in ("base", "data", "tokenizer") if getattr(spec, k)}
+    return spec.model_copy(update=update)
+
+
+def default_output(spec: TrainSpec, user: str) -> str:
+    source = parse_ref(spec.base).name if spec.base else str(spec.arch)
+    suffix = spec.task if spec.method == "full" else f"{spec.task}-{spec.method}"
+    return f"{user}/{source}-{suffix}"
+
+
+def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
+    """Explicit, or one folder per spec identity, so rerunning the same command with --resume finds it."""
+    if spec.checkpoint_dir:
+        return Path(spec.checkpoint_dir)
+    return hub.settings.home / "checkpoints" / spec.identity()
+
+
+def _record(hub: Hub, run_id: int, progress: Progress, every: int) -> None:
+    if progress.step % every == 0 or progress.step == progress.total or progress.eval:
+        hub.runs.log_metrics(
+            run_id,
+            progress.step,
+            {"loss": progress.loss, "lr": progress.lr, "samples_per_s": progress.samples_per_s},
+        )
+    if progress.eval:
+        hub.runs.log_metrics(
+            run_id, progress.step, {f"eval_{k}": v for k, v in scalar_metrics(progress.eval).items()}
+        )
+
+
+def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainResult:
+    device = pick_device(spec.device)
+    check_precision(spec.precision, device)
+    spec = pin(hub, spec)
+    output_repo = spec.output or default_output(spec, hub.settings.user)
+    inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
+    run_id = hub.runs.start("train", spec.model_dump(), inputs=inputs, device=device)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fmstack-train-") as tmp:
+            folder = Path(tmp) / "output"
+            folder.mkdir()
+            if spec.nproc > 1:
+                from fmstack.train.launch import fit_distributed
+
+                outcome = fit_distributed(hub, spec, run_id, folder, checkpoint_root(hub, spec))
+            else:
+                outcome = fit_here(hub, spec, run_id, folder, report)
+            version = hub.push(
+                output_repo,
+                folder,
+                outcome["kind"],
+                message=f"train run {run_id}: {spec.task} {spec.method}",
+                card=outcome["card"],
+                run_id=run_id,
+            )
+    except BaseException as exc:
+        hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
+        hub.runs.finish(run_id, "failed")
+        raise
+    summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
+    hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})
+    return TrainResult(run_id=run_id, output=version, **summary)
+
+
+def fit_here(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, report: Reporter | None) -> dict[str, Any]:
+    """Prepare, fit and write the output in this process (rank 0 of a torchrun job writes too)."""
+    from accelerate import Accelerator  # type: ignore[import-untyped]
+
+    from fmstack.train.loop import Loop
+    from fmstack.train.prepare import prepare
+    from fmstack.train.publish import card, write_output
+
+    device = pick_device(spec.device)
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=spec.precision)
+    prep = prepare(hub, spec)
+    every = max(1, spec.max_steps or 0) // 100 or 1
+    rank0 = accelerator.is_main_process
+
+    def on_progress(progress: Progress) -> None:
+        if rank0:
+            _record(hub, run_id, progress, every)
+            if report:
+                report(progress)
+
+    result: FitResult = Loop(prep, accelerator, checkpoint_root(hub, spec), on_progress).fit()
+    summary = _summary(result)
+    if rank0:
+        kind = write_output(prep, result.model, folder, spec.base, spec.data)
+        summary |= {"kind": kind, "card": card(prep, spec.base, spec.data, summary["metrics"], run_id)}
+        hub.runs.append_log(run_id, _log_line(result))
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def _summary(result: FitResult) -> dict[str, Any]:
+    return {
+        "metrics": scalar_metrics(result.final),
+        "steps": result.steps,
+        "samples_per_s": result.samples_per_s,
+        "tokens_per_s": result.tokens_per_s,
+        "mfu": result.mfu,
+        "train_seconds": result.train_seconds,
+        "trainable_params": result.trainable_params,
+        "total_params": result.total_params,
+        "resumed_from": result.resumed_from,
+    }
+
+
+def _log_line(result: FitResult) -> str:
+    resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in scalar_metrics(result.final).items())
+    return (
+        f"trained {result.steps} steps{resumed} in {result.train_seconds:.1f}s, "
+        f"{result.samples_per_s:.1f} samples/s; {shown or 'no eval split'}"
+    )

@@ -1,0 +1,178 @@
+"""The training spec: one typed model shared by the CLI flags and ``fmstack train run SPEC.yaml``.
+
+``parse_spec`` collects every problem (field errors and cross-field rules) before raising, so the user
+fixes a bad spec in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fmstack.errors import InvalidInput
+
+TaskName = Literal["classification", "embedding", "mlm", "clm"]
+MethodName = Literal["probe", "full", "lora", "ia3", "adapter", "prefix"]
+Precision = Literal["no", "bf16", "fp16"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+ARCHS = ("bert-tiny", "bert-small", "gpt2-tiny", "gpt2-small")
+
+# Learning rates that work for each method when the user gives none (parameter-efficient methods
+# train few, freshly initialised parameters and need larger steps than full fine-tuning).
+DEFAULT_LR: dict[str, float] = {
+    "probe": 1e-2,
+    "full": 5e-5,
+    "lora": 5e-4,
+    "ia3": 5e-3,
+    "adapter": 1e-3,
+    "prefix": 1e-2,
+}
+
+
+class TrainSpec(BaseModel):
+    """Everything that decides a training run. Field docs are the CLI's --help."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = 1
+    # what
+    task: TaskName = Field(description="classification | embedding | mlm | clm")
+    method: MethodName = Field("full", description="probe | full | lora | ia3 | adapter | prefix")
+    base: str | None = Field(
+        None, description="Hub ref of the base model (fine-tuning, continued pretraining)."
+    )
+    arch: str | None = Field(
+        None, description="Built-in architecture to pretrain from scratch: " + ", ".join(ARCHS)
+    )
+    tokenizer: str | None = Field(None, description="Hub ref whose tokenizer to use with --arch.")
+    data: str = Field(description="Hub ref of the dataset version.")
+    train_split: str = "train"
+    eval_split: str | None = Field(None, description="Split to evaluate on (default: validation if present).")
+    output: str | None = Field(None, description="NS/NAME of the repo to push the result to.")
+    # method options
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    adapter_type: Literal["houlsby", "pfeiffer"] = "houlsby"
+    adapter_size: int = Field(64, ge=1)
+    prefix_length: int = Field(16, ge=1)
+    # task options
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    temperature: float = Field(0.05, gt=0)
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    # optimisation
+    epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float | None = Field(None, gt=0, description="Peak learning rate (default depends on the method).")
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    max_length: int = Field(128, ge=8)
+    bucket: bool = Field(True, description="Length-bucketed batches (less padding).")
+    precision: Precision = "no"
+    device: Device = "auto"
+    compile: bool = False
+    seed: int = 0
+    # evaluation, checkpoints
+    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (and at each epoch end).")
+    early_stopping: int | None = Field(None, ge=1, description="Stop after N evaluations without gain.")
+    save_every: int | None = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    # scale-out
+    nproc: int = Field(1, ge=1)
+    executor: Literal["local", "ray"] = "local"
+    peak_flops: float | None = Field(None, gt=0, description="Peak FLOP/s for the MFU estimate.")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+    def identity(self) -> str:
+        """A digest of the fields that decide the weights: equal specs share checkpoints."""
+        skip = {"resume", "checkpoint_dir", "output", "executor", "peak_flops"}
+        fields = {k: v for k, v in self.model_dump().items() if k not in skip}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# (task -> methods that make sense for it). Probe trains only a classifier head, so it needs labels;
+# prefix tuning is implemented for encoder self-attention only.
+METHODS_FOR_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("probe", "full", "lora", "ia3", "adapter", "prefix"),
+    "embedding": ("full", "lora", "ia3", "adapter", "prefix"),
+    "mlm": ("full", "lora", "ia3", "adapter"),
+    "clm": ("full", "lora", "ia3", "adapter"),
+}
+
+
+def _rules(values: dict[str, Any]) -> list[str]:
+    """Cross-field problems, on whatever fields parsed (so they add to field errors)."""
+    problems: list[str] = []
+    task, method = values.get("task"), values.get("method", "full")
+    base, arch = values.get("base"), values.get("arch")
+    if task in METHODS_FOR_TASK and method not in METHODS_FOR_TASK[task]:
+        ok = ", ".join(METHODS_FOR_TASK[task])
+        problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
+    if base and arch:
+        problems.append("base/arch: give either a base model (--base) or an architecture (--arch), not both")
+    if not base and not arch:
+        problems.append("base/arch: give a base model ref (--base) or an architecture to pretrain (--arch)")
+    if arch is not None and arch not in ARCHS:
+        problems.append(f"arch: unknown architecture {arch!r} (use one of: {', '.join(ARCHS)})")
+    if arch is not None and task not in (None, "mlm", "clm"):
+        problems.append(f"arch: pretraining from scratch is for mlm/clm, not {task!r}; fine-tune a --base")
+    if arch and method not in ("full", None):
+        problems.append(f"method: a model trained from scratch must use method 'full', not {method!r}")
+    if arch and str(arch).startswith("gpt2") and task == "mlm":
+        problems.append("arch: gpt2 architectures are causal; use --objective clm")
+    if arch and str(arch).startswith("bert") and task == "clm":
+        problems.append("arch: bert architectures are masked LMs; use --objective mlm")
+    if values.get("early_stopping") and not values.get("eval_every"):
+        problems.append("early_stopping: needs eval_every (how often to evaluate)")
+    if values.get("executor") == "ray":
+        problems.append(
+            "executor: 'ray' (Ray Train) is not implemented yet; use --nproc N (torchrun) instead"
+        )
+    return problems
+
+
+def parse_spec(raw: dict[str, Any]) -> TrainSpec:
+    """Validate a spec dict, reporting every field and cross-field problem at once."""
+    problems: list[str] = []
+    bad: set[str] = set()
+    try:
+        spec: TrainSpec | None = TrainSpec.model_validate(raw)
+    except ValidationError as exc:
+        spec = None
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "spec"
+            bad.add(str(err["loc"][0]) if err["loc"] else "")
+            shown = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+            problems.append(f"{loc}: {err['msg']}{shown}")
+    good = {k: v for k, v in raw.items() if k not in bad}
+    problems += _rules(spec.model_dump() if spec else good)
+    if problems:
+        listed = "\n  - ".join(problems)
+        raise InvalidInput(f"the training spec has {len(problems)} problem(s):\n  - {listed}")
+    assert spec is not None  # no problems means pydantic accepted it
+    return spec
+
+
+def load_spec_file(path: Path) -> TrainSpec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"spec file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{path}: a training spec is a YAML mapping of field: value")
+    return parse_spec(raw)

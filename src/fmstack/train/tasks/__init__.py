@@ -1,0 +1,1 @@
+"""Training tasks, one module each; the registry in ``fmstack.train.registry`` lists them."""

@@ -1,0 +1,119 @@
+"""Sequence classification, single-label (cross-entropy) or multi-label (per-class sigmoid).
+
+The model is the Hugging Face ``AutoModelForSequenceClassification`` of the base, so a fully
+fine-tuned output is a plain HF folder any runtime loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, PretrainedConfig
+
+from fmstack.errors import InvalidInput
+from fmstack.train.batches import encoder_inputs
+from fmstack.train.context import TaskContext
+from fmstack.train.metrics import classification_metrics
+from fmstack.train.tasks.encode import column, label_ids, tokenize
+
+name = "classification"
+metric = "accuracy"
+higher_is_better = True
+peft_task_type: str | None = "SEQ_CLS"
+
+
+def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
+    if not ctx.labels:
+        raise InvalidInput("classification needs labels: the dataset manifest lists none")
+    kwargs: dict[str, Any] = {
+        "num_labels": len(ctx.labels),
+        "id2label": dict(enumerate(ctx.labels)),
+        "label2id": {n: i for i, n in enumerate(ctx.labels)},
+        "problem_type": "multi_label_classification" if ctx.multi_label else "single_label_classification",
+    }
+    if isinstance(source, PretrainedConfig):
+        for key, value in kwargs.items():
+            setattr(source, key, value)
+        model = AutoModelForSequenceClassification.from_config(source)  # type: ignore[no-untyped-call]
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, **kwargs)
+    if model.config.pad_token_id is None:  # decoder bases classify from the last non-pad token
+        model.config.pad_token_id = ctx.pad_id
+    return model  # type: ignore[no-any-return]
+
+
+def encode(table: pa.Table, tokenizer: Any, ctx: TaskContext) -> list[dict[str, Any]]:
+    labels = label_ids(column(table, "label", "classification"), ctx.labels, ctx.multi_label)
+    if "input_ids" in table.column_names:
+        rows: list[dict[str, Any]] = [
+            {"input_ids": list(x)} for x in column(table, "input_ids", "classification")
+        ]
+    else:
+        pairs = column(table, "text_pair", "pairs") if "text_pair" in table.column_names else None
+        rows = tokenize(tokenizer, column(table, "text", "classification"), pairs, ctx.max_length)
+    for row, label in zip(rows, labels, strict=True):
+        row["label"] = label
+    return rows
+
+
+def finalize(row: dict[str, Any], key: tuple[int, ...], ctx: TaskContext) -> dict[str, Any]:
+    return row
+
+
+def count(rows: list[dict[str, Any]]) -> int:
+    return len(rows)
+
+
+def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Tensor]:
+    if "features" in rows[0]:  # linear probe: cached pooled features
+        batch = {"features": torch.stack([r["features"] for r in rows])}
+    else:
+        batch = encoder_inputs(rows, "input_ids", ctx.pad_id)
+    if ctx.multi_label:
+        hot = torch.zeros(len(rows), len(ctx.labels))
+        for i, r in enumerate(rows):
+            hot[i, r["label"]] = 1.0
+        batch["labels"] = hot
+    else:
+        batch["labels"] = torch.tensor([r["label"] for r in rows], dtype=torch.long)
+    return batch
+
+
+def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    return model(**inputs).logits  # type: ignore[no-any-return]  # (batch, classes)
+
+
+def _loss_sum(out: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    if multi_label:
+        return nn.functional.binary_cross_entropy_with_logits(out, labels, reduction="none").mean(dim=1).sum()
+    return nn.functional.cross_entropy(out, labels, reduction="sum")
+
+
+def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
+    out = logits(model, batch).float()
+    return _loss_sum(out, batch["labels"], ctx.multi_label), out.shape[0]
+
+
+def predict(out: torch.Tensor, multi_label: bool) -> np.ndarray:
+    if multi_label:
+        return (out.sigmoid() > 0.5).int().cpu().numpy()
+    return out.argmax(dim=-1).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: list[dict[str, torch.Tensor]], ctx: TaskContext) -> dict[str, Any]:
+    preds, gold, loss_sum, n = [], [], 0.0, 0
+    for batch in batches:
+        out = logits(model, batch).float()
+        preds.append(predict(out, ctx.multi_label))
+        gold.append(batch["labels"].int().cpu().numpy() if ctx.multi_label else batch["labels"].cpu().numpy())
+        loss_sum, n = loss_sum + float(_loss_sum(out, batch["labels"], ctx.multi_label)), n + out.shape[0]
+    result = classification_metrics(np.concatenate(preds), np.concatenate(gold), ctx.labels, ctx.multi_label)
+    result["loss"] = loss_sum / max(n, 1)
+    return result
