@@ -29,7 +29,13 @@ def _ingest(hub: Hub, **kw: object) -> tuple[str, Path]:
 
 def test_rejected_rows_keep_reason_source_and_line(hub: Hub, tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text(MESSY_CSV)
-    lines = ['{"text": "t1", "label": "greet"}', "not json", '{"text": 5, "label": "x"}', '{"label": "y"}', "[1]"]
+    lines = [
+        '{"text": "t1", "label": "greet"}',
+        "not json",
+        '{"text": 5, "label": "x"}',
+        '{"label": "y"}',
+        "[1]",
+    ]
     with gzip.open(tmp_path / "test.jsonl.gz", "wt") as f:
         f.write("\n".join(lines) + "\n")
     ref, folder = _ingest(hub, paths=[str(tmp_path / "train.csv"), str(tmp_path / "test.jsonl.gz")])
@@ -70,7 +76,10 @@ def test_reingest_returns_the_same_version(hub: Hub, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [("x", "1"), ("y", "2")])
     first = ingest(hub, IngestSpec(name="acme/raw", paths=[str(path)])).published
     again = ingest(hub, IngestSpec(name="acme/raw", paths=[str(path)])).published
-    assert again.reused and (again.version.ref, again.version.digest) == (first.version.ref, first.version.digest)
+    assert again.reused and (again.version.ref, again.version.digest) == (
+        first.version.ref,
+        first.version.digest,
+    )
     assert len(hub.runs.recent(kind="data.ingest")) == 1
 
 
@@ -111,7 +120,9 @@ def test_splits_by_file_name_and_explicit_mapping(hub: Hub, tmp_path: Path) -> N
     assert list(read_manifest(folder).splits) == ["train", "validation"]
     with pytest.raises(InvalidInput, match="--split NAME=PATH"):
         _ingest(hub, paths=[str(tmp_path / "train.csv"), str(tmp_path / "other.csv")])
-    _, folder = _ingest(hub, paths=[str(tmp_path / "train.csv")], splits={"test": [str(tmp_path / "other.csv")]})
+    _, folder = _ingest(
+        hub, paths=[str(tmp_path / "train.csv")], splits={"test": [str(tmp_path / "other.csv")]}
+    )
     assert {s: i.rows for s, i in read_manifest(folder).splits.items()} == {"train": 2, "test": 1}
 
 
@@ -121,7 +132,10 @@ def test_labels_whitelist_and_max_rejected_fraction(hub: Hub, tmp_path: Path) ->
     assert read_split(folder, "rejected").column("reason").to_pylist() == ["unknown_label"]
     assert read_manifest(folder).labels == ["x", "y"]
     with pytest.raises(InvalidInput, match=r"1 of 4 rows rejected .*nothing was registered"):
-        ingest(hub, IngestSpec(name="acme/other", paths=[str(path)], labels=["x", "y"], max_rejected_fraction=0.2))
+        ingest(
+            hub,
+            IngestSpec(name="acme/other", paths=[str(path)], labels=["x", "y"], max_rejected_fraction=0.2),
+        )
     with pytest.raises(NotFound):
         hub.resolve("acme/other")
 

@@ -2,7 +2,8 @@
 lexicon, random insertion, random swap and random deletion. Opt-in; ``multiplier`` is the number
 of rows each train row becomes (the original plus ``multiplier - 1`` variants placed after it).
 
-Randomness is seeded per row from (seed, shard, row), so output is the same on any executor."""
+Randomness is seeded per row from (seed, text), so output is the same on any executor and however
+the rows are sharded; equal texts get equal variants."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class Augment:
             new_text.append(text)
             if not train:
                 continue
-            rng = random.Random(f"{ctx.seed}:{ctx.unit}:{i}")  # str seeds hash with SHA-512: stable
+            rng = random.Random(f"{ctx.seed}:{text}")  # str seeds hash with SHA-512: stable
             for _ in range(c.multiplier - 1):
                 take.append(i)
                 new_text.append(eda(text, rng.choice(c.techniques), c.alpha, rng))
