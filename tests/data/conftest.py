@@ -11,7 +11,23 @@ import pytest
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.hub import Hub
 
-WORDS = "card payment transfer money account balance refund help please my the is not working why".split()
+WORDS = [
+    "card",
+    "payment",
+    "transfer",
+    "money",
+    "account",
+    "balance",
+    "refund",
+    "help",
+    "please",
+    "my",
+    "the",
+    "is",
+    "not",
+    "working",
+    "why",
+]
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:

@@ -38,7 +38,7 @@ def test_rejected_rows_keep_reason_source_and_line(hub: Hub, tmp_path: Path) -> 
     ]
     with gzip.open(tmp_path / "test.jsonl.gz", "wt") as f:
         f.write("\n".join(lines) + "\n")
-    ref, folder = _ingest(hub, paths=[str(tmp_path / "train.csv"), str(tmp_path / "test.jsonl.gz")])
+    _ref, folder = _ingest(hub, paths=[str(tmp_path / "train.csv"), str(tmp_path / "test.jsonl.gz")])
     manifest = read_manifest(folder)
     assert {s: i.rows for s, i in manifest.splits.items()} == {"train": 3, "test": 1, "rejected": 7}
     assert read_split(folder, "train").column("text").to_pylist() == ["hello world", "a,b", "multi\nline"]
