@@ -73,6 +73,16 @@ async def _wait(ticket: Ticket, request: Request, deadline: float) -> NDArray[np
             timeout=max(0.0, deadline - time.monotonic()),
             return_when=asyncio.FIRST_COMPLETED,
         )
+    except asyncio.CancelledError:
+        ticket.abandon("shutdown")
+        state: ServerState = request.app.state.server
+        if not state.draining:
+            raise
+        # The drain deadline passed (uvicorn cancels what is left): answer instead of a bare 500.
+        raise ModelNotReady(
+            f"the server shut down before this request was answered (--drain-timeout "
+            f"{state.settings.drain_timeout_s} s); retry on another replica"
+        ) from None
     finally:
         gone.cancel()
     if ticket.future in done:

@@ -20,6 +20,7 @@ import uvicorn
 
 from fmstack.errors import FmstackError, InvalidInput
 from fmstack.serve.app import create_app
+from fmstack.serve.models import LoadFn
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
 from fmstack.settings import Settings
@@ -60,10 +61,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _server(
-    settings: ServeSettings, hub_settings: Settings | None, log_level: str
+    settings: ServeSettings, hub_settings: Settings | None, log_level: str, load: LoadFn | None = None
 ) -> tuple[_DrainingServer, socket.socket]:
     holder: list[_DrainingServer] = []
-    app = create_app(settings, hub_settings, on_fatal=lambda reason: holder[0].stop_fatal(reason))
+    app = create_app(settings, hub_settings, load=load, on_fatal=lambda reason: holder[0].stop_fatal(reason))
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -143,10 +144,12 @@ def start_server(
     wait: bool = True,
     timeout_s: float = 120.0,
     log_level: str = "warning",
+    load: LoadFn | None = None,
 ) -> RunningServer:
     """Start a server in a background thread (``settings.port`` 0 picks a free port) and, by default,
-    wait until its models are loaded. Stop it with ``.stop()`` or a ``with`` block."""
-    server, sock = _server(settings, hub_settings, log_level)
+    wait until its models are loaded. Stop it with ``.stop()`` or a ``with`` block. ``load`` replaces
+    how a ref becomes a runtime (see ``create_app``)."""
+    server, sock = _server(settings, hub_settings, log_level, load)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="fmstack-serve", daemon=True
     )
