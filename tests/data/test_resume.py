@@ -1,0 +1,62 @@
+"""``--resume`` after SIGKILL: a real ``fmstack data process`` subprocess is killed mid-run, then
+resumed; it reuses the finished shards and gives the same digest as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fmstack.data.ingest import IngestSpec, ingest
+from fmstack.hub import Hub
+
+from .conftest import synthetic_rows, write_csv
+
+FMSTACK = str(Path(sys.executable).with_name("fmstack"))
+SPEC = """input: acme/raw
+output: acme/clean
+seed: 3
+ops:
+  - op: normalize
+  - op: dedup_near
+    threshold: 0.8
+    num_perm: 256
+  - op: split
+"""
+
+
+def _run(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run([FMSTACK, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_the_same_digest(hub: Hub, fmstack_home: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", synthetic_rows(5000))
+    ingest(hub, IngestSpec(name="acme/raw", paths=[str(path)], shard_rows=250))  # 27 shards
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    env = {**os.environ, "FMSTACK_HOME": str(fmstack_home)}
+    args = ["data", "process", str(spec), "--workers", "1", "--json"]
+    child = subprocess.Popen([FMSTACK, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = fmstack_home / "cache" / "data-work"
+    deadline = time.monotonic() + 60
+    while len(list(work.glob("*/stage-0/*.done.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = len(list(work.glob("*/stage-0/*.done.json")))
+    assert 3 <= finished < 27
+    resumed = _run([*args, "--resume"], env)
+    assert resumed["resumed_shards"] == finished and not list(work.glob("*"))  # work folder cleaned up
+    fresh = _run([*args[:-1], "--json"], env)
+    assert fresh["resumed_shards"] == 0
+    assert fresh["version"]["digest"] == resumed["version"]["digest"]  # type: ignore[index]
+    assert fresh["reused"] is True  # identical content: the resumed run already stored it
