@@ -1,0 +1,60 @@
+"""``fmstack data`` end to end through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fmstack.cli.main import main
+from fmstack.hub import Hub
+
+from .conftest import synthetic_rows, write_csv
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_ingest_process_show_head(hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(tmp_path / "train.csv", synthetic_rows(50))
+    (tmp_path / "test.csv").write_text("text,label\nfine,a\n,b\n")
+    out = _json(
+        capsys, ["data", "ingest", str(path), str(tmp_path / "test.csv"), "--name", "acme/raw", "--json"]
+    )
+    assert out["rows"] == {"train": 65, "test": 1} and out["rejected"] == {"empty_text": 1}
+    assert main(["data", "ingest", str(tmp_path / "*.csv"), "--name", "acme/raw"]) == 0  # human output
+    assert "unchanged, already acme/raw:1" in capsys.readouterr().out
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("input: acme/raw:1\noutput: acme/clean\nops:\n  - op: dedup_exact\n")
+    out = _json(capsys, ["data", "process", str(spec), "--workers", "1", "--json"])
+    assert out["ops"] == [{"op": "dedup_exact", "rows_in": 66, "rows_out": 56, "duplicates_removed": 10}]
+    shown = _json(capsys, ["data", "show", "acme/clean", "--json"])
+    assert shown["card"]["ops"][0]["duplicates_removed"] == 10  # type: ignore[index]
+    rows = _json(capsys, ["data", "head", "acme/raw", "--split", "rejected", "-n", "5", "--json"])
+    assert rows == [
+        {
+            "text": "",
+            "reason": "empty_text",
+            "detail": "text is empty or whitespace",
+            "source": "test.csv",
+            "line": 3,
+        }
+    ]
+    assert main(["data", "show", "acme/clean"]) == 0 and "Processing" in capsys.readouterr().out
+    assert main(["data", "head", "acme/clean", "-n", "2"]) == 0
+
+
+def test_user_errors_exit_1_with_one_line(
+    tmp_path: Path, fmstack_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("input: a/b\nops:\n  - op: dedup_near\n    threshold: 2\n")
+    assert main(["data", "process", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "output: Field required" in err and "ops[0] (dedup_near).threshold" in err
+    assert main(["data", "ingest", str(tmp_path / "none.csv"), "--name", "a/b"]) == 1
+    assert main(["data", "ingest", str(bad)]) == 1  # no --name
+    assert "--name" in capsys.readouterr().err
