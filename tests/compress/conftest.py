@@ -167,3 +167,18 @@ def encoder(hub: Hub, encoder_dir: Path) -> str:
 @pytest.fixture
 def eval_data(hub: Hub, tmp_path: Path) -> str:
     return hub.push("acme/tiny-data", build_dataset(tmp_path / "data"), "dataset").ref
+
+
+@pytest.fixture(scope="session")
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, classifier_dir: Path, encoder_dir: Path
+) -> dict[str, Path]:
+    """fp32 ONNX graphs of both tiny models (export is the slow step: done once per session)."""
+    from fmstack.compress.export import export_onnx
+    from fmstack.compress.source import load_folder
+
+    out = tmp_path_factory.mktemp("onnx")
+    return {
+        "classification": export_onnx(load_folder(classifier_dir, "t/cls"), out / "cls.onnx"),
+        "embedding": export_onnx(load_folder(encoder_dir, "t/enc"), out / "enc.onnx"),
+    }

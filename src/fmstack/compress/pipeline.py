@@ -48,7 +48,7 @@ _EVAL_BATCH = 32
 
 @dataclass
 class CompressResult:
-    """``version`` is None when the gate refused the result (``report.passed`` is then False)."""
+    """``version`` is None when the gate refused the result (``report.passed`` False, not forced)."""
 
     report: CompressReport
     run_id: int
@@ -268,7 +268,7 @@ def _run(
         after.quality = _quality(parent, outputs, reference, data)
         report = _report(parent, spec, data, before, after, pruning, fused)
         hub.runs.log_metrics(run_id, 0, _metrics(report))
-        if not report.passed:
+        if not report.passed and not report.forced:
             hub.runs.append_log(
                 run_id,
                 f"refused: quality dropped {report.drop_points:.2f} points (limit {report.max_drop_points})",
@@ -313,7 +313,8 @@ def _report(
         after=after,
         drop_points=drop,
         max_drop_points=gate,
-        passed=not exceeded or spec.force,
+        passed=not exceeded,
+        forced=exceeded and spec.force,
         threads=spec.threads,
     )
 

@@ -33,7 +33,8 @@ class CompressReport(BaseModel):
     after: Measure
     drop_points: float | None = None
     max_drop_points: float | None = None
-    passed: bool = True
+    passed: bool = True  # the quality drop is within the limit (or nothing was measured)
+    forced: bool = False  # registered although the drop exceeds the limit (--force)
     threads: int = 0
 
     @property

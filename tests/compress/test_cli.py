@@ -1,0 +1,36 @@
+"""``fmstack compress`` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fmstack.cli.main import main
+from fmstack.hub import Hub
+
+
+def test_json_output_and_exit_codes(
+    hub: Hub, classifier: str, encoder: str, eval_data: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["compress", classifier, "--quantize", "int8", "--eval-data", eval_data, "--latency-runs", "2"]
+    assert main([*args, "--json", "--output", "acme/cli-out"]) == 0
+    out = json.loads(capsys.readouterr().out)  # stdout holds JSON only: no progress lines
+    assert out["registered"] and out["version"] == "acme/cli-out:1"
+    assert out["report"]["steps"] == ["onnx export", "graph optimisation", "int8 dynamic per-channel"]
+    # embeddings move under heavy head pruning, so a zero limit refuses them
+    refused = ["compress", encoder, "--prune", "0.75", "--structured", "heads", "--eval-data", eval_data]
+    assert (
+        main([*refused, "--max-accuracy-drop", "0", "--latency-runs", "1", "--output", "acme/refused"]) == 1
+    )
+    captured = capsys.readouterr()
+    assert "nothing was registered" in captured.err
+    assert "acme/refused" not in [r.repo for r in hub.ls()]
+
+
+def test_usage_errors_exit_1(hub: Hub, classifier: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compress", classifier, "--quantize", "int4"]) == 1
+    assert "quantize" in capsys.readouterr().err
+    assert main(["compress", "acme/nope"]) == 1
+    assert main(["compress", classifier, "--static-calibration"]) == 1
+    assert "needs --quantize int8" in capsys.readouterr().err
