@@ -130,16 +130,19 @@ def build_encoder(folder: Path) -> Path:
     return folder
 
 
-def build_dataset(folder: Path, n: int = 60, labels: list[str] | None = None) -> Path:
-    data_texts, data_labels = texts(n, seed=7)
+def build_dataset(
+    folder: Path, n: int = 60, labels: list[str] | None = None, splits: tuple[str, ...] = ("test",)
+) -> Path:
     names = labels or LABELS
-    data_labels = [names[LABELS.index(label)] for label in data_labels]
-    info = dataformat.write_split(folder, "test", [pa.table({"text": data_texts, "label": data_labels})])
+    infos = {}
+    for i, split in enumerate(splits):
+        data_texts, data_labels = texts(n, seed=7 + i)
+        data_labels = [names[LABELS.index(label)] for label in data_labels]
+        infos[split] = dataformat.write_split(
+            folder, split, [pa.table({"text": data_texts, "label": data_labels})]
+        )
     dataformat.write_manifest(
-        folder,
-        dataformat.DatasetManifest(
-            splits={"test": info}, columns=["text", "label"], labels=sorted(set(names))
-        ),
+        folder, dataformat.DatasetManifest(splits=infos, columns=["text", "label"], labels=sorted(set(names)))
     )
     return folder
 

@@ -8,7 +8,6 @@ package loads onto its base and merges into plain weights first, so the export s
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 
+from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
 
@@ -37,7 +37,7 @@ class Parent:
     normalize: bool = True
     max_length: int = 256
     folder: Path | None = None  # the checked-out version (None for a merged adapter)
-    merged_from: str | None = None  # the adapter ref when adapters were folded into the base
+    merged_from: str | None = None  # "<method> adapter on <base ref>" when an adapter was merged
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -134,32 +134,47 @@ def load_folder(folder: Path, ref: str) -> Parent:
 
 
 def _load_adapter(hub: Hub, ref: str) -> Parent:
-    """Load an adapter on its base through the training package and fold it into the base weights."""
-    try:
-        inference = importlib.import_module("fmstack.train.inference")
-        merge = importlib.import_module("fmstack.train.merge")
-    except ImportError:
+    """Load an adapter on its exact base through the training package and fold it into the base weights.
+
+    LoRA and IA3 merge into plain weights; bottleneck adapters and prefixes cannot, and
+    ``fmstack.train.merge`` raises ``Unsupported`` saying so.
+    """
+    from fmstack.train.inference import load
+    from fmstack.train.merge import merge
+
+    loaded = merge(load(hub, ref))
+    if loaded.task not in ("classification", "embedding"):
         raise Unsupported(
-            f"{ref} is an adapter version, and merging adapters needs fmstack.train.inference and "
-            "fmstack.train.merge, which this installation lacks; compress a full model version instead"
-        ) from None
-    loaded = inference.load(hub, ref)
-    merged = merge.merge(loaded)
-    model = getattr(merged, "model", merged)
-    task: Task = loaded.task
-    if task not in ("classification", "embedding"):
-        raise Unsupported(f"{ref}: task {task!r} cannot be compressed (classification or embedding only)")
+            f"{ref}: task {loaded.task!r} cannot be compressed (classification or embedding only)"
+        )
     return Parent(
         ref=ref,
-        model=model.eval(),
+        model=loaded.model.eval(),
         tokenizer=loaded.tokenizer,
-        task=task,
-        labels=list(getattr(loaded, "labels", None) or []),
-        max_length=int(getattr(loaded.tokenizer, "model_max_length", 256) or 256)
-        if int(getattr(loaded.tokenizer, "model_max_length", 256) or 256) <= 512
-        else 256,
-        merged_from=ref,
+        task="classification" if loaded.task == "classification" else "embedding",
+        labels=list(loaded.labels),
+        multi_label=loaded.multi_label,
+        pooling="cls" if loaded.pooling == "cls" else "mean",
+        normalize=loaded.normalize,
+        max_length=loaded.max_length,
+        merged_from=f"{loaded.method} adapter on {loaded.base}",
     )
+
+
+def _apply_descriptor(parent: Parent, folder: Path) -> Parent:
+    """A version written by ``fmstack train`` says its task facts in ``fmstack.json``; they win."""
+    descriptor = read_descriptor(folder)
+    if descriptor is None:
+        return parent
+    if descriptor.task != parent.task:
+        raise InvalidInput(
+            f"{parent.ref}: fmstack.json says task {descriptor.task!r} but config.json describes a {parent.task} model"
+        )
+    parent.pooling, parent.normalize = descriptor.pooling, descriptor.normalize
+    parent.max_length = descriptor.max_length
+    parent.labels = descriptor.labels or parent.labels
+    parent.multi_label = descriptor.multi_label
+    return parent
 
 
 def load_parent(hub: Hub, ref: str) -> Parent:
@@ -172,4 +187,4 @@ def load_parent(hub: Hub, ref: str) -> Parent:
     folder = hub.checkout(version.ref)
     if (folder / "model.onnx").is_file():
         raise InvalidInput(f"{version.ref} is already an ONNX version; compress its parent instead")
-    return load_folder(folder, version.ref)
+    return _apply_descriptor(load_folder(folder, version.ref), folder)
