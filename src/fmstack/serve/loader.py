@@ -1,23 +1,43 @@
-"""From a hub ref to a running runtime: resolve, check out, pick the runtime by ``fmstack.json``."""
+"""From a hub ref to a running runtime: resolve, check out, pick the runtime.
+
+Model versions go to the runtime their ``fmstack.json`` names (PyTorch when there is none); adapter
+versions go to the server's ``AdapterPool``, which keeps one base in memory for all its adapters.
+"""
 
 from __future__ import annotations
 
 from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
+from fmstack.serve.runtimes.adapters import AdapterPool
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.runtimes.registry import RUNTIMES
 
 
+class HubLoader:
+    """``loader(ref) -> (version, runtime)`` for one server: blocking (reads files, builds sessions),
+    so the server calls it off the event loop."""
+
+    def __init__(self, hub: Hub, threads: int | None) -> None:
+        self.hub = hub
+        self.threads = threads
+        self.adapters = AdapterPool()
+
+    def __call__(self, ref: str) -> tuple[VersionInfo, Runtime]:
+        version = self.hub.resolve(ref)
+        if version.kind == "dataset":
+            raise Unsupported(f"{ref} is a dataset ({version.ref}); serve a model or an adapter version")
+        folder = self.hub.checkout(version.ref)
+        if version.kind == "adapter":
+            return version, self.adapters.load(self.hub, version, folder, self.threads)
+        descriptor = read_descriptor(folder)
+        fmt = descriptor.format if descriptor is not None else "pytorch"
+        loader = RUNTIMES.get(fmt)
+        if loader is None:
+            raise Unsupported(f"{version.ref}: no runtime for format {fmt!r}; known: {sorted(RUNTIMES)}")
+        return version, loader(folder, descriptor, self.threads)
+
+
 def load_runtime(hub: Hub, ref: str, threads: int | None) -> tuple[VersionInfo, Runtime]:
-    """Load the version ``ref`` points at now. Blocking (reads files, builds sessions): run it off the loop."""
-    version = hub.resolve(ref)
-    if version.kind == "dataset":
-        raise Unsupported(f"{ref} is a dataset ({version.ref}); serve a model or an adapter version")
-    folder = hub.checkout(version.ref)
-    descriptor = read_descriptor(folder)
-    fmt = descriptor.format if descriptor is not None else "pytorch"
-    loader = RUNTIMES.get(fmt)
-    if loader is None:
-        raise Unsupported(f"{version.ref}: no runtime for format {fmt!r}; known: {sorted(RUNTIMES)}")
-    return version, loader(folder, descriptor, threads)
+    """Load the version ``ref`` points at now, on its own (no adapter sharing across calls)."""
+    return HubLoader(hub, threads)(ref)

@@ -124,6 +124,6 @@ def _unload(loaded: Loaded) -> None:
 
 
 def hub_loader(hub: Hub, threads: int | None) -> LoadFn:
-    from fmstack.serve.loader import load_runtime
+    from fmstack.serve.loader import HubLoader
 
-    return lambda ref: load_runtime(hub, ref, threads)
+    return HubLoader(hub, threads)

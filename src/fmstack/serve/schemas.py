@@ -32,6 +32,7 @@ class ModelCard(BaseModel):
     version: str  # the hub version being served, e.g. acme/intent:3
     task: str
     platform: str
+    base: str | None = None  # adapters: the base version they share in memory
 
 
 class ModelList(BaseModel):

@@ -104,6 +104,12 @@ class RunningServer:
     _thread: threading.Thread
     _socket: socket.socket
 
+    @property
+    def state(self) -> ServerState:
+        """The running app's state (models, metrics, flags), for inspection from Python."""
+        state: ServerState = self._server.config.app.state.server  # type: ignore[union-attr]
+        return state
+
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until ``/readyz`` answers 200; raise ``ServeFailed`` if loading failed or took too long."""
         deadline = time.monotonic() + timeout_s

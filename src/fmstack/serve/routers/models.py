@@ -28,6 +28,7 @@ async def list_models(state: Annotated[ServerState, Depends(server_state)]) -> M
                 version=version.ref,
                 task=info.task,
                 platform=info.platform,
+                base=info.base,
             )
         )
     return ModelList(data=cards)

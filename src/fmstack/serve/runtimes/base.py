@@ -23,6 +23,7 @@ class RuntimeInfo:
     labels: tuple[str, ...] = ()  # classification: index -> label
     multi_label: bool = False  # classification: independent sigmoid scores instead of a softmax
     dimensions: int = 0  # embedding: vector size
+    base: str | None = None  # adapters: the base version they share in memory
 
 
 class Runtime(Protocol):

@@ -85,19 +85,26 @@ class TorchRuntime:
         return self._encoder.encode(texts)
 
     def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
-        import torch
-
-        ids, mask = self._encoder.pad(batch)  # (batch, seq) each
-        with torch.inference_mode():
-            out = self._model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
-        if self._descriptor.task == "classification":
-            return scores(out.logits.float().numpy(), self._descriptor.multi_label)  # (batch, labels)
-        hidden = out.last_hidden_state.float().numpy()  # (batch, seq, hidden)
-        vectors = pool(hidden, mask, self._descriptor.pooling)
-        return l2_normalize(vectors) if self._descriptor.normalize else vectors
+        return torch_forward(self._model, self._encoder, self._descriptor, batch)
 
     def close(self) -> None:
         del self._model
+
+
+def torch_forward(
+    model: torch.nn.Module, encoder: TextEncoder, descriptor: ServableModel, batch: Sequence[Sequence[int]]
+) -> NDArray[np.float32]:
+    """One pass of a transformers model over token ids: (batch, labels) scores or (batch, hidden) vectors."""
+    import torch
+
+    ids, mask = encoder.pad(batch)  # (batch, seq) each
+    with torch.inference_mode():
+        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    if descriptor.task == "classification":
+        return scores(out.logits.float().numpy(), descriptor.multi_label)  # (batch, labels)
+    hidden = out.last_hidden_state.float().numpy()  # (batch, seq, hidden)
+    vectors = pool(hidden, mask, descriptor.pooling)
+    return l2_normalize(vectors) if descriptor.normalize else vectors
 
 
 def load_model(folder: Path, task: Task) -> torch.nn.Module:

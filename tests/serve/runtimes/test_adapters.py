@@ -1,0 +1,105 @@
+"""N LoRA adapters of one base share one base in memory, and each still answers exactly like the
+adapter loaded on its own (``fmstack.train.inference.load``), also when requests interleave."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from fmstack.hub import Hub
+from fmstack.serve import RunningServer
+from fmstack.serve.loader import HubLoader
+from fmstack.serve.runtimes.adapters import AdapterRuntime
+from fmstack.train.descriptor import ADAPTER_DESCRIPTOR, AdapterDescriptor, write
+from tests.serve.conftest import LABELS
+
+TEXTS = ["hello there", "I want a refund for my order", "where is my card"]
+
+
+def build_lora(base: Path, dest: Path, seed: int, base_ref: str) -> Path:
+    """A LoRA classification adapter in fmstack train's format, with weights made different per seed."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)  # train seeds the task model's new head with the descriptor's init_seed
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)}
+    )
+    peft_model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # stand in for training: LoRA B starts at zero, the head at the seeded init
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                param.add_(torch.randn(param.shape, generator=generator) * 0.5)
+    peft_model.save_pretrained(dest)
+    descriptor = AdapterDescriptor(
+        method="lora", format="peft", base=base_ref, task="classification", labels=LABELS, max_length=64
+    )
+    write(dest, ADAPTER_DESCRIPTOR, descriptor)
+    return dest
+
+
+@pytest.fixture
+def adapters(served_hub: Hub, model_dirs: dict[str, Path], tmp_path: Path) -> list[str]:
+    refs = []
+    for i in range(3):
+        folder = build_lora(model_dirs["encoder"], tmp_path / f"lora{i}", seed=i + 1, base_ref="acme/embed:1")
+        refs.append(served_hub.push(f"acme/intent-lora-{i}", folder, "adapter").ref)
+    return refs
+
+
+def _reference(hub: Hub, ref: str) -> np.ndarray:
+    from fmstack.train.inference import load
+
+    loaded = load(hub, ref)
+    batch = loaded.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+def test_adapters_share_one_base_and_answer_like_alone(served_hub: Hub, adapters: list[str]) -> None:
+    loader = HubLoader(served_hub, threads=1)
+    runtimes = [loader(ref)[1] for ref in adapters]
+    assert all(isinstance(r, AdapterRuntime) for r in runtimes)
+    shared = {id(r.shared) for r in runtimes}  # type: ignore[attr-defined]
+    assert loader.adapters.bases == 1 and len(shared) == 1
+    assert runtimes[0].info.base == "acme/embed:1" and runtimes[0].info.labels == tuple(LABELS)
+    outputs = []
+    for ref, runtime in zip(adapters, runtimes, strict=True):
+        out = runtime.forward(runtime.encode(TEXTS))
+        np.testing.assert_allclose(out, _reference(served_hub, ref), atol=1e-5)
+        outputs.append(out)
+    assert not np.allclose(outputs[0], outputs[1], atol=1e-3)  # really different adapters
+    for runtime in runtimes:
+        runtime.close()
+    assert loader.adapters.bases == 0
+
+
+def test_interleaved_requests_to_adapters_get_their_own_answers(
+    served_hub: Hub, adapters: list[str], serve: Callable[..., RunningServer]
+) -> None:
+    server = serve(adapters[:2])
+    listed = httpx.get(f"{server.url}/v1/models").json()["data"]
+    assert [(m["platform"], m["base"]) for m in listed] == [("pytorch+peft", "acme/embed:1")] * 2
+    expected = {ref: _reference(served_hub, ref) for ref in adapters[:2]}
+
+    async def scenario() -> list[tuple[str, int, dict[str, float]]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+            async def one(ref: str, i: int) -> tuple[str, int, dict[str, float]]:
+                r = await client.post("/v1/classify", json={"model": ref, "input": TEXTS[i]})
+                assert r.status_code == 200, r.text
+                return ref, i, r.json()["data"][0]["scores"]
+
+            jobs = [one(adapters[k % 2], k % 3) for k in range(24)]
+            return await asyncio.gather(*jobs)
+
+    for ref, i, scores in asyncio.run(scenario()):
+        np.testing.assert_allclose([scores[label] for label in LABELS], expected[ref][i], atol=1e-4)
