@@ -32,18 +32,34 @@ class DatasetStats:
     splits: dict[str, SplitStats]
 
 
-def _percentiles(chunks: list[np.ndarray]) -> dict[str, int]:
-    values = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-    if values.size == 0:
-        return {}
-    points = np.percentile(values, PERCENTILES, method="lower")
-    return {f"p{p}": int(v) for p, v in zip(PERCENTILES, points, strict=True)}
+class Histogram:
+    """Exact length percentiles in memory proportional to the longest row, not to the row count."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(0, dtype=np.int64)
+
+    def add(self, lengths: np.ndarray) -> None:
+        new = np.bincount(lengths.astype(np.int64))
+        if len(new) > len(self.counts):
+            new[: len(self.counts)] += self.counts
+            self.counts = new
+        else:
+            self.counts[: len(new)] += new
+
+    def percentiles(self) -> dict[str, int]:
+        total = int(self.counts.sum())
+        if total == 0:
+            return {}
+        cumulative = np.cumsum(self.counts)
+        # numpy's "lower" method: the value at rank floor(p/100 * (n-1)) of the sorted lengths
+        ranks = [int(np.floor(p / 100 * (total - 1))) for p in PERCENTILES]
+        values = np.searchsorted(cumulative, np.array(ranks) + 1)
+        return {f"p{p}": int(v) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
 def _split_stats(folder: Path, shards: list[str], rejected: bool) -> SplitStats:
     stats, labels, reasons = SplitStats(), Counter[str](), Counter[str]()
-    chars: list[np.ndarray] = []
-    tokens: list[np.ndarray] = []
+    chars, tokens = Histogram(), Histogram()
     for shard in shards:
         file = pq.ParquetFile(folder / shard)
         names = set(file.schema_arrow.names)
@@ -55,16 +71,16 @@ def _split_stats(folder: Path, shards: list[str], rejected: bool) -> SplitStats:
                 reasons.update(table.column("reason").to_pylist())
                 continue
             if "text" in names:
-                chars.append(pc.utf8_length(table.column("text")).to_numpy(zero_copy_only=False))
+                chars.add(pc.utf8_length(table.column("text")).to_numpy(zero_copy_only=False))
             if "label" in names:
                 counts = pc.value_counts(table.column("label").combine_chunks())
                 labels.update({str(c["values"]): int(c["counts"]) for c in counts.to_pylist()})
             if "input_ids" in names:
-                tokens.append(pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False))
+                tokens.add(pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False))
     stats.labels = dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0])))
     stats.reasons = dict(sorted(reasons.items()))
-    stats.text_chars = _percentiles(chars)
-    stats.tokens = _percentiles(tokens)
+    stats.text_chars = chars.percentiles()
+    stats.tokens = tokens.percentiles()
     return stats
 
 

@@ -41,7 +41,11 @@ class RayExecutor:
                 "the ray executor needs Ray: pip install 'fmstack[ray]' (or use --executor local)"
             ) from None
         if not ray.is_initialized():
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,
+            }
             if self.address is None:
                 options["num_cpus"] = self.workers
             ray.init(address=self.address, **options)
