@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -223,3 +225,18 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(served_hub: H
 
     with pytest.raises(ServeFailed, match="acme/missing"):
         start_server(settings(["acme/missing"]), served_hub.settings, timeout_s=30)
+
+
+def test_keep_alive_responses_are_not_held_back_by_nagle(serve: Serve) -> None:
+    # With Nagle's algorithm on, each keep-alive response (headers, then body) waits for the client's
+    # delayed ACK: >= 40 ms per request, so 20 requests would take >= 0.8 s.
+    server = serve(["acme/embed-onnx"])
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        start = time.perf_counter()
+        for _ in range(20):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            data = b""
+            while not data.endswith(b'{"status":"ok"}'):
+                data += sock.recv(65536)
+        assert time.perf_counter() - start < 0.6
