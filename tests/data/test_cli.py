@@ -58,3 +58,5 @@ def test_user_errors_exit_1_with_one_line(
     assert main(["data", "ingest", str(tmp_path / "none.csv"), "--name", "a/b"]) == 1
     assert main(["data", "ingest", str(bad)]) == 1  # no --name
     assert "--name" in capsys.readouterr().err
+    assert main(["data", "ingest", str(bad), "--name", "a/b", "--max-rejected-fraction", "3"]) == 1
+    assert "--max-rejected-fraction: Input should be less than or equal to 1" in capsys.readouterr().err

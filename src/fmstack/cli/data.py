@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markdown import Markdown
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -52,6 +53,14 @@ def _parse_splits(values: list[str]) -> dict[str, list[str]]:
             raise InvalidInput(f"bad --split {value!r}: use --split NAME=PATH, e.g. --split train=data/a.csv")
         out.setdefault(sources.check_split_name(name), []).append(path)
     return out
+
+
+def _ingest_spec(options: dict[str, Any]) -> ingest_mod.IngestSpec:
+    try:
+        return ingest_mod.IngestSpec.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"bad options: {problems}") from None
 
 
 @app.command()
@@ -114,7 +123,7 @@ def ingest(
         if len(parts) != 2 or not all(parts):
             raise InvalidInput(f"bad --pair-columns {pair_columns!r}: give two column names, A,B")
         pair = (parts[0], parts[1])
-    spec = ingest_mod.IngestSpec.model_validate(
+    spec = _ingest_spec(
         {
             "name": name,
             "paths": paths or [],

@@ -131,7 +131,9 @@ def _prepare(hub: Hub, spec: ProcessSpec, resume: bool) -> _Run:
     splits = tuple(
         dict.fromkeys(["train", "validation", "test", *(s for s in manifest.splits if s != "rejected")])
     )
-    key = hashlib.sha256(f"{version.digest}\n{spec.canonical()}".encode()).hexdigest()[:24]
+    # The resolved model versions are part of the key: "fmstack/minilm-l6" may move between runs.
+    identity = f"{version.digest}\n{spec.canonical()}\n{json.dumps(models, sort_keys=True)}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:24]
     workdir = hub.settings.home / "cache" / "data-work" / key
     if not resume and workdir.exists():
         shutil.rmtree(workdir)
