@@ -24,7 +24,8 @@ class ServerState:
         return self.models.ready and not self.draining and self.load_error is None
 
 
-def server_state(request: Request) -> ServerState:
-    """FastAPI dependency: the state of the app that received the request."""
+async def server_state(request: Request) -> ServerState:
+    """FastAPI dependency: the state of the app that received the request. ``async`` on purpose:
+    FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request."""
     state: ServerState = request.app.state.server
     return state
