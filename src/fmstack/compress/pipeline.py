@@ -37,10 +37,10 @@ from fmstack.compress.report import CompressReport, Measure, render_markdown
 from fmstack.compress.runtime import Batch, OnnxRunner, Runner, TorchRunner
 from fmstack.compress.source import Parent, load_parent
 from fmstack.compress.spec import CompressSpec
-from fmstack.errors import FmstackError, Unsupported
+from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
-from fmstack.hub.refs import parse_ref
+from fmstack.hub.refs import parse_repo
 
 Progress = Callable[[str], None]
 _EVAL_BATCH = 32
@@ -213,7 +213,7 @@ def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None =
     say(f"loading {ref}")
     parent = load_parent(hub, ref)
     output = spec.output or f"{hub.resolve(parent.ref).repo}-onnx"
-    parse_ref(output)  # a bad output name fails now, not after minutes of work
+    parse_repo(output)  # a bad output name fails now, not after minutes of work
     data = (
         load_eval(
             hub,
@@ -328,6 +328,3 @@ def _metrics(report: CompressReport) -> dict[str, float]:
     if report.drop_points is not None:
         metrics["drop_points"] = report.drop_points
     return metrics
-
-
-__all__ = ["CompressResult", "FmstackError", "compress"]

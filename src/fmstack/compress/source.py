@@ -120,7 +120,10 @@ def load_folder(folder: Path, ref: str) -> Parent:
             folder=folder,
         )
     pooling, normalize = sentence_pooling(folder)
-    model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    try:  # BERT-likes would otherwise build a pooler head that embeddings never use
+        model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    except TypeError:  # encoders without a pooler do not take the argument
+        model = AutoModel.from_pretrained(folder)
     return Parent(
         ref=ref,
         model=model.eval(),
