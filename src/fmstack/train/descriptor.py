@@ -51,6 +51,9 @@ class AdapterDescriptor(BaseModel):
     head_file: str | None = None  # file holding the trained task head's weights, if any
     head_modules: list[str] = []  # their module names in the task model
     dataset: str | None = None
+    # Seed that was set before building the task model: weights the base lacks and the adapter does
+    # not store (e.g. a new MLM head transform) are re-created identically from it when loading.
+    init_seed: int = 0
 
 
 def write(folder: Path, name: str, descriptor: BaseModel) -> None:

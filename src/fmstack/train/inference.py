@@ -99,9 +99,10 @@ def _adapter_version(hub: Hub, ref: str, folder: Path) -> Loaded:
         )
     base_dir = hub.checkout(desc.base)
     ctx = TaskContext(labels=desc.labels, multi_label=desc.multi_label)
-    torch.manual_seed(0)  # heads are overwritten by the saved weights; keep construction deterministic
-    model = registry.task(desc.task).load_model(base_dir, ctx)
-    model = registry.method(desc.method).load(model, folder)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
+        torch.manual_seed(desc.init_seed)  # the same initialisation as in training (see the descriptor)
+        model = registry.task(desc.task).load_model(base_dir, ctx)
+        model = registry.method(desc.method).load(model, folder)
     return Loaded(
         model=model.eval(),
         tokenizer=load_tokenizer(base_dir),

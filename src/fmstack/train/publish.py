@@ -39,6 +39,7 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
                 head_file="adapter_model.safetensors" if heads else None,
                 head_modules=heads,
                 dataset=data_ref,
+                init_seed=spec.seed,
             ),
         )
         return "adapter"

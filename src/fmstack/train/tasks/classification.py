@@ -95,6 +95,11 @@ def _loss_sum(out: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> tor
     return nn.functional.cross_entropy(out, labels, reduction="sum")
 
 
+def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
+    """What the model answers for a batch: (batch, classes) logits."""
+    return logits(model, batch)
+
+
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
     out = logits(model, batch).float()
     return _loss_sum(out, batch["labels"], ctx.multi_label), out.shape[0]

@@ -45,6 +45,12 @@ def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Ten
     return batch
 
 
+def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
+    """What the model answers for a batch: (batch, seq, vocab) logits."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return model(**inputs).logits  # type: ignore[no-any-return]
+
+
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
     # position t predicts token t+1: (batch, seq-1, vocab) against (batch, seq-1)

@@ -89,6 +89,13 @@ def embed(
     return pool(hidden.float(), inputs["attention_mask"], ctx.pooling, True)
 
 
+def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
+    """What the model answers for a batch: (batch, hidden) pooled embeddings."""
+    inputs = {k: v for k, v in batch.items() if not k.startswith("pair_") and k != "labels"}
+    hidden = model(**inputs).last_hidden_state
+    return pool(hidden.float(), inputs["attention_mask"], ctx.pooling, ctx.normalize)
+
+
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
     a = embed(model, batch, ctx)  # (batch, hidden), unit norm: similarities are cosines
     n = a.shape[0]

@@ -40,7 +40,7 @@ def encode(table: pa.Table, tokenizer: Any, ctx: TaskContext) -> list[dict[str, 
 
 
 def finalize(row: dict[str, Any], key: tuple[int, ...], ctx: TaskContext) -> dict[str, Any]:
-    rng = np.random.default_rng([ctx.seed, *key])
+    rng = np.random.default_rng([ctx.seed % 2**32, *(k % 2**32 for k in key)])  # key (-1, i): evaluation
     ids = np.asarray(row["input_ids"], dtype=np.int64)
     candidates = ~np.isin(ids, list(ctx.special_ids))
     chosen = candidates & (rng.random(len(ids)) < ctx.mlm_probability)
@@ -63,6 +63,12 @@ def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Ten
     batch = encoder_inputs(rows, "input_ids", ctx.pad_id)
     batch["labels"] = pad([r["labels"] for r in rows], -100)
     return batch
+
+
+def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
+    """What the model answers for a batch: (batch, seq, vocab) logits."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return model(**inputs).logits  # type: ignore[no-any-return]
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:

@@ -1,0 +1,223 @@
+"""Training benchmark on banking77 (77 intents): every method's test accuracy, trainable parameters,
+wall time and samples/s with base ``fmstack/minilm-l6``, and Hugging Face Trainer + PEFT LoRA side by
+side on the same model, data, batch, epochs and learning rate, in the same run.
+
+    .venv/bin/python bench/train.py --epochs 3 --max-length 64 --methods probe,full,lora,ia3,adapter,prefix
+    .venv/bin/python bench/train.py --subsample 8 --epochs 2 --max-length 32   # bounded, shared CPUs
+
+Skips with a message when /work/shared/datasets/banking77 is absent. Results go to stdout as a
+Markdown table and to --out as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+DATA = Path("/work/shared/datasets/banking77")
+BASE = "fmstack/minilm-l6"
+LR = {"probe": 1e-2, "full": 1e-4, "lora": 1e-3, "ia3": 1e-2, "adapter": 1e-3, "prefix": 1e-2}
+
+
+def read_csv(path: Path, every: int) -> tuple[list[str], list[str]]:
+    """Every ``every``-th row: the CSVs are sorted by category, so this keeps all 77 classes."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))[::every]
+    return [r["text"] for r in rows], [r["category"] for r in rows]
+
+
+def push_banking77(hub: Any, root: Path, every: int) -> tuple[str, list[str]]:
+    from fmstack.data import format as dataformat
+
+    labels = sorted(json.loads((DATA / "categories.json").read_text()))
+    folder = root / "banking77"
+    folder.mkdir()
+    splits = {}
+    for split, name in (("train", "train.csv"), ("test", "test.csv")):
+        texts, cats = read_csv(DATA / name, every)
+        splits[split] = dataformat.write_split(folder, split, [pa.table({"text": texts, "label": cats})])
+    manifest = dataformat.DatasetManifest(splits=splits, columns=["text", "label"], labels=labels)
+    dataformat.write_manifest(folder, manifest)
+    return hub.push("bench/banking77", folder, "dataset").ref, labels
+
+
+def run_fmstack(hub: Any, data: str, method: str, args: argparse.Namespace) -> dict[str, Any]:
+    from fmstack.train.evaluate import evaluate
+    from fmstack.train.inference import load
+    from fmstack.train.run import train
+    from fmstack.train.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "task": "classification",
+            "method": method,
+            "base": BASE,
+            "data": data,
+            "epochs": args.epochs * (args.probe_epoch_factor if method == "probe" else 1),
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "lr": LR[method],
+            "output": f"bench/{method}",
+            "seed": 0,
+        }
+    )
+    started = time.perf_counter()
+    result = train(hub, spec)
+    wall = time.perf_counter() - started
+    metrics = evaluate(load(hub, result.output.ref), hub.checkout(data), "test")
+    return {
+        "method": method,
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "trainable_params": result.trainable_params,
+        "wall_s": wall,
+        "train_s": result.train_seconds,
+        "samples_per_s": result.samples_per_s,
+    }
+
+
+def run_hf_trainer(
+    base_dir: Path, data_dir: Path, labels: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The baseline: transformers Trainer + PEFT LoRA with default data handling (random batches,
+    padding to the longest in each batch), same model, data, batch, epochs, learning rate."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from fmstack.data import format as dataformat
+
+    index = {n: i for i, n in enumerate(labels)}
+    tok = AutoTokenizer.from_pretrained(str(base_dir))
+
+    def dataset(split: str) -> Dataset:
+        table = dataformat.read_split(data_dir, split)
+        enc = tok(table.column("text").to_pylist(), truncation=True, max_length=args.max_length)
+        return Dataset.from_dict({**enc, "labels": [index[x] for x in table.column("label").to_pylist()]})
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base_dir), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index
+    )
+    model.accepts_loss_kwargs = False  # transformers 5 mis-scales the loss otherwise (see STYLE traps)
+    model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16))
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            num_train_epochs=args.epochs,
+            learning_rate=LR["lora"],
+            warmup_steps=0.06,  # transformers 5: a float below 1 is a ratio of the total steps
+            weight_decay=0.01,
+            lr_scheduler_type="linear",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            use_cpu=True,
+            seed=0,
+            disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=dataset("train"),
+            data_collator=DataCollatorWithPadding(tok),
+        )
+        started = time.perf_counter()
+        out_metrics = trainer.train().metrics
+        wall = time.perf_counter() - started
+        preds = trainer.predict(dataset("test"))
+    accuracy = float((preds.predictions.argmax(-1) == preds.label_ids).mean())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "method": "hf-trainer+peft-lora",
+        "accuracy": accuracy,
+        "macro_f1": float("nan"),
+        "trainable_params": trainable,
+        "wall_s": wall,
+        "train_s": out_metrics["train_runtime"],
+        "samples_per_s": out_metrics["train_samples_per_second"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--methods", default="probe,full,lora,ia3,adapter,prefix")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--probe-epoch-factor",
+        type=int,
+        default=10,
+        help="probe epochs = this x --epochs (cheap: cached features)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument(
+        "--subsample", type=int, default=1, help="keep every N-th row of each split (1 = all)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the HF Trainer + PEFT run")
+    parser.add_argument("--out", type=Path, default=Path("bench/train-results.json"))
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} is absent (banking77 CSVs needed)")
+        return 0
+    torch.set_num_threads(args.threads)
+    from fmstack.hub import Hub
+    from fmstack.hub.importers import import_builtin
+    from fmstack.settings import Settings
+
+    results: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="fmstack-bench-") as tmp,
+        Hub(Settings.at(Path(tmp) / "home")) as hub,
+    ):
+        import_builtin(hub)
+        data, labels = push_banking77(hub, Path(tmp), args.subsample)
+        for method in args.methods.split(","):
+            results.append(run_fmstack(hub, data, method, args))
+            print(json.dumps(results[-1]), flush=True)
+        if not args.no_baseline:
+            results.append(run_hf_trainer(hub.checkout(BASE), hub.checkout(data), labels, args))
+            print(json.dumps(results[-1]), flush=True)
+    args.out.write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2)
+    )
+    print(
+        "\n| method | test accuracy | trainable params | wall s | samples/s |\n| --- | --- | --- | --- | --- |"
+    )
+    for r in results:
+        print(
+            f"| {r['method']} | {100 * r['accuracy']:.2f}% | {r['trainable_params']:,} | {r['wall_s']:.0f} | {r['samples_per_s']:.1f} |"
+        )
+    ours = next((r for r in results if r["method"] == "lora"), None)
+    base = next((r for r in results if r["method"].startswith("hf-trainer")), None)
+    if ours and base:
+        print(
+            f"\nfmstack lora vs HF Trainer + PEFT LoRA: {ours['samples_per_s'] / base['samples_per_s']:.2f}x samples/s, "
+            f"accuracy {100 * ours['accuracy']:.2f}% vs {100 * base['accuracy']:.2f}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

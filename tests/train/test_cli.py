@@ -1,0 +1,206 @@
+"""End to end through the real CLI: train, eval and generate, with runs and lineage in the hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from fmstack.cli.main import main
+from fmstack.hub import Hub
+from fmstack.hub.cards import parse_card
+from tests.train.conftest import push_dataset, push_tiny_bert, texts
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_finetune_pushes_a_model_with_lineage_card_and_metrics(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "finetune",
+            "--base",
+            tiny_bert,
+            "--data",
+            topics,
+            "-b",
+            "8",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e-2",
+            "--eval-every",
+            "4",
+            "--output",
+            "acme/topics",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = _json(capsys)
+    assert out["output"]["repo"] == "acme/topics" and out["output"]["kind"] == "model"
+    assert set(out["metrics"]) >= {"accuracy", "macro_f1"} and out["samples_per_s"] > 0
+
+    run = hub.runs.get(out["run_id"])
+    assert run.status == "succeeded" and run.kind == "train"
+    assert set(run.inputs) == {"test/tiny-bert:1", "test/topics:1"}
+    assert run.outputs == ["acme/topics:1"]
+    assert run.spec["result"]["metrics"]["accuracy"] == out["metrics"]["accuracy"]
+    assert [m.step for m in hub.runs.metrics(out["run_id"], "eval_accuracy")] == [4, 8, 12, 16]
+    meta, _ = parse_card(hub.card("acme/topics"))
+    assert meta.base_model == "test/tiny-bert:1" and meta.datasets == ["test/topics:1"]
+    files = {f.path for f in hub.info("acme/topics").files}
+    assert {"config.json", "model.safetensors", "fmstack.json", "tokenizer.json"} <= files
+    descriptor = json.loads(hub.read_file("acme/topics", "fmstack.json"))
+    assert descriptor["format"] == "pytorch" and descriptor["labels"] == ["food", "money", "sport"]
+    config = json.loads(hub.read_file("acme/topics", "config.json"))
+    assert config["id2label"] == {"0": "food", "1": "money", "2": "sport"}
+
+    # fmstack eval: the same metrics, recorded as an eval run
+    assert main(["eval", "acme/topics", "--data", topics, "--split", "validation", "--json"]) == 0
+    evaluated = _json(capsys)
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(out["metrics"]["accuracy"])
+    assert "per_class" in evaluated["metrics"]
+    assert hub.runs.get(evaluated["run_id"]).kind == "eval"
+
+
+def test_adapter_version_records_its_base(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "train",
+                "finetune",
+                "--base",
+                tiny_bert,
+                "--data",
+                topics,
+                "--method",
+                "adapter",
+                "--adapter-type",
+                "pfeiffer",
+                "--max-steps",
+                "2",
+                "-b",
+                "8",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out = _json(capsys)
+    assert out["output"]["kind"] == "adapter"
+    meta = json.loads(hub.read_file(out["output"]["repo"], "fmstack_adapter.json"))
+    assert meta["method"] == "adapter" and meta["base"] == "test/tiny-bert:1" and meta["labels"]
+    config = json.loads(hub.read_file(out["output"]["repo"], "adapter_config.json"))
+    assert config["adapter_type"] == "pfeiffer"
+
+
+def test_spec_file_and_refusals_leave_nothing_behind(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"task: classification\nmethod: lora\nbase: {tiny_bert}\ndata: {topics}\nmax_steps: 2\nbatch_size: 8\noutput: acme/from-yaml\n"
+    )
+    assert main(["train", "run", str(spec), "--json"]) == 0
+    assert _json(capsys)["output"]["repo"] == "acme/from-yaml"
+
+    runs_before = len(hub.runs.recent())
+    assert (
+        main(
+            [
+                "train",
+                "finetune",
+                "--base",
+                tiny_bert,
+                "--data",
+                topics,
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+                "--output",
+                "acme/fp16",
+            ]
+        )
+        == 1
+    )
+    assert "fp16 is not supported on CPU" in capsys.readouterr().err
+    assert (
+        main(
+            ["train", "finetune", "--base", tiny_bert, "--data", topics, "--method", "nope", "--epochs", "0"]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "method" in err and "epochs" in err
+    assert len(hub.runs.recent()) == runs_before
+    assert "acme/fp16" not in {r.repo for r in hub.ls()}
+
+
+def test_pretrain_gpt2_tiny_on_packed_blocks_then_generate(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokenizer_ref = push_tiny_bert(hub, tmp_path, repo="test/tokenizer")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hub.checkout(tokenizer_ref)))
+
+    def blocks(n: int, seed: int) -> pa.Table:
+        ids = [i for t in texts(n, seed)[0] for i in tok(t)["input_ids"]]
+        rows = [ids[i : i + 16] for i in range(0, len(ids) - 16, 16)]
+        return pa.table({"input_ids": pa.array(rows, pa.list_(pa.int32()))})
+
+    data = push_dataset(
+        hub,
+        tmp_path,
+        "test/packed",
+        {"train": blocks(300, 1), "validation": blocks(40, 2)},
+        block_size=16,
+        tokenizer=tokenizer_ref,
+    )
+    assert (
+        main(
+            [
+                "train",
+                "pretrain",
+                "--arch",
+                "gpt2-tiny",
+                "--objective",
+                "clm",
+                "--data",
+                data,
+                "--epochs",
+                "3",
+                "-b",
+                "16",
+                "--lr",
+                "3e-3",
+                "--eval-every",
+                "10",
+                "--output",
+                "acme/gpt2-tiny",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out = _json(capsys)
+    curve = [m.value for m in hub.runs.metrics(out["run_id"], "eval_perplexity")]
+    assert len(curve) >= 3 and all(b < a for a, b in zip(curve, curve[1:], strict=False)), curve
+    assert curve[-1] < 0.8 * curve[0], curve
+
+    assert (
+        main(["generate", "acme/gpt2-tiny", "--prompt", "the bank", "--max-new-tokens", "5", "--json"]) == 0
+    )
+    sample = _json(capsys)
+    assert sample["prompt"] == "the bank" and len(sample["completion"].split()) >= 1
+    assert main(["generate", tokenizer_ref, "--prompt", "x"]) == 1  # not a causal LM

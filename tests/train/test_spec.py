@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmstack.errors import InvalidInput
+from fmstack.train.spec import TrainSpec, load_spec_file, parse_spec
+
+
+def test_a_bad_spec_lists_every_problem_at_once() -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_spec(
+            {
+                "task": "embedding",
+                "method": "probe",  # cross-field: probe needs labels
+                "base": "a/b",
+                "arch": "bert-tiny",  # cross-field: both base and arch
+                "data": "a/data",
+                "epochs": 0,  # field: >= 1
+                "lr": -1,  # field: > 0
+                "precision": "fp8",  # field: not a choice
+                "early_stopping": 2,  # cross-field: needs eval_every
+                "colour": "blue",  # field: unknown
+            }
+        )
+    message = str(info.value)
+    assert "9 problem(s)" in message  # the 4 field errors, 5 cross-field rules (arch + probe breaks two)
+    for fragment in (
+        "epochs",
+        "lr",
+        "precision",
+        "colour",
+        "probe",
+        "not both",
+        "early_stopping",
+        "pretraining from scratch",
+    ):
+        assert fragment in message, fragment
+
+
+def test_missing_fields_are_reported_with_cross_field_rules() -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_spec({"method": "lora"})
+    message = str(info.value)
+    assert "task" in message and "data" in message and "--base" in message
+
+
+def test_a_good_spec_and_its_identity() -> None:
+    spec = parse_spec({"task": "classification", "method": "lora", "base": "a/b", "data": "a/d"})
+    assert spec.learning_rate == 5e-4  # the method's default
+    same = spec.model_copy(update={"resume": True, "output": "x/y"})
+    assert same.identity() == spec.identity()  # resuming finds the same checkpoints
+    assert spec.model_copy(update={"seed": 1}).identity() != spec.identity()
+
+
+def test_yaml_spec_file(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("task: mlm\narch: bert-tiny\ndata: a/text\ntokenizer: a/tok\nepochs: 2\n")
+    assert load_spec_file(path) == TrainSpec(
+        task="mlm", arch="bert-tiny", data="a/text", tokenizer="a/tok", epochs=2
+    )
+    path.write_text("- not a mapping\n")
+    with pytest.raises(InvalidInput, match="mapping"):
+        load_spec_file(path)
