@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fmstack.data import card as card_mod
+from fmstack.data.executors.base import Executor
 from fmstack.data.executors.registry import make_executor
 from fmstack.data.format import DatasetManifest, SplitInfo, read_manifest, write_manifest
 from fmstack.data.ops.base import SPLIT_COLUMN, Context, FinalOp, GlobalOp, OpConfig
@@ -149,7 +150,7 @@ def _add(total: OpStats, new: OpStats) -> None:
             mine[k] = mine.get(k, 0) + v
 
 
-def _run_stages(run: _Run, executor: Any, progress: Callable[[int], None] | None) -> tuple[OpStats, int]:
+def _run_stages(run: _Run, executor: Executor, progress: Callable[[int], None] | None) -> tuple[OpStats, int]:
     _, ops, plan = built(run.spec.model_dump_json())
     totals: OpStats = {}
     resumed = 0

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -75,12 +76,12 @@ def decision_path(workdir: str | Path, stage: int, unit: int) -> Path:
     return Path(workdir) / f"decision-{stage}" / f"{unit:05d}.npy"
 
 
-def atomic_write(path: Path, write: object) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via ``write(file)`` to a temporary name, then rename into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
-        write(f)  # type: ignore[operator]
+        write(f)
     os.replace(tmp, path)
 
 
