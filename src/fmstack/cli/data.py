@@ -29,15 +29,15 @@ RefArg = Annotated[
 
 
 @contextmanager
-def row_progress(description: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rows-done counter on stderr; a no-op for --json or when stderr is not a terminal."""
+def row_progress(description: str, enabled: bool, unit: str = "rows") -> Iterator[Callable[[int], None]]:
+    """A done-counter on stderr; a no-op for --json or when stderr is not a terminal."""
     if not enabled or not err_console.is_terminal:
         yield lambda _n: None
         return
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} rows"),
+        TextColumn("{task.completed:,} " + unit),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console, transient=True) as bar:
@@ -252,7 +252,7 @@ def process(
     from fmstack.data.spec import load_spec
 
     spec = load_spec(spec_path)
-    with Hub.open() as hub, row_progress(f"process {spec.input}", not json_output) as advance:
+    with Hub.open() as hub, row_progress(f"process {spec.input}", not json_output, "shard tasks") as advance:
         result = run_process(
             hub,
             spec,
