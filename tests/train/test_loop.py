@@ -96,3 +96,17 @@ def test_resume_after_sigkill_reaches_the_same_weights(hub: Hub, tiny_bert: str,
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+def test_early_stopping_keeps_the_best_evaluated_weights(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    # A learning rate this large makes evaluations worsen quickly: the loop must stop and return the best.
+    _, result = fit(
+        hub, tmp_path / "ck", task="classification", method="full", base=tiny_bert, data=topics,
+        batch_size=8, epochs=20, lr=0.5, eval_every=1, early_stopping=2, seed=1,
+    )  # fmt: skip
+    evals = {h["step"]: h["eval"]["accuracy"] for h in result.history if "eval" in h}
+    assert result.steps < 160  # stopped early
+    assert result.best_step is not None and evals[result.best_step] == max(evals.values())
+    assert result.final["accuracy"] == pytest.approx(evals[result.best_step])
