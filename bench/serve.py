@@ -190,10 +190,10 @@ class _Item:
 class Offline:
     """The serving runtime itself, with no server: texts/s batching the same texts the same way."""
 
-    def __init__(self, hub: object, ref: str, texts: Sequence[str]) -> None:
+    def __init__(self, hub: object, ref: str, texts: Sequence[str], threads: int | None) -> None:
         from fmstack.serve.loader import load_runtime
 
-        _, self.runtime = load_runtime(hub, ref, None)  # type: ignore[arg-type]
+        _, self.runtime = load_runtime(hub, ref, threads)  # type: ignore[arg-type]
         self.ids = self.runtime.encode(list(texts))
         self.cpu_ms_per_text = 0.0  # of the last run: CPU time of this process per text
 
@@ -212,6 +212,20 @@ class Offline:
             done += len(batch)
         self.cpu_ms_per_text = round(1000 * (time.process_time() - cpu) / done, 2)
         return round(done / (time.perf_counter() - start), 1)
+
+
+def sentence_transformers_rate(folder: Path, texts: Sequence[str], batch_size: int, seconds: float) -> float:
+    """texts/s of sentence-transformers ``encode`` (PyTorch) on the same texts: the usual way to embed."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu")
+    model.encode(list(texts[:batch_size]), batch_size=batch_size)  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        chunk = [texts[(done + k) % len(texts)] for k in range(4 * batch_size)]
+        model.encode(chunk, batch_size=batch_size, normalize_embeddings=True)
+        done += len(chunk)
+    return round(done / (time.perf_counter() - start), 1)
 
 
 # -- setup ----------------------------------------------------------------------------------------
@@ -271,6 +285,9 @@ def main() -> None:
     parser.add_argument("--runtime", choices=["auto", "onnx", "pytorch"], default="auto")
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
+    parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = parser.parse_args()
 
@@ -286,12 +303,23 @@ def main() -> None:
             print(f"machine: {os.cpu_count()} cores (shared); texts: {source}", flush=True)
             ref, what, folder = prepare_model(hub, args.runtime)
             print(f"model: {what}", flush=True)
-            offline_runtime = Offline(hub, ref, texts)
+            offline_runtime = Offline(hub, ref, texts, args.threads)
+            st_rate = runtime_rate = 0.0
+            if not args.no_st:
+                st_rate = sentence_transformers_rate(folder, texts, 32, args.seconds)
+                runtime_rate = offline_runtime.run(32, 8192, args.seconds)
+                print(
+                    f"embedding throughput, batch 32: serving runtime {runtime_rate} texts/s, "
+                    f"sentence-transformers encode {st_rate} texts/s: {runtime_rate / st_rate:.2f}x (goal >= 3x)",
+                    flush=True,
+                )
 
         fm_port, naive_port = free_port(), free_port()
         fm_url, naive_url = f"http://127.0.0.1:{fm_port}", f"http://127.0.0.1:{naive_port}"
         fm_cmd = [FMSTACK, "serve", ref, "--port", str(fm_port), "--log-level", "warning"]
         fm_cmd += ["--max-wait-ms", str(args.max_wait_ms), "--poll-aliases-s", "0"]
+        fm_cmd += ["--max-batch-size", str(args.max_batch_size)]
+        fm_cmd += ["--threads", str(args.threads)] if args.threads else []
         naive_cmd = [
             sys.executable,
             str(ROOT / "bench" / "naive_server.py"),
@@ -311,7 +339,7 @@ def main() -> None:
             warm_up(fm_url, ref, texts, "fmstack")
             warm_up(naive_url, ref, texts, "naive")
             for c in args.concurrency:
-                offline[c] = offline_runtime.run(c, 8192, args.seconds / 2)
+                offline[c] = offline_runtime.run(min(c, args.max_batch_size), 8192, args.seconds / 2)
                 offline_cpu[c] = offline_runtime.cpu_ms_per_text
                 print(
                     f"  offline  batch={c:<3} {offline[c]:>8.1f} texts/s  cpu {offline_cpu[c]:.2f} ms/text",
@@ -362,6 +390,7 @@ def main() -> None:
             "model": what,
             "offline_texts_per_s": offline,
             "offline_cpu_ms_per_text": offline_cpu,
+            "runtime_vs_sentence_transformers": {"runtime": runtime_rate, "sentence_transformers": st_rate},
             "levels": [asdict(x) for x in fmstack_levels + naive_levels],
         }
         args.out.write_text(json.dumps(result, indent=2))

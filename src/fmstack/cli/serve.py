@@ -70,5 +70,6 @@ def serve(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"bad serve options: {problems}") from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err_console.print(f"serving {', '.join(refs)} on http://{host}:{port} (Ctrl+C or SIGTERM to stop)")
+    where = f" on http://{host}:{port}" if port else ""
+    err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)
     run(settings, log_level=log_level)

@@ -8,6 +8,7 @@ process then exits 0. A second SIGINT (Ctrl+C) forces the exit.
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -24,6 +25,8 @@ from fmstack.serve.models import LoadFn
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
 from fmstack.settings import Settings
+
+log = logging.getLogger("fmstack.serve")
 
 
 class ServeFailed(FmstackError):
@@ -85,6 +88,8 @@ def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level
 
     Raises ``ServeFailed`` if the models could not be loaded."""
     server, sock = _server(settings, hub_settings, log_level)
+    host, port = sock.getsockname()[:2]
+    log.info("listening on http://%s:%d (models load in the background; /readyz says when ready)", host, port)
     # uvicorn re-raises the signal it caught once it has shut down, so that a default handler would
     # kill the process; handling SIGTERM here makes a drained shutdown end as a normal return (exit 0).
     previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
