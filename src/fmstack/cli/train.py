@@ -37,6 +37,9 @@ Executor = Annotated[
     str | None, Opt("--executor", help="local (default) or ray (Ray Train, needs the ray extra).")
 ]
 Output = Annotated[str | None, Opt("--output", "-o", help="NS/NAME to push the result to.")]
+EvalSplit = Annotated[
+    str | None, Opt("--eval-split", help="Split to evaluate on (default: validation if present).")
+]
 EvalEvery = Annotated[int | None, Opt("--eval-every", help="Evaluate every N steps (always at the end).")]
 EarlyStop = Annotated[
     int | None, Opt("--early-stopping", help="Stop after N evaluations without improvement.")
@@ -126,6 +129,7 @@ def finetune(
     nproc: Nproc = None,
     executor: Executor = None,
     output: Output = None,
+    eval_split: EvalSplit = None,
     eval_every: EvalEvery = None,
     early_stopping: EarlyStop = None,
     save_every: SaveEvery = None,
@@ -177,6 +181,7 @@ def pretrain(
     device: Dev = None,
     nproc: Nproc = None,
     output: Output = None,
+    eval_split: EvalSplit = None,
     eval_every: EvalEvery = None,
     save_every: SaveEvery = None,
     checkpoint_dir: CkptDir = None,
