@@ -190,7 +190,10 @@ class _Item:
 class Offline:
     """The serving runtime itself, with no server: texts/s batching the same texts the same way."""
 
-    def __init__(self, hub: object, ref: str, texts: Sequence[str], threads: int | None) -> None:
+    def __init__(
+        self, hub: object, ref: str, texts: Sequence[str], threads: int | None, min_fill: float
+    ) -> None:
+        self.min_fill = min_fill
         from fmstack.serve.loader import load_runtime
 
         _, self.runtime = load_runtime(hub, ref, threads)  # type: ignore[arg-type]
@@ -200,7 +203,7 @@ class Offline:
     def run(self, size: int, max_tokens: int, seconds: float) -> float:
         from fmstack.serve.batching import Limits, next_batch
 
-        limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0)
+        limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0, min_fill=self.min_fill)
         ids, n = self.ids, len(self.ids)
         self.runtime.forward(ids[:size])  # warm-up
         done, start, cpu = 0, time.perf_counter(), time.process_time()
@@ -286,6 +289,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--min-batch-fill", type=float, default=0.75)
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
     parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
@@ -303,7 +307,7 @@ def main() -> None:
             print(f"machine: {os.cpu_count()} cores (shared); texts: {source}", flush=True)
             ref, what, folder = prepare_model(hub, args.runtime)
             print(f"model: {what}", flush=True)
-            offline_runtime = Offline(hub, ref, texts, args.threads)
+            offline_runtime = Offline(hub, ref, texts, args.threads, args.min_batch_fill)
             st_rate = runtime_rate = 0.0
             if not args.no_st:
                 st_rate = sentence_transformers_rate(folder, texts, 32, args.seconds)
@@ -318,7 +322,7 @@ def main() -> None:
         fm_url, naive_url = f"http://127.0.0.1:{fm_port}", f"http://127.0.0.1:{naive_port}"
         fm_cmd = [FMSTACK, "serve", ref, "--port", str(fm_port), "--log-level", "warning"]
         fm_cmd += ["--max-wait-ms", str(args.max_wait_ms), "--poll-aliases-s", "0"]
-        fm_cmd += ["--max-batch-size", str(args.max_batch_size)]
+        fm_cmd += ["--max-batch-size", str(args.max_batch_size), "--min-batch-fill", str(args.min_batch_fill)]
         fm_cmd += ["--threads", str(args.threads)] if args.threads else []
         naive_cmd = [
             sys.executable,
@@ -339,10 +343,11 @@ def main() -> None:
             warm_up(fm_url, ref, texts, "fmstack")
             warm_up(naive_url, ref, texts, "naive")
             for c in args.concurrency:
-                offline[c] = offline_runtime.run(min(c, args.max_batch_size), 8192, args.seconds / 2)
+                size = min(c, args.max_batch_size)
+                offline[c] = offline_runtime.run(size, 8192, args.seconds / 2)
                 offline_cpu[c] = offline_runtime.cpu_ms_per_text
                 print(
-                    f"  offline  batch={c:<3} {offline[c]:>8.1f} texts/s  cpu {offline_cpu[c]:.2f} ms/text",
+                    f"  offline  batch={size:<3} {offline[c]:>8.1f} texts/s  cpu {offline_cpu[c]:.2f} ms/text",
                     flush=True,
                 )
                 targets = (("fmstack", fm_url, fmstack_levels), ("naive", naive_url, naive_levels))

@@ -65,3 +65,13 @@ def test_split_dead_separates_expired_and_dropped_in_order() -> None:
     assert alive == [alive1, alive2]
     assert expired == [late]
     assert dropped == [gone]
+
+
+def test_min_fill_keeps_a_batch_from_being_mostly_padding() -> None:
+    pending = [P(10), P(11), P(40), P(9), P(12)]
+    batch = next_batch(pending, Limits(max_tokens=10_000, max_size=8, max_wait_s=0, min_fill=0.75))
+    assert [p.length for p in batch] == [9, 10, 11, 12]  # the 40-token text waits for its own batch
+    everything = next_batch(pending, Limits(max_tokens=10_000, max_size=8, max_wait_s=0, min_fill=0.0))
+    assert len(everything) == 5
+    lengths = [p.length for p in batch]
+    assert sum(lengths) >= 0.75 * padded_tokens(lengths)

@@ -40,6 +40,9 @@ class Limits:
     max_tokens: int  # padded tokens per batch: len(batch) * longest text
     max_size: int  # texts per batch
     max_wait_s: float  # how long the oldest text may wait for company
+    # Least share of real tokens in the padded batch (sum of lengths / (len(batch) * longest)): a text
+    # that would make the batch mostly padding waits for a batch of its own length instead.
+    min_fill: float = 0.0
 
 
 def padded_tokens(lengths: Sequence[int]) -> int:
@@ -78,7 +81,8 @@ def next_batch(pending: Sequence[P], limits: Limits) -> list[P]:
 
     ``pending`` is in arrival order. The oldest text always goes in (no starvation, even when it alone
     is over the budget); the others join closest-in-length first while the padded batch stays within
-    ``max_tokens`` and ``max_size``.
+    ``max_tokens`` and ``max_size`` and at least ``min_fill`` of it is real tokens. On a CPU the cost of
+    a batch grows with its padded size, so padding is compute spent on nothing.
     """
     if not pending:
         return []
@@ -86,13 +90,14 @@ def next_batch(pending: Sequence[P], limits: Limits) -> list[P]:
     # Closest length to the anchor first; among equals, the older first (index breaks ties).
     order = sorted(range(1, len(pending)), key=lambda i: (abs(pending[i].length - anchor.length), i))
     batch = [anchor]
-    longest = anchor.length
+    longest, real = anchor.length, anchor.length
     for i in order:
         if len(batch) >= limits.max_size:
             break
-        wider = max(longest, pending[i].length)
-        if wider * (len(batch) + 1) <= limits.max_tokens:
+        length = pending[i].length
+        wider, size = max(longest, length), len(batch) + 1
+        if wider * size <= limits.max_tokens and real + length >= limits.min_fill * wider * size:
             batch.append(pending[i])
-            longest = wider
+            longest, real = wider, real + length
     batch.sort(key=lambda p: p.length)
     return batch

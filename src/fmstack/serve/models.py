@@ -60,6 +60,7 @@ class ModelSet:
             max_tokens=settings.max_batch_tokens,
             max_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000,
+            min_fill=settings.min_batch_fill,
         )
 
     @property

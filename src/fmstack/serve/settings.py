@@ -25,6 +25,13 @@ class ServeSettings(BaseModel):
         8192, ge=1, description="Token budget of one batch, counted with padding (texts x longest text)."
     )
     max_batch_size: int = Field(64, ge=1, description="Most texts in one batch.")
+    min_batch_fill: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="Least share of real (not padding) tokens in a batch; texts of other lengths wait "
+        "for a batch of their own (0: batch whatever fits).",
+    )
     max_wait_ms: float = Field(
         5.0, ge=0, description="How long a lone text may wait for others to share its batch."
     )
