@@ -16,41 +16,50 @@ from fmstack.hub import Hub
 from fmstack.train.spec import TrainSpec
 
 
-def fit_distributed(
-    hub: Hub, spec: TrainSpec, run_id: int, folder: Path, checkpoint_dir: Path
-) -> dict[str, Any]:
+def write_job(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, tmp: Path) -> tuple[Path, Path]:
+    """The job file every rank reads (spec, run, output folder, hub settings); returns (job, result)."""
     for ref in (spec.base, spec.data, spec.tokenizer):
         if ref:
             hub.checkout(ref)  # fill the checkout cache once, before the ranks race for it
     settings = hub.settings
-    with tempfile.TemporaryDirectory(prefix="fmstack-ddp-") as tmp:
-        job = Path(tmp) / "job.json"
-        result = Path(tmp) / "result.json"
-        job.write_text(
-            json.dumps(
-                {
-                    "spec": spec.model_dump(),
-                    "run_id": run_id,
-                    "output": str(folder),
-                    "result": str(result),
-                    "settings": {
-                        "home": str(settings.home),
-                        "database_url": settings.database_url,
-                        "store_url": settings.store_url,
-                        "user": settings.user,
-                    },
-                }
-            )
+    job, result = tmp / "job.json", tmp / "result.json"
+    job.write_text(
+        json.dumps(
+            {
+                "spec": spec.model_dump(),
+                "run_id": run_id,
+                "output": str(folder),
+                "result": str(result),
+                "settings": {
+                    "home": str(settings.home),
+                    "database_url": settings.database_url,
+                    "store_url": settings.store_url,
+                    "user": settings.user,
+                },
+            }
         )
+    )
+    return job, result
+
+
+def read_outcome(result: Path) -> dict[str, Any]:
+    """Rank 0's result file; a typed error a rank raised is raised again here."""
+    outcome: dict[str, Any] = json.loads(result.read_text()) if result.is_file() else {}
+    if "error" in outcome:
+        error_type = getattr(errors, outcome["error"], errors.FmstackError)
+        raise error_type(outcome["message"])
+    return outcome
+
+
+def fit_distributed(hub: Hub, spec: TrainSpec, run_id: int, folder: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fmstack-ddp-") as tmp:
+        job, result = write_job(hub, spec, run_id, folder, Path(tmp))
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec.nproc}",
             "-m", "fmstack.train.worker", str(job),
         ]  # fmt: skip
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        outcome: dict[str, Any] = json.loads(result.read_text()) if result.is_file() else {}
-    if "error" in outcome:
-        error_type = getattr(errors, outcome["error"], errors.FmstackError)
-        raise error_type(outcome["message"])
+        outcome = read_outcome(result)
     if proc.returncode != 0 or not outcome:
         err = proc.stderr or ""
         first = err[err.find("Traceback") :] if "Traceback" in err else err[-3000:]  # a rank's own failure

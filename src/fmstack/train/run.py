@@ -76,10 +76,14 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
         with tempfile.TemporaryDirectory(prefix="fmstack-train-") as tmp:
             folder = Path(tmp) / "output"
             folder.mkdir()
-            if spec.nproc > 1:
+            if spec.executor == "ray":
+                from fmstack.train.ray_executor import fit_on_ray
+
+                outcome = fit_on_ray(hub, spec, run_id, folder, device)
+            elif spec.nproc > 1:
                 from fmstack.train.launch import fit_distributed
 
-                outcome = fit_distributed(hub, spec, run_id, folder, checkpoint_root(hub, spec))
+                outcome = fit_distributed(hub, spec, run_id, folder)
             else:
                 outcome = fit_here(hub, spec, run_id, folder, report)
             version = hub.push(

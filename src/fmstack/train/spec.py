@@ -88,7 +88,7 @@ class TrainSpec(BaseModel):
     checkpoint_dir: str | None = None
     resume: bool = False
     # scale-out
-    nproc: int = Field(1, ge=1)
+    nproc: int = Field(1, ge=1, description="Processes (torchrun) or, with executor ray, Ray Train workers.")
     executor: Literal["local", "ray"] = "local"
     peak_flops: float | None = Field(None, gt=0, description="Peak FLOP/s for the MFU estimate.")
 
@@ -137,10 +137,6 @@ def _rules(values: dict[str, Any]) -> list[str]:
         problems.append("arch: bert architectures are masked LMs; use --objective mlm")
     if values.get("early_stopping") and not values.get("eval_every"):
         problems.append("early_stopping: needs eval_every (how often to evaluate)")
-    if values.get("executor") == "ray":
-        problems.append(
-            "executor: 'ray' (Ray Train) is not implemented yet; use --nproc N (torchrun) instead"
-        )
     return problems
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from fmstack.errors import FmstackError
 from fmstack.hub import Hub
@@ -14,10 +15,10 @@ from fmstack.train.run import fit_here
 from fmstack.train.spec import TrainSpec
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[0]).read_text())
+def run_job(job: dict[str, Any]) -> int:
+    """Fit one rank of a job; rank 0 writes the outcome (or the typed error) to the result file."""
     result = Path(job["result"])
-    rank0 = os.environ.get("RANK", "0") == "0"  # torchrun's env: the launcher's contract, not settings
+    rank0 = os.environ.get("RANK", "0") == "0"  # set by torchrun / Ray Train: the launcher's contract
     try:
         settings = Settings(**{**job["settings"], "home": Path(job["settings"]["home"])})
         with Hub(settings) as hub:
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
     if rank0:
         result.write_text(json.dumps(outcome))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_job(json.loads(Path(argv[0]).read_text()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""``--executor ray``: the same spec on Ray Train. ``TorchTrainer`` starts ``nproc`` workers and sets up
+the process group and the torch.distributed environment (RANK, WORLD_SIZE, ...), which Accelerate
+picks up; each worker runs the same job as a torchrun rank (``worker.run_job``).
+
+Rank 0 writes the output folder and the result file on its node, so the driver must see that path:
+one node, or a shared filesystem. Ray connects to a running cluster when one is configured for it
+(``RAY_ADDRESS``), else starts a local one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fmstack.errors import Unsupported
+from fmstack.hub import Hub
+from fmstack.train.launch import read_outcome, write_job
+from fmstack.train.spec import TrainSpec
+
+
+def _train_loop(config: dict[str, Any]) -> None:
+    from fmstack.train.worker import run_job
+
+    if run_job(config) != 0:
+        raise RuntimeError("a training worker failed; see the run's result for the error")
+
+
+def fit_on_ray(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, device: str) -> dict[str, Any]:
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+    except ImportError:
+        raise Unsupported("--executor ray needs the ray extra: pip install 'fmstack[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    with tempfile.TemporaryDirectory(prefix="fmstack-ray-") as tmp:
+        job, result = write_job(hub, spec, run_id, folder, Path(tmp))
+        trainer = TorchTrainer(
+            _train_loop,
+            train_loop_config=json.loads(job.read_text()),
+            scaling_config=ScalingConfig(num_workers=spec.nproc, use_gpu=device == "cuda"),
+            run_config=RunConfig(name=f"fmstack-run-{run_id}", storage_path=str(Path(tmp) / "ray")),
+        )
+        try:
+            trainer.fit()
+        except Exception as exc:  # Ray wraps worker failures; a typed error from rank 0 is raised first
+            read_outcome(result)
+            raise RuntimeError(f"Ray Train failed: {exc}") from exc
+        outcome = read_outcome(result)
+    if not outcome:
+        raise RuntimeError("Ray Train finished but rank 0 wrote no result")
+    return outcome
