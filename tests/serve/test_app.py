@@ -150,15 +150,15 @@ def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:
 
 
 def test_a_full_queue_answers_429_with_retry_after(serve: Serve) -> None:
-    # The first request waits up to 3 s for company, filling the queue of 2 texts.
-    server = serve(["acme/intent"], max_queue=2, max_wait_ms=3000, max_batch_size=64)
+    # The first request waits up to 1.5 s for company, filling the queue of 2 texts.
+    server = serve(["acme/intent"], max_queue=2, max_wait_ms=1500, max_batch_size=64)
 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             first = asyncio.create_task(
                 client.post("/v1/classify", json={"model": "acme/intent", "input": ["a", "b"]})
             )
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
             second = await client.post("/v1/classify", json={"model": "acme/intent", "input": "c"})
             return await first, second
 
