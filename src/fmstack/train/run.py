@@ -52,7 +52,8 @@ def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
     return hub.settings.home / "checkpoints" / spec.identity()
 
 
-def _record(hub: Hub, run_id: int, progress: Progress, every: int) -> None:
+def _record(hub: Hub, run_id: int, progress: Progress) -> None:
+    every = max(1, progress.total // 200)  # about 200 points per curve, whatever the run length
     if progress.step % every == 0 or progress.step == progress.total or progress.eval:
         hub.runs.log_metrics(
             run_id,
@@ -114,12 +115,11 @@ def fit_here(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, report: Repor
     device = pick_device(spec.device)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=spec.precision)
     prep = prepare(hub, spec)
-    every = max(1, spec.max_steps or 0) // 100 or 1
     rank0 = accelerator.is_main_process
 
     def on_progress(progress: Progress) -> None:
         if rank0:
-            _record(hub, run_id, progress, every)
+            _record(hub, run_id, progress)
             if report:
                 report(progress)
 

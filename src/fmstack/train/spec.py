@@ -158,7 +158,8 @@ def parse_spec(raw: dict[str, Any]) -> TrainSpec:
     if problems:
         listed = "\n  - ".join(problems)
         raise InvalidInput(f"the training spec has {len(problems)} problem(s):\n  - {listed}")
-    assert spec is not None  # no problems means pydantic accepted it
+    if spec is None:  # unreachable: a pydantic failure always adds a problem above
+        raise InvalidInput("the training spec is invalid")
     return spec
 
 
