@@ -227,12 +227,15 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(served_hub: H
         start_server(settings(["acme/missing"]), served_hub.settings, timeout_s=30)
 
 
-def test_keep_alive_responses_are_not_held_back_by_nagle(serve: Serve) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_keep_alive_responses_are_not_held_back_by_nagle(served_hub: Hub, loop: str) -> None:
     # With Nagle's algorithm on, each keep-alive response (headers, then body) waits for the client's
-    # delayed ACK: >= 40 ms per request, so 20 requests would take >= 0.8 s.
-    server = serve(["acme/embed-onnx"])
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
+    # delayed ACK: >= 40 ms per request, so 20 requests would take >= 0.8 s. asyncio turns it off only
+    # on sockets created with proto IPPROTO_TCP (uvloop on every TCP socket).
+    with (
+        start_server(settings(["acme/embed-onnx"]), served_hub.settings, loop=loop) as server,  # type: ignore[arg-type]
+        socket.create_connection((server.url.removeprefix("http://").split(":")[0], server.port)) as sock,
+    ):
         start = time.perf_counter()
         for _ in range(20):
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import FrameType, TracebackType
+from typing import Literal
 
 import httpx
 import uvicorn
@@ -66,8 +67,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+Loop = Literal["auto", "asyncio", "uvloop"]
+
+
 def _server(
-    settings: ServeSettings, hub_settings: Settings | None, log_level: str, load: LoadFn | None = None
+    settings: ServeSettings,
+    hub_settings: Settings | None,
+    log_level: str,
+    load: LoadFn | None = None,
+    loop: Loop = "auto",
 ) -> tuple[_DrainingServer, socket.socket]:
     holder: list[_DrainingServer] = []
     app = create_app(settings, hub_settings, load=load, on_fatal=lambda reason: holder[0].stop_fatal(reason))
@@ -77,6 +85,7 @@ def _server(
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         access_log=False,
         lifespan="on",
+        loop=loop,  # auto: uvloop when installed
     )
     server = _DrainingServer(config)
     holder.append(server)
@@ -159,11 +168,13 @@ def start_server(
     timeout_s: float = 120.0,
     log_level: str = "warning",
     load: LoadFn | None = None,
+    loop: Loop = "auto",
 ) -> RunningServer:
     """Start a server in a background thread (``settings.port`` 0 picks a free port) and, by default,
     wait until its models are loaded. Stop it with ``.stop()`` or a ``with`` block. ``load`` replaces
-    how a ref becomes a runtime (see ``create_app``)."""
-    server, sock = _server(settings, hub_settings, log_level, load)
+    how a ref becomes a runtime (see ``create_app``); ``loop`` picks the event loop (``auto``: uvloop
+    when installed)."""
+    server, sock = _server(settings, hub_settings, log_level, load, loop)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="fmstack-serve", daemon=True
     )
