@@ -4,6 +4,7 @@ adapter loaded on its own (``fmstack.train.inference.load``), also when requests
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +104,25 @@ def test_interleaved_requests_to_adapters_get_their_own_answers(
 
     for ref, i, scores in asyncio.run(scenario()):
         np.testing.assert_allclose([scores[label] for label in LABELS], expected[ref][i], atol=1e-4)
+
+
+def test_an_adapter_alias_hot_swaps_onto_the_same_base(
+    served_hub: Hub, model_dirs: dict[str, Path], tmp_path: Path, serve: Callable[..., RunningServer]
+) -> None:
+    for seed in (1, 2):
+        folder = build_lora(model_dirs["encoder"], tmp_path / f"v{seed}", seed=seed, base_ref="acme/embed:1")
+        served_hub.push("acme/lora", folder, "adapter", alias="prod" if seed == 1 else None)
+    server = serve(["acme/lora@prod", "acme/intent-onnx"], poll_aliases_s=0.1)
+    body = {"model": "acme/lora@prod", "input": TEXTS}
+    assert httpx.post(f"{server.url}/v1/classify", json=body).json()["version"] == "acme/lora:1"
+    served_hub.tag("acme/lora:2", "prod")
+    for _ in range(200):
+        answer = httpx.post(f"{server.url}/v1/classify", json=body).json()
+        if answer["version"] == "acme/lora:2":
+            break
+        threading.Event().wait(0.05)
+    assert answer["version"] == "acme/lora:2"
+    scores = np.array([[d["scores"][label] for label in LABELS] for d in answer["data"]])
+    np.testing.assert_allclose(scores, _reference(served_hub, "acme/lora:2"), atol=1e-4)
+    runtime = server.state.models.get("acme/lora@prod").loaded().runtime
+    assert isinstance(runtime, AdapterRuntime) and runtime.shared.adapters == {"acme_lora_2"}
