@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -19,17 +20,35 @@ from fmstack.errors import FmstackError
 # name -> (module, help). One line per command group; the module defines ``app`` (a Typer).
 GROUPS: dict[str, tuple[str, str]] = {
     "hub": ("fmstack.cli.hub", "Versioned models, datasets and adapters: push, pull, tag, lineage, fsck."),
-    "train": ("fmstack.cli.train", "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM)."),
+    "data": (
+        "fmstack.cli.data",
+        "Datasets: ingest raw files, process them with a spec (local or Ray), show, head.",
+    ),
+    "train": (
+        "fmstack.cli.train",
+        "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM).",
+    ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
-    "data": ("fmstack.cli.data", "Datasets: ingest raw files, process them with a spec (local or Ray), show and head versions."),
 }
-# name -> (module, function name). Top-level commands.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("fmstack.cli.demo", "demo"),
-    "compress": ("fmstack.cli.compress", "compress"),
-    "eval": ("fmstack.cli.eval", "evaluate"),
-    "generate": ("fmstack.cli.eval", "generate"),
-    "serve": ("fmstack.cli.serve", "serve"),
+# name -> (module, function name, help). Top-level commands.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": (
+        "fmstack.cli.demo",
+        "demo",
+        "Run the whole lifecycle on this machine and show it (the main job).",
+    ),
+    "eval": ("fmstack.cli.eval", "evaluate", "Metrics of a model or adapter version on a dataset split."),
+    "generate": ("fmstack.cli.eval", "generate", "Sample text from a causal language model version."),
+    "compress": (
+        "fmstack.cli.compress",
+        "compress",
+        "Merge, export to ONNX, quantise and prune, gated on accuracy.",
+    ),
+    "serve": (
+        "fmstack.cli.serve",
+        "serve",
+        "Serve versions over HTTP: OpenAI embeddings, classify, KServe v2.",
+    ),
 }
 
 app = typer.Typer(
@@ -60,15 +79,33 @@ def _root(
     _debug = debug
 
 
-def _register() -> None:
+def _register(argv: list[str]) -> None:
+    """Import only the module of the command being run: the others pull in torch, transformers and
+    friends, which would make every command (and ``--help``) take seconds to start. The overview
+    lists every command from the tables above without importing anything."""
+    wanted = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, (module, help_text) in GROUPS.items():
-        app.add_typer(importlib.import_module(module).app, name=name, help=help_text)
-    for name, (module, func) in COMMANDS.items():
-        app.command(name)(getattr(importlib.import_module(module), func))
+        group = importlib.import_module(module).app if name == wanted else typer.Typer()
+        app.add_typer(group, name=name, help=help_text)
+    for name, (module, func, help_text) in COMMANDS.items():
+        if name == wanted:
+            app.command(name)(getattr(importlib.import_module(module), func))
+        else:
+            app.command(name, help=help_text)(_placeholder)
+
+
+def _placeholder() -> None:  # stands in for a command that is not being run, in the overview only
+    raise AssertionError("unreachable: the real command is registered when it is run")
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register()
+    # Libraries' deprecation notices are for developers, not for people running commands; --debug
+    # brings them back.
+    if "--debug" not in (sys.argv if argv is None else argv):
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    argv = sys.argv[1:] if argv is None else argv
+    _register(argv)
     try:
         # With standalone_mode=False, a command's `raise typer.Exit(n)` comes back as the return value.
         code = app(args=argv, prog_name="fmstack", standalone_mode=False)
