@@ -1,6 +1,6 @@
 """Ingest and process stream in bounded memory: an input several times larger than the memory
-budget goes through ``fmstack data ingest`` and ``fmstack data process`` (normalize, exact dedup,
-filter) in real subprocesses whose peak RSS (the whole process tree, sampled with psutil) grows
+budget goes through ``fmstack data ingest`` and ``fmstack data process --workers 1`` (normalize,
+exact dedup, filter) in real subprocesses whose peak RSS (``getrusage(RUSAGE_CHILDREN)``) grows
 by less than the budget over the same commands on a small input (20 MB: large enough that the
 one-off warm-up of imports and allocator pools is in the baseline, small enough to fit the budget).
 
@@ -15,10 +15,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 FMSTACK = str(Path(sys.executable).with_name("fmstack"))
@@ -71,20 +69,20 @@ def generate_csv(path: Path, size: int) -> int:
     return rows
 
 
+# A fresh wrapper per command: its RUSAGE_CHILDREN high-water mark is exactly the peak RSS of the
+# command (the kernel's count, not a sample), and of nothing run before it.
+WRAPPER = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr); "
+    "sys.exit(done.returncode)"
+)
+
+
 def peak_rss(argv: list[str], env: dict[str, str]) -> tuple[int, dict[str, object]]:
-    """Run a command; return the peak summed RSS of its process tree and its JSON output."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    root, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    out, err = proc.communicate()
-    assert proc.returncode == 0, err
-    return peak, json.loads(out)
+    """Run a command; return its peak RSS in bytes and its JSON output."""
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.strip().splitlines()[-1]), json.loads(done.stdout)
 
 
 def run_both(folder: Path, name: str, size: int, env: dict[str, str]) -> tuple[int, int, dict[str, object]]:
