@@ -176,7 +176,7 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true", help="skip the HF Trainer + PEFT run")
-    parser.add_argument("--out", type=Path, default=Path("bench/train-results.json"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fmstack-bench-train.json")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (banking77 CSVs needed)")
