@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -110,3 +111,15 @@ def test_early_stopping_keeps_the_best_evaluated_weights(
     assert result.steps < 160  # stopped early
     assert result.best_step is not None and evals[result.best_step] == max(evals.values())
     assert result.final["accuracy"] == pytest.approx(evals[result.best_step])
+
+
+def test_bf16_autocast_trains_on_cpu(hub: Hub, tiny_bert: str, topics: str, tmp_path: Path) -> None:
+    _, result = fit(
+        hub, tmp_path / "ck", task="classification", method="lora", base=tiny_bert, data=topics,
+        batch_size=8, max_steps=3, precision="bf16", device="cpu",
+    )  # fmt: skip
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    assert result.mfu is not None and 0 < result.mfu < 1
+    # weights stay fp32: autocast only lowers the matmuls
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
