@@ -276,6 +276,9 @@ def run_all(hub: Any, tmp: Path, args: argparse.Namespace, results: dict[str, An
         ref, seconds = fine_tune(hub, data, args)
         print(f"fine-tuned {ref} in {seconds:.0f} s", file=sys.stderr)
     results["fine_tune"] = {"ref": ref, "seconds": round(seconds, 1)}
+    if args.embedding_only:
+        results["embedding"] = embedding_throughput(hub, data, args)
+        return
     if args.latency_only:
         int8 = str(hub.resolve("bench/minilm-banking77-onnx-int8").ref)
         results["interleaved"] = interleaved_latency(hub, ref, int8, args)
@@ -303,6 +306,9 @@ def main() -> int:
     parser.add_argument("--per-tensor", action="store_true", help="also measure per-tensor int8")
     parser.add_argument("--embedding-texts", type=int, default=2000)
     parser.add_argument("--skip-embedding", action="store_true")
+    parser.add_argument(
+        "--embedding-only", action="store_true", help="with --home of an earlier run: only the embedding part"
+    )
     parser.add_argument(
         "--latency-only",
         action="store_true",
