@@ -135,7 +135,8 @@ def interleaved_latency(hub: Any, parent_ref: str, onnx_ref: str, args: argparse
             batch = tokenize(parent.tokenizer, latency_texts(texts, size), parent.max_length)
             times: dict[str, list[float]] = {name: [] for name in runners}
             for run in runners.values():
-                run(batch)  # warm-up
+                for _ in range(5):  # torch's first forwards at a new shape are ~25x slower
+                    run(batch)
             for _ in range(args.latency_runs if size == 1 else max(3, args.latency_runs // 3)):
                 for name, run in runners.items():
                     start = time.perf_counter()

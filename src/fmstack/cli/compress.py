@@ -109,7 +109,10 @@ def compress(
         str | None, typer.Option("--output", "-o", help="Repo NS/NAME of the result (default: <repo>-onnx).")
     ] = None,
     latency_runs: Annotated[int, typer.Option("--latency-runs", help="Timed runs at batch 1 (median).")] = 20,
-    threads: Annotated[int, typer.Option("--threads", help="Threads for latency runs (0: all cores).")] = 0,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", help="Threads for torch and ONNX Runtime while measuring (0: all cores)."),
+    ] = 1,
     json_output: JsonFlag = False,
 ) -> None:
     """Compress a model version into a smaller, faster ONNX version, measured against its parent.

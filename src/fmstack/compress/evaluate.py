@@ -29,6 +29,9 @@ FALLBACK_TEXTS = [
 ]
 
 
+WARMUP_CALLS = 5
+
+
 @dataclass
 class EvalData:
     ref: str
@@ -106,8 +109,11 @@ def cosine_points(vectors: np.ndarray, reference: np.ndarray) -> float:
 
 
 def latency_ms(runner: Callable[[Batch], np.ndarray], batch: Batch, runs: int) -> float:
-    """Median wall time of one call in milliseconds, after one warm-up call."""
-    runner(batch)
+    """Median wall time of one call in milliseconds, after warm-up calls."""
+    # torch's first few forwards at a new shape take ~25x longer (kernel selection, allocator growth);
+    # a single warm-up call left them in a 5-run median.
+    for _ in range(WARMUP_CALLS):
+        runner(batch)
     times = []
     for _ in range(runs):
         start = time.perf_counter()

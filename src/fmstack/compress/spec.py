@@ -59,7 +59,9 @@ class CompressSpec(BaseModel):
     force: bool = Field(False, description="Register even when the drop exceeds --max-accuracy-drop.")
     output: str | None = Field(None, description="Repo NS/NAME of the result (default: <parent repo>-onnx).")
     latency_runs: int = Field(20, ge=1, le=1000, description="Timed runs per batch size (median reported).")
-    threads: int = Field(0, ge=0, description="Intra-op threads for latency runs (0: all cores).")
+    # One thread by default: with more, torch's OpenMP threads wait on each other whenever another process
+    # holds a core, and a shared machine then reports batch-1 forwards 20-50x slower than they are.
+    threads: int = Field(1, ge=0, description="Intra-op threads for measuring (0: all cores).")
 
     def check(self) -> None:
         """Raise one ``InvalidInput`` naming every inconsistent combination."""
