@@ -114,10 +114,10 @@ def interleaved_latency(hub: Any, parent_ref: str, onnx_ref: str, args: argparse
     on a shared machine (the report measures one model after the other)."""
     import statistics
 
-    from fmstack.compress.artifact import read_descriptor
     from fmstack.compress.evaluate import latency_texts
     from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
     from fmstack.compress.source import load_parent
+    from fmstack.servable import read_descriptor
 
     parent = load_parent(hub, parent_ref)
     folder = hub.checkout(onnx_ref)
@@ -156,9 +156,9 @@ def embedding_throughput(hub: Any, data: str, args: argparse.Namespace) -> dict[
     from transformers import AutoTokenizer
 
     from fmstack.compress import CompressSpec, compress
-    from fmstack.compress.artifact import read_descriptor
     from fmstack.compress.runtime import OnnxRunner, tokenize
     from fmstack.hub.importers import builtin_model_dir
+    from fmstack.servable import read_descriptor
 
     spec = CompressSpec(
         quantize="int8", eval_data=data, eval_limit=500, threads=args.threads, latency_runs=args.latency_runs

@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from fmstack.compress.artifact import ServableModel
 from fmstack.compress.export import INPUTS
 from fmstack.compress.optimize import optimize_graph
 from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_folder
+from fmstack.servable import ServableModel
 from tests.compress.conftest import texts
 
 TASKS = {"classification": "logits", "embedding": "last_hidden_state"}

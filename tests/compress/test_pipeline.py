@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fmstack.compress import CompressSpec, compress
-from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.hub import Hub
+from fmstack.servable import read_descriptor
 from tests.compress.conftest import LABELS, build_dataset
 
 FAST = {"latency_runs": 2, "threads": 1}

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmstack.compress.artifact import ServableModel
 from fmstack.compress.evaluate import cosine_points
 from fmstack.compress.optimize import optimize_graph
 from fmstack.compress.registry import QUANTIZERS
 from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_folder
+from fmstack.servable import ServableModel
 from tests.compress.conftest import texts
 
 

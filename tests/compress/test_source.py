@@ -32,7 +32,7 @@ def test_lora_adapter_is_merged_then_compressed(hub: Hub, encoder: str, tmp_path
     assert adapter in hub.info(result.version.ref).inputs
     # the exported graph computes what the merged torch model computes
     batch = tokenize(parent.tokenizer, texts(4, seed=9)[0], 64)
-    from fmstack.compress.artifact import read_descriptor
+    from fmstack.servable import read_descriptor
 
     folder = hub.checkout(result.version.ref)
     descriptor = read_descriptor(folder)

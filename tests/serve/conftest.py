@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmstack.compress.artifact import ServableModel, write_descriptor
 from fmstack.hub import Hub
 from fmstack.hub.importers import builtin_model_dir
+from fmstack.servable import ServableModel, write_descriptor
 from fmstack.serve import RunningServer, ServeSettings, start_server
 
 LABELS = ["billing", "greeting", "refund"]

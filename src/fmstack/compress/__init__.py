@@ -7,7 +7,7 @@
 
 Steps: merge adapters (through ``fmstack.train``), prune (magnitude, heads, FFN neurons), export
 (``torch.onnx.export(dynamo=True)``), fuse (ONNX Runtime's transformer optimizer), quantise (int8,
-dynamic or static). The output folder carries ``fmstack.json`` (``artifact.ServableModel``) for servers.
+dynamic or static). The output folder carries ``fmstack.json`` (``fmstack.servable.ServableModel``) for servers.
 Layering: uses ``fmstack.hub``, ``fmstack.data.format`` and ``fmstack.train``; knows nothing of the CLI.
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from fmstack.compress.report import CompressReport, Measure
     from fmstack.compress.spec import CompressSpec, parse_spec
 
-# Imported on first use: ``fmstack.compress.artifact`` is read by torch-free runtimes (edge, ONNX
+# Imported on first use: ``fmstack.servable`` is read by torch-free runtimes (edge, ONNX
 # serving), and importing this package must not pull torch into them.
 _LAZY = {
     "CompressResult": "pipeline",

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmstack.compress.artifact import ServableModel, write_descriptor
 from fmstack.compress.evaluate import (
     EvalData,
     accuracy_points,
@@ -41,6 +40,7 @@ from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.refs import parse_repo
+from fmstack.servable import ServableModel, write_descriptor
 
 Progress = Callable[[str], None]
 _EVAL_BATCH = 32

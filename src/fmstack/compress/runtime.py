@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from fmstack.compress.artifact import ServableModel
 from fmstack.compress.source import Parent
+from fmstack.servable import ServableModel
 
 Batch = dict[str, np.ndarray]
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import torch
 
-from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
+from fmstack.servable import read_descriptor
 
 Task = Literal["classification", "embedding"]
 Pooling = Literal["mean", "cls"]

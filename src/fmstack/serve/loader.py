@@ -6,9 +6,9 @@ versions go to the server's ``AdapterPool``, which keeps one base in memory for 
 
 from __future__ import annotations
 
-from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
+from fmstack.servable import read_descriptor
 from fmstack.serve.runtimes.adapters import AdapterPool
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.runtimes.registry import RUNTIMES

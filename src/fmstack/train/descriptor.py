@@ -1,10 +1,8 @@
 """The JSON files that describe a training output to the packages that load it.
 
-``fmstack.json`` (model versions for classification/embedding): the same fields as
-``fmstack.compress.artifact.ServableModel`` with ``format: pytorch``. It is defined again here because
-train sits below compress in the layer contract and may not import it; the two must stay in step.
-
-``fmstack_adapter.json`` (adapter versions): which method made the adapter, on which exact base version,
+``fmstack.json`` (model versions for classification/embedding) is ``fmstack.servable.ServableModel``
+with ``format: pytorch``, shared with compress (which writes ``format: onnx``) and serve (which reads
+both). ``fmstack_adapter.json`` (adapter versions): which method made the adapter, on which exact base version,
 for which task and labels, and where the head weights are.
 """
 
@@ -17,23 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fmstack.errors import InvalidInput
 
-MODEL_DESCRIPTOR = "fmstack.json"
 ADAPTER_DESCRIPTOR = "fmstack_adapter.json"
-
-
-class ServableDescriptor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[1] = 1
-    format: Literal["onnx", "pytorch"] = "pytorch"
-    task: Literal["classification", "embedding"]
-    file: str = "model.safetensors"
-    labels: list[str] = []
-    multi_label: bool = False
-    pooling: Literal["mean", "cls"] = "mean"
-    normalize: bool = True
-    max_length: int = 256
-    inputs: list[str] = ["input_ids", "attention_mask"]
-    output: str = "logits"
 
 
 class AdapterDescriptor(BaseModel):
@@ -58,10 +40,6 @@ class AdapterDescriptor(BaseModel):
 
 def write(folder: Path, name: str, descriptor: BaseModel) -> None:
     (folder / name).write_text(descriptor.model_dump_json(indent=2) + "\n")
-
-
-def read_model(folder: Path) -> ServableDescriptor | None:
-    return _read(folder / MODEL_DESCRIPTOR, ServableDescriptor)  # type: ignore[return-value]
 
 
 def read_adapter(folder: Path) -> AdapterDescriptor | None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
+from fmstack.servable import read_descriptor
 from fmstack.train import descriptor, registry
 from fmstack.train.context import TaskContext
 from fmstack.train.prepare import load_tokenizer
@@ -69,7 +70,7 @@ def _model_version(hub: Hub, ref: str, folder: Path) -> Loaded:
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
     if config is None:
         raise InvalidInput(f"{ref} has no config.json: it is not a Hugging Face model folder")
-    desc = descriptor.read_model(folder)
+    desc = read_descriptor(folder)
     task = desc.task if desc else infer_task(config)
     id2label = config.get("id2label") or {}
     labels = desc.labels if desc and desc.labels else [id2label[str(i)] for i in range(len(id2label))]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fmstack.hub.cards import CardMeta, render_card
+from fmstack.servable import ServableModel, write_descriptor
 from fmstack.train import descriptor
 from fmstack.train.methods.heads import head_modules
 from fmstack.train.prepare import Prepared
@@ -46,10 +47,11 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
     model.save_pretrained(str(folder))
     prep.tokenizer.save_pretrained(str(folder))
     if spec.task in ("classification", "embedding"):
-        descriptor.write(
+        write_descriptor(
             folder,
-            descriptor.MODEL_DESCRIPTOR,
-            descriptor.ServableDescriptor(
+            ServableModel(
+                format="pytorch",
+                file="model.safetensors",
                 task=spec.task,
                 labels=ctx.labels if spec.task == "classification" else [],
                 multi_label=ctx.multi_label,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmstack.compress.artifact import read_descriptor
 from fmstack.errors import InvalidInput
+from fmstack.servable import read_descriptor
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.runtimes.registry import RUNTIMES
 from tests.serve.conftest import LABELS

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fmstack.compress.artifact import ServableModel
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub, VersionInfo
+from fmstack.servable import ServableModel
 from fmstack.serve.runtimes.base import RuntimeInfo
 from fmstack.serve.runtimes.pytorch import torch_forward
 from fmstack.serve.runtimes.tokenizer import TextEncoder

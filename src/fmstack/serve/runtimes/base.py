@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from fmstack.compress.artifact import ServableModel
+from fmstack.servable import ServableModel
 
 Task = Literal["classification", "embedding"]
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fmstack.compress.artifact import ServableModel
 from fmstack.errors import InvalidInput
+from fmstack.servable import ServableModel
 from fmstack.serve.runtimes.base import RuntimeInfo, Task
 from fmstack.serve.runtimes.pooling import l2_normalize, pool, scores
 from fmstack.serve.runtimes.tokenizer import TextEncoder

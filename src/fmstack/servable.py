@@ -1,7 +1,9 @@
 """The descriptor of a servable model version, ``fmstack.json``, written next to the weights.
 
-Compression writes it into every ONNX version (``format: onnx``, with ``model.onnx``); the server reads
-it to know how to run a version without guessing. A plain Hugging Face folder without it is served by
+Training writes it into classification and embedding model versions (``format: pytorch``), compression
+into every ONNX version (``format: onnx``, with ``model.onnx``); the server reads it to know how to run
+a version without guessing. It sits outside the layers (like ``errors``) because all three share it,
+and it imports nothing heavy, so torch-free runtimes can read it. A plain Hugging Face folder without it is served by
 the PyTorch runtime, which infers the task from ``config.json``.
 """
 
