@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console, human_size
-from fmstack.demo.lifecycle import DemoOptions, DemoSummary, run_demo
+from fmstack.demo.lifecycle import STEPS, DemoOptions, DemoSummary, run_demo
 from fmstack.hub import Hub, LineageNode
 from fmstack.train.spec import MethodName
 
@@ -26,7 +26,7 @@ def demo(
     method: Annotated[
         str, typer.Option(help="Fine-tuning method: lora, ia3, full, probe, adapter, prefix.")
     ] = "lora",
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 4,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 8,
     namespace: Annotated[str, typer.Option(help="Hub namespace for what the demo makes.")] = "demo",
     json_output: JsonFlag = False,
 ) -> None:
@@ -49,7 +49,7 @@ def demo(
             step[0] += 1
             if not json_output:
                 err_console.print(
-                    f"[bold cyan][{step[0]}/8][/] {text} [dim]({time.perf_counter() - start:.0f}s)[/]"
+                    f"[bold cyan][{step[0]}/{STEPS}][/] {text} [dim]({time.perf_counter() - start:.0f}s)[/]"
                 )
 
         summary = run_demo(hub, options, say)

@@ -7,6 +7,7 @@ on stderr, exit 1); anything else is a bug (exit 2; ``--debug`` shows the traceb
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import warnings
 from typing import Annotated
@@ -99,11 +100,12 @@ def _placeholder() -> None:  # stands in for a command that is not being run, in
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Libraries' deprecation notices are for developers, not for people running commands; --debug
+    # Libraries' deprecation notices and exporter chatter are for developers, not for people running commands; --debug
     # brings them back.
     if "--debug" not in (sys.argv if argv is None else argv):
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
     argv = sys.argv[1:] if argv is None else argv
     _register(argv)
     try:
