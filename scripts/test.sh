@@ -9,6 +9,8 @@ if [ -z "${FMSTACK_TEST_POSTGRES_URL:-}" ]; then
 fi
 # Without this the PostgreSQL tests would skip; with it they fail loudly if the server is unreachable.
 export FMSTACK_REQUIRE_POSTGRES=1
+# The Ray Train test starts a local Ray runtime (about 20 s on an idle machine); run it here.
+export FMSTACK_TEST_RAY=1
 echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
 echo "== mypy --strict"; mypy
 echo "== import contracts"; lint-imports
