@@ -14,22 +14,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
 
 from fmstack.data import format as dataformat
 from fmstack.hub import Hub
+from tests.tiny import FILLER, LABELS, TOPICS, make_tokenizer
 
 torch.set_num_threads(1)
-
-TOPICS = {
-    "sport": "ball goal team match score player",
-    "food": "bread soup cheese apple dinner taste",
-    "money": "bank card loan cash account price",
-}
-FILLER = ["the", "a", "of", "and", "to", "is", "it", "this", "that", "very"]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-LABELS = list(TOPICS)
 
 
 def texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -47,24 +38,7 @@ def texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 
 
 def save_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
-    words = sorted({w for t in TOPICS.values() for w in t.split()} | set(FILLER))
-    vocab = {w: i for i, w in enumerate(SPECIAL + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=64,
-    )
-    fast.save_pretrained(folder)
-    return fast
+    return make_tokenizer(folder, model_max_length=64)
 
 
 def tiny_config(**extra: object) -> BertConfig:

@@ -7,21 +7,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, PreTrainedTokenizerFast
+from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
 from fmstack.data import format as dataformat
 from fmstack.hub import Hub
+from tests.tiny import FILLER, TOPICS, make_tokenizer
 
 torch.set_num_threads(1)
-
-TOPICS = {
-    "sport": "ball goal team match score player",
-    "food": "bread soup cheese apple dinner taste",
-    "money": "bank card loan cash account price",
-}
-FILLER = ["the", "a", "of", "and", "to", "is", "it", "this", "that", "very"]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -40,28 +32,6 @@ def texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
         out.append(" ".join(fill[:2] + picks + fill[2:]))
         labels.append(label)
     return out, labels
-
-
-def make_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
-    vocab = {
-        w: i
-        for i, w in enumerate(SPECIAL + sorted({w for t in TOPICS.values() for w in t.split()} | set(FILLER)))
-    }
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    fast.save_pretrained(str(folder))
-    return fast
 
 
 def push_tiny_bert(hub: Hub, root: Path, repo: str = "test/tiny-bert", dropout: float = 0.0) -> str:
