@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub, Kind, LineageNode
+from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.cards import parse_card
 from fmstack.hub.importers import import_builtin, import_hf
@@ -27,10 +27,7 @@ RefArg = Annotated[
 RepoArg = Annotated[str, typer.Argument(help="NAMESPACE/NAME, e.g. acme/intent-classifier.")]
 
 
-def _show_version(v: object, verb: str) -> None:
-    from fmstack.hub import VersionInfo
-
-    assert isinstance(v, VersionInfo)
+def _show_version(v: VersionInfo, verb: str) -> None:
     console.print(
         f"{verb} [bold]{v.ref}[/] ({v.kind}, {v.file_count} files, {human_size(v.total_size)}, digest {v.digest[:12]})"
     )

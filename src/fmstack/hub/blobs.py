@@ -240,13 +240,23 @@ class FsspecBlobStore:
         return bool(self.fs.exists(self._path(sha256)))
 
     def read_to(self, sha256: str, dest: Path, label: str) -> None:
-        data = self.read_bytes(sha256, label)
+        """Stream the object into a temp file beside ``dest``, hashing as it goes; rename only if the
+        hash matches, so bad bytes never appear under ``dest``."""
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            tmp.write_bytes(data)
+            with self._open(sha256, label) as fin, open(tmp, "wb") as fout:
+                actual = _copy_hashing_userspace(fin, fout).sha256
+            if actual != sha256:
+                raise _corrupt(label, sha256, actual)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _open(self, sha256: str, label: str) -> BinaryIO:
+        try:
+            return self.fs.open(self._path(sha256), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.root}") from None
 
     def read_bytes(self, sha256: str, label: str) -> bytes:
         try:
