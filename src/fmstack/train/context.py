@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,3 +20,15 @@ class TaskContext:
     temperature: float = 0.05
     mlm_probability: float = 0.15
     seed: int = 0
+
+
+def with_tokenizer(tokenizer: Any, **options: Any) -> TaskContext:
+    """A context whose token ids (padding, mask, specials, vocabulary size) come from ``tokenizer``."""
+    special = {getattr(tokenizer, f"{n}_token_id") for n in ("cls", "sep", "pad", "bos", "eos", "unk")}
+    return TaskContext(
+        pad_id=int(tokenizer.pad_token_id),
+        mask_id=tokenizer.mask_token_id,
+        special_ids=frozenset(i for i in special if i is not None),
+        vocab_size=len(tokenizer),
+        **options,
+    )

@@ -18,7 +18,7 @@ from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.servable import read_descriptor
 from fmstack.train import descriptor, registry
-from fmstack.train.context import TaskContext
+from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.prepare import load_tokenizer
 
 
@@ -39,15 +39,10 @@ class Loaded:
     merged: bool = False
 
     def context(self) -> TaskContext:
-        tok = self.tokenizer
-        special = {getattr(tok, f"{n}_token_id") for n in ("cls", "sep", "pad", "bos", "eos", "unk")}
-        return TaskContext(
+        return with_tokenizer(
+            self.tokenizer,
             labels=self.labels,
             multi_label=self.multi_label,
-            pad_id=int(tok.pad_token_id),
-            mask_id=tok.mask_token_id,
-            special_ids=frozenset(i for i in special if i is not None),
-            vocab_size=len(tok),
             max_length=self.max_length,
             pooling=self.pooling,
             normalize=self.normalize,

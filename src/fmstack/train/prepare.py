@@ -18,7 +18,7 @@ from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.train import registry
 from fmstack.train.archs import arch_config
-from fmstack.train.context import TaskContext
+from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.spec import TrainSpec
 
 hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # "newly initialised head" warnings are expected when fine-tuning
@@ -50,14 +50,10 @@ def load_tokenizer(folder: Path) -> Any:
 
 
 def task_context(spec: TrainSpec, manifest: dataformat.DatasetManifest, tokenizer: Any) -> TaskContext:
-    special = {getattr(tokenizer, f"{n}_token_id") for n in ("cls", "sep", "pad", "bos", "eos", "unk")}
-    return TaskContext(
+    return with_tokenizer(
+        tokenizer,
         labels=list(manifest.labels),
         multi_label=manifest.multi_label,
-        pad_id=int(tokenizer.pad_token_id),
-        mask_id=tokenizer.mask_token_id,
-        special_ids=frozenset(i for i in special if i is not None),
-        vocab_size=len(tokenizer),
         max_length=spec.max_length,
         pooling=spec.pooling,
         normalize=spec.normalize,
