@@ -83,9 +83,15 @@ def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
 
 
 def save(model: nn.Module, folder: Path) -> None:
+    save_files(model, folder, "bottleneck adapters")
+
+
+def save_files(model: nn.Module, folder: Path, what: str) -> None:
+    """fmstack's adapter folder (also used by prefix tuning): the config the method set on the model
+    and the trainable weights (the method's parameters and any trained head)."""
     config = getattr(model, "fmstack_adapter_config", None)
     if config is None:
-        raise InvalidInput("this model has no bottleneck adapters to save")
+        raise InvalidInput(f"this model has no {what} to save")
     (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
     save_file(trainable_state(model), str(folder / "adapter_model.safetensors"))  # type: ignore[arg-type]
 

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fmstack.errors import InvalidInput, Unsupported
+from fmstack.errors import Unsupported
 from fmstack.train.methods import adapter as adapter_files
-from fmstack.train.methods.heads import freeze_all_but_heads, trainable_state
+from fmstack.train.methods.heads import freeze_all_but_heads
 
 name = "prefix"
 is_adapter = True
@@ -103,13 +103,7 @@ def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
 
 
 def save(model: nn.Module, folder: Path) -> None:
-    config = getattr(model, "fmstack_adapter_config", None)
-    if config is None:
-        raise InvalidInput("this model has no prefixes to save")
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    from safetensors.torch import save_file
-
-    save_file(trainable_state(model), str(folder / "adapter_model.safetensors"))  # type: ignore[arg-type]
+    adapter_files.save_files(model, folder, "prefixes")
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
