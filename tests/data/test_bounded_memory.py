@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.data.conftest import WORDS
+
 FMSTACK = str(Path(sys.executable).with_name("fmstack"))
 BIG_BYTES = int(os.environ.get("FMSTACK_TEST_BIG_BYTES", 150_000_000))
 BUDGET = int(os.environ.get("FMSTACK_TEST_RSS_BUDGET", 50_000_000))  # allowed growth over the baseline
@@ -33,23 +35,6 @@ ops:
   - op: filter
     min_words: 3
 """
-WORDS = [
-    "card",
-    "payment",
-    "transfer",
-    "money",
-    "account",
-    "balance",
-    "refund",
-    "help",
-    "please",
-    "my",
-    "the",
-    "is",
-    "not",
-    "working",
-    "why",
-]
 
 
 def generate_csv(path: Path, size: int) -> int:

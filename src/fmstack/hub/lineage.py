@@ -65,25 +65,23 @@ def graph(lineage: Lineage) -> dict[str, object]:
     nodes: dict[str, dict[str, object]] = {}
     edges: set[tuple[str, str, int | None]] = set()
 
-    def visit_up(node: LineageNode) -> None:
+    def record(node: LineageNode) -> None:
         nodes[node.ref] = {
             "ref": node.ref,
             "kind": node.kind,
             "run_id": node.run_id,
             "run_kind": node.run_kind,
         }
+
+    def visit_up(node: LineageNode) -> None:
+        record(node)
         for parent in node.parents:
             edges.add((parent.ref, node.ref, node.run_id))
             visit_up(parent)
 
     def visit_down(source: str, children: list[LineageNode]) -> None:
         for child in children:
-            nodes[child.ref] = {
-                "ref": child.ref,
-                "kind": child.kind,
-                "run_id": child.run_id,
-                "run_kind": child.run_kind,
-            }
+            record(child)
             edges.add((source, child.ref, child.run_id))
             visit_down(child.ref, child.parents)
 
