@@ -30,6 +30,7 @@ def test_lora_adapter_is_merged_then_compressed(hub: Hub, encoder: str, tmp_path
     result = compress(hub, adapter, CompressSpec(eval_data=data, latency_runs=1, threads=1))
     assert result.version is not None and result.report.steps[0] == "merge adapters"
     assert adapter in hub.info(result.version.ref).inputs
+    assert result.report.fused_ops.get("Attention") == 2  # mean-pooled head: attention still fuses
     # the exported graph computes what the merged torch model computes
     batch = tokenize(parent.tokenizer, texts(4, seed=9)[0], 64)
     from fmstack.servable import read_descriptor

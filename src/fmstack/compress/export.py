@@ -13,12 +13,14 @@ import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.export import Dim
 
 from fmstack.compress.source import Parent
 from fmstack.errors import Unsupported
+from fmstack.train.pooled import PooledEncoderForSequenceClassification, encoder_type
 
 INPUTS = ["input_ids", "attention_mask"]
 # Encoders whose forward accepts a ready 4D additive mask and passes it through unchanged.
@@ -50,6 +52,9 @@ class _Graph(torch.nn.Module):
             # (batch, seq) -> (batch, 1, seq, seq): 0 where a key may be attended, float min where padded
             keys = attention_mask.unsqueeze(1).unsqueeze(2).expand(-1, 1, seq, seq)
             mask = torch.where((1 - keys).bool(), torch.finfo(torch.float32).min, 0.0)
+        if isinstance(self.model, PooledEncoderForSequenceClassification):  # pools with the 2D mask
+            hidden = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            return self.model.classify(hidden, attention_mask)
         out = self.model(input_ids=input_ids, attention_mask=mask)
         result: torch.Tensor = getattr(out, self.output)
         return result
@@ -57,22 +62,27 @@ class _Graph(torch.nn.Module):
 
 @contextlib.contextmanager
 def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
-    """Trace with the explicit (eager) attention math, whose ONNX form ONNX Runtime can fuse; restore after."""
-    config = getattr(model, "config", None)
-    before = getattr(config, "_attn_implementation", None)
-    setter = getattr(model, "set_attn_implementation", None)
-    if setter is not None and before not in (None, "eager"):
-        setter("eager")
+    """Trace with the explicit (eager) attention math, whose ONNX form ONNX Runtime can fuse; restore after.
+
+    Every transformers model inside is switched (a pooled classifier's encoder has a config of its own).
+    """
+    switched: list[tuple[Any, str]] = []
+    for module in model.modules():
+        before = getattr(getattr(module, "config", None), "_attn_implementation", None)
+        setter = getattr(module, "set_attn_implementation", None)
+        if setter is not None and before not in (None, "eager"):
+            setter("eager")
+            switched.append((setter, before))
     try:
         yield
     finally:
-        if setter is not None and before not in (None, "eager"):
+        for setter, before in switched:
             setter(before)
 
 
 def export_onnx(parent: Parent, dest: Path) -> Path:
     """Write ``dest`` (an .onnx file) from the parent's torch model; return it."""
-    model_type = str(getattr(getattr(parent.model, "config", None), "model_type", ""))
+    model_type = encoder_type(getattr(parent.model, "config", None))
     graph = _Graph(parent.model, output_name(parent), model_type in MASK4D_TYPES).eval()
     # Example inputs: batch 2, seq 8, so neither axis is specialised to 1 by the tracer.
     example = parent.tokenizer(

@@ -41,6 +41,7 @@ from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.refs import parse_repo
 from fmstack.servable import ServableModel, write_descriptor
+from fmstack.train.pooled import encoder_type
 
 Progress = Callable[[str], None]
 _EVAL_BATCH = 32
@@ -146,7 +147,7 @@ def _build(
                 int(getattr(config, "num_attention_heads", 0)),
                 int(getattr(config, "hidden_size", 0)),
             )
-        fused = optimize_graph(graph, work / "optimized.onnx", str(config.model_type), heads, hidden)
+        fused = optimize_graph(graph, work / "optimized.onnx", encoder_type(config), heads, hidden)
         graph = work / "optimized.onnx"
     if spec.quantize == "int8":
         say(f"quantising to int8 ({spec.calibration})")

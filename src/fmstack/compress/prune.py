@@ -25,12 +25,11 @@ from fmstack.errors import Unsupported
 
 
 def _layers(model: nn.Module) -> list[Any]:
-    """The transformer blocks of a BERT-like encoder (``*.encoder.layer``)."""
-    encoder = getattr(model, "encoder", None)
-    if encoder is None:
-        base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-        encoder = getattr(base, "encoder", None)
-    layers = getattr(encoder, "layer", None)
+    """The transformer blocks of a BERT-like encoder (``*.encoder.layer``), under any head."""
+    layers = next(
+        (m for n, m in model.named_modules() if n.endswith("encoder.layer") and isinstance(m, nn.ModuleList)),
+        None,
+    )
     if layers is None:
         raise Unsupported(
             f"{type(model).__name__}: structured pruning supports BERT-like encoders (encoder.layer[i] "

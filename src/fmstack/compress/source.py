@@ -96,6 +96,8 @@ def load_folder(folder: Path, ref: str) -> Parent:
     """Load a Hugging Face model folder (the only place that calls transformers' loaders)."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+    import fmstack.train.pooled  # noqa: F401  (registers fmstack's mean-pooled classifier with transformers)
+
     if not (folder / "config.json").is_file():
         raise InvalidInput(
             f"{ref} is not a model folder: it has no config.json (is it a dataset or ONNX version?)"

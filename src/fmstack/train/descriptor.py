@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from fmstack.errors import InvalidInput
 
@@ -20,7 +20,9 @@ ADAPTER_DESCRIPTOR = "fmstack_adapter.json"
 
 class AdapterDescriptor(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[1] = 1
+    # 2: ``pooling`` also decides the classification head (mean: fmstack.train.pooled). Version 1
+    # classifiers used the architecture's own Hugging Face head, which is pooling "cls" now.
+    schema_version: Literal[1, 2] = 2
     method: Literal["lora", "ia3", "adapter", "prefix"]
     format: Literal["peft", "fmstack"]  # peft: PeftModel.from_pretrained loads it
     base: str  # exact base version, ns/name:N
@@ -36,6 +38,12 @@ class AdapterDescriptor(BaseModel):
     # Seed that was set before building the task model: weights the base lacks and the adapter does
     # not store (e.g. a new MLM head transform) are re-created identically from it when loading.
     init_seed: int = 0
+
+    @model_validator(mode="after")
+    def _version_1_heads(self) -> AdapterDescriptor:
+        if self.schema_version == 1 and self.task == "classification":
+            self.pooling = "cls"
+        return self
 
 
 def write(folder: Path, name: str, descriptor: BaseModel) -> None:

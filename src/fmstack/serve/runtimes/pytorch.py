@@ -112,6 +112,8 @@ def load_model(folder: Path, task: Task) -> torch.nn.Module:
     from transformers import AutoModel, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    import fmstack.train.pooled  # noqa: F401  (registers fmstack's mean-pooled classifier with transformers)
+
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a server log is not a terminal
 
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModel

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from peft import LoraConfig
+from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
 
 from fmstack.train.methods import peft_common
@@ -21,6 +22,7 @@ def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
         r=spec.lora_r,
         lora_alpha=spec.lora_alpha,
         lora_dropout=spec.lora_dropout,
+        target_modules=peft_common.targets(model, TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING),
     )
     return peft_common.wrap(model, config)
 

@@ -3,12 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from peft import PeftConfig, PeftModel, get_peft_model
 from torch import nn
 
 from fmstack.errors import InvalidInput
+from fmstack.train.pooled import encoder_type, is_pooled
+
+
+def targets(model: nn.Module, mapping: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """PEFT's default target modules for the model, or None to let PEFT choose.
+
+    PEFT looks its defaults up by ``config.model_type``; a pooled classifier's is fmstack's own, so look
+    them up by the encoder's architecture instead.
+    """
+    config = getattr(model, "config", None)
+    if not is_pooled(config):
+        return None
+    found = mapping.get(encoder_type(config))
+    if found is None:
+        raise InvalidInput(
+            f"PEFT has no default target modules for {encoder_type(config)!r} encoders; "
+            "use --method full, adapter or probe, or --pooling cls"
+        )
+    return list(found)
 
 
 def wrap(model: nn.Module, config: PeftConfig) -> nn.Module:

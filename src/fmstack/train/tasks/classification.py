@@ -1,11 +1,14 @@
 """Sequence classification, single-label (cross-entropy) or multi-label (per-class sigmoid).
 
-The model is the Hugging Face ``AutoModelForSequenceClassification`` of the base, so a fully
-fine-tuned output is a plain HF folder any runtime loads.
+The head reads the mean of the token states by default (``pooling: mean``,
+``fmstack.train.pooled``: what sentence encoders are trained for), or the architecture's own Hugging
+Face head with ``pooling: cls`` (BERT's [CLS] pooler, GPT-2's last token). Either way a fully
+fine-tuned output is a transformers folder that ``AutoModelForSequenceClassification`` loads.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from fmstack.errors import InvalidInput
 from fmstack.train.batches import encoder_inputs
 from fmstack.train.context import TaskContext
 from fmstack.train.metrics import classification_metrics
+from fmstack.train.pooled import PooledClassifierConfig, PooledEncoderForSequenceClassification
 from fmstack.train.tasks.encode import column, label_ids, tokenize
 
 name = "classification"
@@ -28,6 +32,8 @@ peft_task_type: str | None = "SEQ_CLS"
 
 
 def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
+    """A classifier for ``ctx.labels``: from a config (pretraining from scratch), a base encoder folder
+    (a new head, pooled as ``ctx.pooling`` says) or a classifier folder (its own head, as saved)."""
     if not ctx.labels:
         raise InvalidInput("classification needs labels: the dataset manifest lists none")
     kwargs: dict[str, Any] = {
@@ -36,15 +42,29 @@ def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
         "label2id": {n: i for i, n in enumerate(ctx.labels)},
         "problem_type": "multi_label_classification" if ctx.multi_label else "single_label_classification",
     }
+    model: Any
     if isinstance(source, PretrainedConfig):
         for key, value in kwargs.items():
             setattr(source, key, value)
-        model = AutoModelForSequenceClassification.from_config(source)  # type: ignore[no-untyped-call]
+        if ctx.pooling == "mean":
+            fields = {k: v for k, v in source.to_dict().items() if k != "model_type"}
+            config = PooledClassifierConfig(encoder_model_type=source.model_type, **fields)
+            model = PooledEncoderForSequenceClassification(config)
+        else:
+            model = AutoModelForSequenceClassification.from_config(source)  # type: ignore[no-untyped-call]
+    elif ctx.pooling == "mean" and not _is_classifier(source):
+        model = PooledEncoderForSequenceClassification.from_encoder(source, **kwargs)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, **kwargs)
     if model.config.pad_token_id is None:  # decoder bases classify from the last non-pad token
         model.config.pad_token_id = ctx.pad_id
     return model  # type: ignore[no-any-return]
+
+
+def _is_classifier(folder: Path) -> bool:
+    """Whether the folder already holds a trained classification head (which keeps its own pooling)."""
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
 def encode(table: pa.Table, tokenizer: Any, ctx: TaskContext) -> list[dict[str, Any]]:

@@ -1,0 +1,123 @@
+"""A sequence classifier over the mean of an encoder's token states.
+
+Hugging Face's ``*ForSequenceClassification`` heads read one position (BERT: a pooler over [CLS];
+GPT-2: the last token). Sentence encoders such as all-MiniLM-L6-v2 were trained so that the *mean* of the
+token states carries the meaning, and their [CLS] state is weak: a linear probe on banking77 scores
+90.5% on MiniLM's [CLS] pooler and 93% on the mean. This model is any ``AutoModel`` encoder, dropout,
+and a linear head over the attention-masked mean of the last hidden states.
+
+It saves as an ordinary transformers folder whose ``config.json`` has ``model_type:
+fmstack-pooled-classifier``, the encoder's own config fields and ``encoder_model_type``. Importing this
+module registers it with ``AutoConfig`` and ``AutoModelForSequenceClassification``, so every loader in
+fmstack (train, compress, serve) loads it like any classifier. transformers without fmstack refuses
+the folder (unknown model type) instead of loading it with a [CLS] head and answering wrongly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import PreTrainedModel
+
+MODEL_TYPE = "fmstack-pooled-classifier"
+ARCHITECTURE = "PooledEncoderForSequenceClassification"
+# Fields of our config that are not the encoder's.
+_OWN_FIELDS = {"model_type", "encoder_model_type", "architectures", "transformers_version", "auto_map"}
+
+
+class PooledClassifierConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
+    model_type = MODEL_TYPE
+
+    def __init__(self, encoder_model_type: str = "bert", **kwargs: Any) -> None:
+        self.encoder_model_type = encoder_model_type
+        super().__init__(**kwargs)
+
+    def encoder_config(self) -> PretrainedConfig:
+        fields = {k: v for k, v in self.to_dict().items() if k not in _OWN_FIELDS}
+        return AutoConfig.for_model(self.encoder_model_type, **fields)
+
+
+class PooledEncoderForSequenceClassification(PreTrainedModel):  # type: ignore[no-untyped-call]
+    config_class = PooledClassifierConfig
+    base_model_prefix = "encoder"
+
+    def __init__(self, config: PooledClassifierConfig) -> None:
+        super().__init__(config)
+        self.encoder = _without_pooler(AutoModel.from_config(config.encoder_config()))  # type: ignore[no-untyped-call]
+        dropout: Any = getattr(config, "classifier_dropout", None)
+        if dropout is None:
+            dropout = getattr(config, "hidden_dropout_prob", 0.1)
+        self.dropout = nn.Dropout(float(dropout))
+        self.classifier = nn.Linear(int(config.hidden_size), int(config.num_labels or 2))
+        self.post_init()  # type: ignore[no-untyped-call]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: Any,  # what PEFT's wrapper passes along (output_attentions, return_dict, ...)
+    ) -> SequenceClassifierOutput:
+        if input_ids is None:
+            raise ValueError("input_ids are required")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        logits = self.classify(self.encoder(**inputs).last_hidden_state, attention_mask)
+        return SequenceClassifierOutput(loss=self._loss(logits, labels), logits=logits)
+
+    def classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, labels) from the encoder's states (batch, seq, hidden) and the (batch, seq)
+        mask; separate so that an exporter can call the encoder with a mask of its own form."""
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, hidden)
+        logits: torch.Tensor = self.classifier(self.dropout(pooled))
+        return logits
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        if self.config.problem_type == "multi_label_classification":
+            return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return nn.functional.cross_entropy(logits.float(), labels)
+
+    @classmethod
+    def from_encoder(cls, folder: Path, **options: Any) -> PooledEncoderForSequenceClassification:
+        """A new classifier on the pretrained encoder in ``folder`` (its weights kept, the head fresh);
+        ``options`` are config fields such as ``num_labels`` and ``id2label``."""
+        encoder_config = AutoConfig.from_pretrained(str(folder))
+        fields = {k: v for k, v in encoder_config.to_dict().items() if k not in _OWN_FIELDS}
+        fields.update(options)
+        config = PooledClassifierConfig(encoder_model_type=encoder_config.model_type, **fields)
+        config.architectures = [ARCHITECTURE]
+        model = cls(config)
+        model.encoder = _without_pooler(AutoModel.from_pretrained(str(folder), dtype=torch.float32))
+        return model
+
+
+def is_pooled(config: Any) -> bool:
+    return getattr(config, "model_type", None) == MODEL_TYPE
+
+
+def encoder_type(config: Any) -> str:
+    """The architecture family (``bert``, ``gpt2``...) of a model's config, seen through this wrapper."""
+    return str(getattr(config, "encoder_model_type", None) or getattr(config, "model_type", ""))
+
+
+def _without_pooler(encoder: nn.Module) -> nn.Module:
+    # BERT-likes build a [CLS] pooler this head never reads; unused parameters would also break DDP.
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # type: ignore[assignment]
+    return encoder
+
+
+AutoConfig.register(MODEL_TYPE, PooledClassifierConfig)
+AutoModelForSequenceClassification.register(PooledClassifierConfig, PooledEncoderForSequenceClassification)

@@ -1,0 +1,68 @@
+"""The mean-pooled classification head: what training builds by default, how it saves and loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+from fmstack.hub import Hub
+from fmstack.train import descriptor
+from fmstack.train.inference import load
+from fmstack.train.pooled import MODEL_TYPE, PooledEncoderForSequenceClassification
+from fmstack.train.run import train
+from fmstack.train.spec import parse_spec
+
+
+def finetune(hub: Hub, base: str, data: str, **fields: object) -> str:
+    spec = {"task": "classification", "base": base, "data": data, "max_steps": 2, "batch_size": 8}
+    return train(hub, parse_spec({**spec, "output": "test/cls", **fields})).output.ref
+
+
+def test_default_head_pools_the_mean_and_loads_with_transformers_auto(
+    hub: Hub, tiny_bert: str, topics: str
+) -> None:
+    ref = finetune(hub, tiny_bert, topics)
+    folder = hub.checkout(ref)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == MODEL_TYPE and config["encoder_model_type"] == "bert"
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert isinstance(model, PooledEncoderForSequenceClassification)
+    assert model.encoder.pooler is None  # the [CLS] pooler is neither used nor saved
+    ids = torch.tensor([[2, 7, 9, 3]])
+    alone = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    # padding changes nothing: the mean covers real tokens only
+    padded = torch.tensor([[2, 7, 9, 3, 0, 0], [2, 8, 8, 8, 8, 3]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    torch.testing.assert_close(model(input_ids=padded, attention_mask=mask).logits[:1], alone)
+    torch.testing.assert_close(load(hub, ref).model(input_ids=ids).logits, alone)
+
+
+def test_pooling_cls_keeps_the_architectures_own_head(hub: Hub, tiny_bert: str, topics: str) -> None:
+    ref = finetune(hub, tiny_bert, topics, pooling="cls")
+    model = AutoModelForSequenceClassification.from_pretrained(hub.checkout(ref))
+    assert isinstance(model, BertForSequenceClassification)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_peft_methods_target_the_encoder_under_the_pooled_head(
+    hub: Hub, tiny_bert: str, topics: str, method: str
+) -> None:
+    loaded = load(hub, finetune(hub, tiny_bert, topics, method=method))
+    targets = {n.rsplit(".", 1)[-1] for n, _ in loaded.model.named_modules()}
+    assert {"query", "value"} & targets or {"key", "value"} & targets
+    adapted = [n for n, _ in loaded.model.named_parameters() if "lora_" in n or "ia3_" in n]
+    assert adapted and all(".encoder." in n for n in adapted)
+
+
+def test_version_1_adapter_descriptors_meant_the_cls_head(tmp_path: Path) -> None:
+    fields = {"method": "lora", "format": "peft", "base": "a/b:1", "task": "classification"}
+    (tmp_path / descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps({"schema_version": 1, **fields}))
+    old = descriptor.read_adapter(tmp_path)
+    assert old is not None and old.pooling == "cls"
+    (tmp_path / descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps(fields))
+    new = descriptor.read_adapter(tmp_path)
+    assert new is not None and new.pooling == "mean" and new.schema_version == 2
