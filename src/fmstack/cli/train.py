@@ -145,7 +145,13 @@ def finetune(
     prefix_length: Annotated[
         int | None, Opt("--prefix-length", help="Prefix vectors per layer (default 16).")
     ] = None,
-    pooling: Annotated[str | None, Opt("--pooling", help="Embedding pooling: mean | cls.")] = None,
+    pooling: Annotated[
+        str | None,
+        Opt(
+            "--pooling",
+            help="mean | cls: how token states become one vector (embeddings) or the classifier's input (mean of the tokens, default; cls: the architecture's own head).",
+        ),
+    ] = None,
     save_spec: SpecOut = None,
     json_output: JsonFlag = False,
 ) -> None:
