@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,17 +64,21 @@ async def _encode(loaded: Loaded, texts: list[str]) -> list[list[int]]:
 
 
 async def _wait(ticket: Ticket, request: Request, deadline: float) -> NDArray[np.float32]:
-    gone: asyncio.Future[bool] = asyncio.ensure_future(_disconnected(request))
-    waiting: set[asyncio.Future[Any]] = {ticket.future, gone}
+    """The ticket's result, or the error of whatever came first: the client's disconnect, the deadline.
+
+    Both end the wait by failing ``ticket.future`` from a callback, so a request awaits one future
+    (not ``asyncio.wait`` over several, which costs a waiter and callbacks to add and remove each time).
+    """
+    state: ServerState = request.app.state.server
+    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher.add_done_callback(lambda w: _disconnected_fails(ticket, w))
+    timer = asyncio.get_running_loop().call_later(
+        max(0.0, deadline - time.monotonic()), _deadline_fails, ticket, state.settings.request_timeout_s
+    )
     try:
-        done, _ = await asyncio.wait(
-            waiting,
-            timeout=max(0.0, deadline - time.monotonic()),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        return await ticket.future
     except asyncio.CancelledError:
         ticket.abandon("shutdown")
-        state: ServerState = request.app.state.server
         if not state.draining:
             raise
         # The drain deadline passed (uvicorn cancels what is left): answer instead of a bare 500.
@@ -84,16 +87,26 @@ async def _wait(ticket: Ticket, request: Request, deadline: float) -> NDArray[np
             f"{state.settings.drain_timeout_s} s); retry on another replica"
         ) from None
     finally:
-        gone.cancel()
-    if ticket.future in done:
-        return ticket.future.result()
-    if gone in done and gone.result():
-        ticket.abandon("disconnected")  # its texts still queued are skipped, not computed
-        raise ClientDisconnected("the client closed the connection")
+        watcher.cancel()
+        timer.cancel()
+
+
+def _disconnected_fails(ticket: Ticket, watcher: asyncio.Future[bool]) -> None:
+    if watcher.cancelled() or not watcher.result() or ticket.future.done():
+        return
+    ticket.abandon("disconnected")  # its texts still queued are skipped, not computed
+    ticket.future.set_exception(ClientDisconnected("the client closed the connection"))
+
+
+def _deadline_fails(ticket: Ticket, timeout_s: float) -> None:
+    if ticket.future.done():
+        return
     ticket.abandon("deadline")
-    raise DeadlineExceeded(
-        f"no answer within the request deadline of {request.app.state.server.settings.request_timeout_s} s "
-        "(--request-timeout); the server is overloaded"
+    ticket.future.set_exception(
+        DeadlineExceeded(
+            f"no answer within the request deadline of {timeout_s} s (--request-timeout); "
+            "the server is overloaded"
+        )
     )
 
 

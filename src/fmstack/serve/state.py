@@ -24,8 +24,13 @@ class ServerState:
         return self.models.ready and not self.draining and self.load_error is None
 
 
-async def server_state(request: Request) -> ServerState:
-    """FastAPI dependency: the state of the app that received the request. ``async`` on purpose:
-    FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request."""
+def state_of(request: Request) -> ServerState:
+    """The state of the app that received the request."""
     state: ServerState = request.app.state.server
     return state
+
+
+async def server_state(request: Request) -> ServerState:
+    """FastAPI dependency: ``state_of`` the request. ``async`` on purpose: FastAPI runs a plain
+    ``def`` dependency in its thread pool, a thread hop per request."""
+    return state_of(request)

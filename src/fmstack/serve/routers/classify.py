@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from fmstack.serve.inference import predict
-from fmstack.serve.schemas import Classification, ClassifyRequest, ClassifyResponse, Usage
-from fmstack.serve.state import ServerState, server_state
+from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
+from fmstack.serve.schemas import ClassifyRequest, ClassifyResponse
+from fmstack.serve.state import state_of
 
 router = APIRouter(tags=["classify"])
 
 
-@router.post("/v1/classify", response_model=ClassifyResponse)
-async def classify(
-    body: ClassifyRequest, request: Request, state: Annotated[ServerState, Depends(server_state)]
-) -> Response:
+@router.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=openapi_body(ClassifyRequest))
+async def classify(request: Request) -> Response:
+    body = await read_body(request, ClassifyRequest)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    result = await predict(state, request, body.model, texts, "classification")
+    result = await predict(state_of(request), request, body.model, texts, "classification")
     labels = result.info.labels
+    best = np.argmax(result.outputs, axis=1)  # (texts,)
     data = [
-        Classification(
-            index=i,
-            label=labels[int(np.argmax(row))],
-            scores={label: float(s) for label, s in zip(labels, row, strict=True)},
-        )
-        for i, row in enumerate(result.outputs)
+        {"index": i, "label": labels[int(best[i])], "scores": dict(zip(labels, row, strict=True))}
+        for i, row in enumerate(result.outputs.tolist())
     ]
-    response = ClassifyResponse(
-        model=result.model.name,
-        version=result.version.ref,
-        data=data,
-        usage=Usage(prompt_tokens=result.tokens, total_tokens=result.tokens),
+    usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    return NumpyJSON(
+        {"model": result.model.name, "version": result.version.ref, "data": data, "usage": usage}
     )
-    return Response(response.model_dump_json(), media_type="application/json")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
+from numpy.typing import NDArray
 
 from fmstack.errors import InvalidInput
 from fmstack.serve.inference import predict
-from fmstack.serve.schemas import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
-from fmstack.serve.state import ServerState, server_state
+from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
+from fmstack.serve.schemas import EmbeddingRequest, EmbeddingResponse
+from fmstack.serve.state import state_of
 
 router = APIRouter(tags=["embeddings"])
 
@@ -25,27 +26,26 @@ def _texts(body: EmbeddingRequest) -> list[str]:
     return [t for t in raw if isinstance(t, str)]
 
 
-@router.post("/v1/embeddings", response_model=EmbeddingResponse)
-async def embeddings(
-    body: EmbeddingRequest, request: Request, state: Annotated[ServerState, Depends(server_state)]
-) -> Response:
-    result = await predict(state, request, body.model, _texts(body), "embedding")
+def _vectors(outputs: NDArray[np.float32], encoding: str) -> list[NDArray[np.float32]] | list[str]:
+    rows = np.ascontiguousarray(outputs, dtype=np.float32)  # (texts, dimensions)
+    if encoding == "base64":  # little-endian float32, as OpenAI sends it
+        return [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in rows]
+    return list(rows)  # each row becomes a JSON list of floats in NumpyJSON
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse, openapi_extra=openapi_body(EmbeddingRequest))
+async def embeddings(request: Request) -> Response:
+    body = await read_body(request, EmbeddingRequest)
+    result = await predict(state_of(request), request, body.model, _texts(body), "embedding")
     dims = result.outputs.shape[1]
     if body.dimensions is not None and body.dimensions != dims:
         raise InvalidInput(
             f"model {result.model.name!r} returns {dims}-dimensional vectors; 'dimensions' "
             f"{body.dimensions} is not supported (omit it)"
         )
-    if body.encoding_format == "base64":  # little-endian float32, as OpenAI sends it
-        vectors: list[list[float] | str] = [
-            base64.b64encode(row.astype("<f4").tobytes()).decode() for row in result.outputs
-        ]
-    else:
-        vectors = [row.tolist() for row in np.asarray(result.outputs, dtype=np.float32)]
-    response = EmbeddingResponse(
-        data=[Embedding(index=i, embedding=v) for i, v in enumerate(vectors)],
-        model=result.model.name,
-        usage=Usage(prompt_tokens=result.tokens, total_tokens=result.tokens),
-    )
-    # Serialise once with pydantic's Rust encoder; FastAPI would validate the model a second time.
-    return Response(response.model_dump_json(), media_type="application/json")
+    data = [
+        {"object": "embedding", "index": i, "embedding": v}
+        for i, v in enumerate(_vectors(result.outputs, body.encoding_format))
+    ]
+    usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    return NumpyJSON({"object": "list", "data": data, "model": result.model.name, "usage": usage})

@@ -12,12 +12,14 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from numpy.typing import NDArray
 
 from fmstack.errors import InvalidInput
 from fmstack.serve.inference import predict
 from fmstack.serve.models import ServedModel
-from fmstack.serve.schemas import InferRequest, InferResponse, InferTensor, ModelMetadata, TensorMetadata
-from fmstack.serve.state import ServerState, server_state
+from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
+from fmstack.serve.schemas import InferRequest, InferResponse, ModelMetadata, TensorMetadata
+from fmstack.serve.state import ServerState, server_state, state_of
 
 router = APIRouter(tags=["kserve-v2"])
 State = Annotated[ServerState, Depends(server_state)]
@@ -30,43 +32,35 @@ async def model_ready(name: str, state: State) -> JSONResponse:
     return JSONResponse({"name": model.name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@router.post("/v2/models/{name:path}/infer", response_model=InferResponse)
-async def infer(name: str, body: InferRequest, request: Request, state: State) -> Response:
+@router.post(
+    "/v2/models/{name:path}/infer", response_model=InferResponse, openapi_extra=openapi_body(InferRequest)
+)
+async def infer(name: str, request: Request) -> Response:
+    body = await read_body(request, InferRequest)
     texts = _texts(body)
-    result = await predict(state, request, name, texts, None)
-    n = len(texts)
-    if result.info.task == "classification":
-        labels = result.info.labels
-        outputs = [
-            InferTensor(
-                name="label",
-                datatype="BYTES",
-                shape=[n],
-                data=[labels[int(i)] for i in np.argmax(result.outputs, axis=1)],
-            ),
-            InferTensor(
-                name="scores",
-                datatype="FP32",
-                shape=[n, len(labels)],
-                data=result.outputs.ravel().tolist(),
-            ),
-        ]
-    else:
-        outputs = [
-            InferTensor(
-                name="embedding",
-                datatype="FP32",
-                shape=list(result.outputs.shape),
-                data=result.outputs.ravel().tolist(),
-            )
-        ]
-    response = InferResponse(
-        model_name=result.model.name,
-        model_version=str(result.version.number),
-        id=body.id,
-        outputs=outputs,
+    result = await predict(state_of(request), request, name, texts, None)
+    outputs = _outputs(result.info.task, result.info.labels, result.outputs)
+    return NumpyJSON(
+        {
+            "model_name": result.model.name,
+            "model_version": str(result.version.number),
+            "id": body.id,
+            "outputs": outputs,
+        }
     )
-    return Response(response.model_dump_json(), media_type="application/json")
+
+
+def _outputs(task: str, labels: tuple[str, ...], values: NDArray[np.float32]) -> list[dict[str, Any]]:
+    """Output tensors of a (texts, labels) or (texts, dimensions) result, data flattened row-major."""
+    n = len(values)
+    flat = np.ascontiguousarray(values, dtype=np.float32).ravel()  # written as a JSON list by NumpyJSON
+    if task == "classification":
+        label = [labels[int(i)] for i in np.argmax(values, axis=1)]
+        return [
+            {"name": "label", "datatype": "BYTES", "shape": [n], "data": label},
+            {"name": "scores", "datatype": "FP32", "shape": [n, len(labels)], "data": flat},
+        ]
+    return [{"name": "embedding", "datatype": "FP32", "shape": list(values.shape), "data": flat}]
 
 
 @router.get("/v2/models/{name:path}", response_model=ModelMetadata)
