@@ -22,14 +22,21 @@ pytestmark = pytest.mark.anyio
 class EchoRuntime:
     """A fake runtime: each text's output is [its length, its first id]; records every batch."""
 
-    def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
+    def __init__(
+        self,
+        gate: threading.Event | None = None,
+        fail: bool = False,
+        together: threading.Barrier | None = None,
+    ) -> None:
         self.batches: list[list[int]] = []
         self.gate = gate
         self.fail = fail
+        self.together = together  # each forward waits here until as many are in flight as it has parties
 
     @property
     def info(self) -> RuntimeInfo:
-        return RuntimeInfo(task="embedding", platform="fake", max_length=100, dimensions=2)
+        parallel = self.together.parties if self.together else 1
+        return RuntimeInfo(task="embedding", platform="fake", max_length=100, dimensions=2, batches=parallel)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [[len(t)] * len(t) for t in texts]
@@ -37,6 +44,8 @@ class EchoRuntime:
     def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
         if self.gate is not None:
             self.gate.wait(5)
+        if self.together is not None:
+            self.together.wait()
         if self.fail:
             raise RuntimeError("forward failed")
         self.batches.append([len(ids) for ids in batch])
@@ -67,6 +76,18 @@ async def test_each_request_gets_its_own_rows_in_its_own_order() -> None:
         assert out[:, 0].tolist() == [len(t) for t in texts]
     assert sum(len(b) for b in runtime.batches) == 6
     assert all(b == sorted(b) for b in runtime.batches)  # length-sorted batches
+
+
+async def test_a_runtime_of_two_batches_computes_two_at_once_and_rows_stay_in_order() -> None:
+    # Each forward waits until two are in flight: a worker that ran one batch at a time would break
+    # the barrier (after 5 s) and fail the request.
+    runtime = EchoRuntime(together=threading.Barrier(2, timeout=5))
+    worker = _worker(runtime, max_size=2)
+    ticket = worker.submit([[n] * n for n in (1, 2, 3, 4)], time.monotonic() + 10)
+    out = await ticket.future
+    worker.close()
+    assert out[:, 0].tolist() == [1, 2, 3, 4]
+    assert sorted(runtime.batches) == [[1, 2], [3, 4]]
 
 
 async def test_batches_stay_within_the_limits() -> None:

@@ -46,7 +46,10 @@ class ServeSettings(BaseModel):
         5.0, ge=0, description="How often to check served aliases for a new version (0: never)."
     )
     threads: int | None = Field(
-        None, ge=1, description="Compute threads per model (default: every core of this machine)."
+        None,
+        ge=1,
+        description="Compute threads per model (default: every core of this machine). An ONNX model "
+        "computes that many batches at once, one thread each; PyTorch splits each batch across them.",
     )
 
     @field_validator("models")

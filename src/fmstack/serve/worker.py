@@ -1,9 +1,10 @@
 """One model's batch queue and the thread that runs it.
 
-Requests arrive on the event loop, are tokenised there, and wait here as items (one per text). A
-dedicated thread per model takes batches (``batching.next_batch``), runs the runtime's forward pass and
-hands results back to the loop with one ``call_soon_threadsafe`` per batch, so model compute never
-blocks the event loop and the loop never waits on a lock held across compute.
+Requests arrive on the event loop, are tokenised there, and wait here as items (one per text).
+Dedicated threads per model (as many as the runtime computes batches at once, ``RuntimeInfo.batches``)
+take batches (``batching.next_batch``), run the runtime's forward pass and hand results back to the
+loop with one ``call_soon_threadsafe`` per batch, so model compute never blocks the event loop and the
+loop never waits on a lock held across compute.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Ticket:
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.future: asyncio.Future[NDArray[np.float32]] = loop.create_future()
         self.rows: list[NDArray[np.float32] | None] = [None] * count
-        self.remaining = count  # touched only by the worker thread
+        self.remaining = count  # touched only by worker threads, under their worker's lock
         # Why nobody waits for this request any more ("disconnected", "deadline"); None while someone
         # does. Set on the loop or by the worker, read by the worker to skip the remaining texts.
         self.abandoned: str | None = None
@@ -94,12 +95,16 @@ class ModelWorker:
     _pending: list[Item] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _closing: bool = False
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
     _rate: _Rate = field(default_factory=_Rate)
+    # Guards what several compute threads update after a batch: tickets' rows and the rate estimate.
+    _results: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"fmstack-batch-{self.name}", daemon=True)
-        self._thread.start()
+        for i in range(max(1, self.runtime.info.batches)):
+            thread = threading.Thread(target=self._run, name=f"fmstack-batch-{self.name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     @property
     def closing(self) -> bool:
@@ -133,9 +138,9 @@ class ModelWorker:
         """Finish what is queued (without waiting for company), then stop the thread."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
 
     # -- the worker thread -------------------------------------------------------------------------
 
@@ -169,6 +174,8 @@ class ModelWorker:
             taken = set(map(id, batch))
             self._pending = [p for p in self._pending if id(p) not in taken]
             self.observer.depth(len(self._pending))
+            if self._pending:
+                self._cond.notify()  # an idle compute thread may take what is left
             return batch
 
     def _fail(self, items: list[Item]) -> None:
@@ -192,15 +199,16 @@ class ModelWorker:
             _deliver([(ticket, exc) for ticket in tickets])
             return
         seconds = time.perf_counter() - start
-        self._rate.update(len(batch), seconds)
         self.observer.batch(len(batch), sum(item.length for item in batch), seconds)
         done: dict[int, Ticket] = {}
-        for item, row in zip(batch, out, strict=True):
-            ticket = item.ticket
-            ticket.rows[item.index] = row
-            ticket.remaining -= 1
-            if ticket.remaining == 0:
-                done[id(ticket)] = ticket
+        with self._results:  # another thread may hold the same request's other texts
+            self._rate.update(len(batch), seconds)
+            for item, row in zip(batch, out, strict=True):
+                ticket = item.ticket
+                ticket.rows[item.index] = row
+                ticket.remaining -= 1
+                if ticket.remaining == 0:
+                    done[id(ticket)] = ticket
         _deliver([(t, r) for t in done.values() if (r := t.result_or_none()) is not None])
 
 

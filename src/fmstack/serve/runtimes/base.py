@@ -24,6 +24,7 @@ class RuntimeInfo:
     multi_label: bool = False  # classification: independent sigmoid scores instead of a softmax
     dimensions: int = 0  # embedding: vector size
     base: str | None = None  # adapters: the base version they share in memory
+    batches: int = 1  # batches it computes at once: the worker runs one thread per batch
 
 
 class Runtime(Protocol):
@@ -36,7 +37,7 @@ class Runtime(Protocol):
 
     def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
         """One pass over a batch of token ids: (batch, labels) scores or (batch, dimensions) vectors.
-        Called from one worker thread at a time per runtime."""
+        Called from at most ``info.batches`` worker threads at a time."""
         ...
 
     def close(self) -> None:
