@@ -28,6 +28,16 @@ BASE = "fmstack/minilm-l6"
 LR = {"probe": 1e-2, "full": 1e-4, "lora": 1e-3, "ia3": 1e-2, "adapter": 1e-3, "prefix": 1e-2}
 
 
+def learning_rates(text: str) -> dict[str, float]:
+    rates = dict(LR)
+    for item in filter(None, text.split(",")):
+        method, _, value = item.partition("=")
+        if method not in LR:
+            raise argparse.ArgumentTypeError(f"unknown method {method!r}; methods: {', '.join(LR)}")
+        rates[method] = float(value)
+    return rates
+
+
 def read_csv(path: Path, every: int) -> tuple[list[str], list[str]]:
     """Every ``every``-th row: the CSVs are sorted by category, so this keeps all 77 classes."""
     with path.open(newline="") as f:
@@ -65,7 +75,8 @@ def run_fmstack(hub: Any, data: str, method: str, args: argparse.Namespace) -> d
             "epochs": args.epochs * (args.probe_epoch_factor if method == "probe" else 1),
             "batch_size": args.batch_size,
             "max_length": args.max_length,
-            "lr": LR[method],
+            "lr": args.lr[method],
+            "pooling": args.pooling,
             "output": f"bench/{method}",
             "seed": 0,
         }
@@ -89,7 +100,8 @@ def run_hf_trainer(
     base_dir: Path, data_dir: Path, labels: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
     """The baseline: transformers Trainer + PEFT LoRA with default data handling (random batches,
-    padding to the longest in each batch), same model, data, batch, epochs, learning rate."""
+    padding to the longest in each batch), same model (the same classification head), data, batch,
+    epochs, learning rate."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import (
@@ -101,6 +113,7 @@ def run_hf_trainer(
     )
 
     from fmstack.data import format as dataformat
+    from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     index = {n: i for i, n in enumerate(labels)}
     tok = AutoTokenizer.from_pretrained(str(base_dir))
@@ -111,18 +124,21 @@ def run_hf_trainer(
         return Dataset.from_dict({**enc, "labels": [index[x] for x in table.column("label").to_pylist()]})
 
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(base_dir), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index
-    )
+    head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": index}
+    if args.pooling == "mean":  # fmstack's default head, a transformers PreTrainedModel like any other
+        model = PooledEncoderForSequenceClassification.from_encoder(base_dir, **head)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), **head)
     model.accepts_loss_kwargs = False  # transformers 5 mis-scales the loss otherwise (see STYLE traps)
-    model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16))
+    lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"])
+    model = get_peft_model(model, lora)
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
             output_dir=out,
             per_device_train_batch_size=args.batch_size,
             per_device_eval_batch_size=64,
             num_train_epochs=args.epochs,
-            learning_rate=LR["lora"],
+            learning_rate=args.lr["lora"],
             warmup_steps=0.06,  # transformers 5: a float below 1 is a ratio of the total steps
             weight_decay=0.01,
             lr_scheduler_type="linear",
@@ -175,6 +191,15 @@ def main() -> int:
         "--subsample", type=int, default=1, help="keep every N-th row of each split (1 = all)"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--pooling", choices=["mean", "cls"], default="mean", help="classification head (fmstack --pooling)"
+    )
+    parser.add_argument(
+        "--lr",
+        type=learning_rates,
+        default=dict(LR),
+        help="per-method learning rates to change, e.g. full=5e-5,lora=2e-3 (defaults: %(default)s)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the HF Trainer + PEFT run")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fmstack-bench-train.json")
     args = parser.parse_args()
