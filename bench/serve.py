@@ -1,18 +1,21 @@
 """Serving throughput and latency: ``fmstack serve`` vs a naive server vs the offline limit.
 
-    .venv/bin/python bench/serve.py                      # concurrency 1 8 32 64, ~8 s per level
-    .venv/bin/python bench/serve.py --seconds 5 --concurrency 32
+    .venv/bin/python bench/serve.py --int8                # fp32 and int8, concurrency 1 8 32 64, ~6 min
+    .venv/bin/python bench/serve.py --seconds 5 --concurrency 32 --no-st
 
 For each concurrency level a bounded async load generator (loopback only; at most ``--seconds`` and
 ``--max-requests`` per level) sends one text per ``POST /v1/embeddings`` request to
-  (a) ``fmstack serve`` (the built-in MiniLM, as an fp32 ONNX export from ``fmstack compress`` when that
-      works here, else the PyTorch folder),
-  (b) ``bench/naive_server.py`` (FastAPI + transformers, one forward per request),
-and (c) the offline limit runs the same runtime over the same texts in batches of the same size,
-with no server: the best a server could do with that runtime on this machine.
+  (a) ``fmstack serve`` on the built-in MiniLM as an fp32 ONNX export from ``fmstack compress`` (the
+      PyTorch folder when the export fails here), and with ``--int8`` a second ``fmstack serve`` on its
+      int8 export (``fmstack compress --quantize int8``, what the demo puts in production),
+  (b) ``bench/naive_server.py`` (FastAPI + transformers, fp32 PyTorch, one forward per request): the
+      same baseline for both, so the int8 ratio mixes the server's gain with quantisation's,
+and (c) the offline limit of each served version: the same runtime over the same texts, batched by the
+same rules at the same batch size, with no server: the best a server could do with that runtime here.
 
 Texts: BANKING77's test split when ../shared/datasets/banking77 exists, else generated sentences.
-Goals at concurrency 32: fmstack >= 8x naive requests/s, >= 0.85 of offline, p99 <= 2x p50.
+Goals at concurrency 32: fmstack >= 8x naive requests/s, >= 0.85 of offline, p99 <= 2x p50; embedding
+throughput of the serving runtime >= 3x sentence-transformers ``encode``.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -188,7 +193,13 @@ class _Item:
 
 
 class Offline:
-    """The serving runtime itself, with no server: texts/s batching the same texts the same way."""
+    """The serving runtime itself, with no server: texts/s batching the same texts the same way.
+
+    It keeps a queue as a server's would be under load (two batches' worth of texts in arrival order,
+    topped up as batches leave), takes each batch with the server's ``next_batch`` rules, and computes
+    as many batches at once as the server does (``RuntimeInfo.batches``). Every text is computed once,
+    so the offline texts have the same mix of lengths as the requests.
+    """
 
     def __init__(
         self, hub: object, ref: str, texts: Sequence[str], threads: int | None, min_fill: float
@@ -206,19 +217,49 @@ class Offline:
         limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0, min_fill=self.min_fill)
         ids, n = self.ids, len(self.ids)
         self.runtime.forward(ids[:size])  # warm-up
-        done, start, cpu = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - start < seconds:
-            # The next 2 batches' worth of texts, as a server's queue would hold them under load.
-            window = [_Item(len(ids[(done + k) % n]), k, (done + k) % n) for k in range(2 * size)]
-            batch = next_batch(window, limits)
-            self.runtime.forward([ids[item.index] for item in batch])
-            done += len(batch)
+        lock = threading.Lock()
+        pending: list[_Item] = []
+        arrived = done = 0
+        start, cpu = time.perf_counter(), time.process_time()
+        stop_at = start + seconds
+
+        def take() -> list[_Item]:
+            nonlocal pending, arrived
+            with lock:
+                while len(pending) < 2 * size:
+                    pending.append(_Item(len(ids[arrived % n]), arrived, arrived % n))
+                    arrived += 1
+                batch = next_batch(pending, limits)
+                taken = set(map(id, batch))
+                pending = [p for p in pending if id(p) not in taken]
+                return batch
+
+        def compute() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                batch = take()
+                self.runtime.forward([ids[item.index] for item in batch])
+                with lock:
+                    done += len(batch)
+
+        workers = [threading.Thread(target=compute) for _ in range(self.runtime.info.batches)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
         self.cpu_ms_per_text = round(1000 * (time.process_time() - cpu) / done, 2)
         return round(done / (time.perf_counter() - start), 1)
 
+    def vectors(self, count: int) -> Any:
+        """(count, dimensions) embeddings of the first texts, in batches of 32."""
+        import numpy as np
+
+        chunks = [self.ids[i : min(i + 32, count)] for i in range(0, count, 32)]
+        return np.concatenate([self.runtime.forward(chunk) for chunk in chunks])
+
 
 def sentence_transformers_rate(folder: Path, texts: Sequence[str], batch_size: int, seconds: float) -> float:
-    """texts/s of sentence-transformers ``encode`` (PyTorch) on the same texts: the usual way to embed."""
+    """texts/s of sentence-transformers ``encode`` (PyTorch fp32) on the same texts: the usual way to embed."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(folder), device="cpu")
@@ -254,8 +295,17 @@ def load_texts(n: int) -> tuple[list[str], str]:
     return texts, f"generated sentences ({n}; BANKING77 not found at {BANKING77})"
 
 
-def prepare_model(hub: object, runtime: str) -> tuple[str, str, Path]:
-    """(ref to serve, what it is, PyTorch folder for the naive server)."""
+@dataclass
+class Variant:
+    """One model that fmstack serves in this run."""
+
+    name: str  # "fp32", "int8": the target's label in the results
+    ref: str
+    what: str
+
+
+def prepare_models(hub: object, runtime: str, int8: bool) -> tuple[list[Variant], Path]:
+    """(the versions fmstack serves, the PyTorch folder of the naive server)."""
     from fmstack.hub import Hub
     from fmstack.hub.importers import import_builtin
 
@@ -264,18 +314,80 @@ def prepare_model(hub: object, runtime: str) -> tuple[str, str, Path]:
     folder = hub.checkout(base.ref)
     if runtime in ("onnx", "auto"):
         try:
-            from fmstack.compress.pipeline import compress
-            from fmstack.compress.spec import CompressSpec
-
-            result = compress(hub, base.ref, CompressSpec(output="bench/minilm-l6-onnx", latency_runs=1))
-            version = getattr(result, "version", None)
-            ref = version.ref if version is not None else "bench/minilm-l6-onnx"
-            return ref, f"{ref}: fp32 ONNX export of {base.ref} by fmstack compress (graph-optimised)", folder
+            variants = [_export(hub, base.ref, "fp32")]
+            if int8:
+                variants.append(_export(hub, base.ref, "int8"))
+            return variants, folder
         except Exception as exc:
             if runtime == "onnx":
                 raise
             print(f"  (no ONNX export: {type(exc).__name__}: {exc}; serving PyTorch)", flush=True)
-    return base.ref, f"{base.ref}: PyTorch (transformers) folder", folder
+    return [Variant("pytorch", base.ref, f"{base.ref}: PyTorch (transformers) folder")], folder
+
+
+def _export(hub: object, base_ref: str, precision: str) -> Variant:
+    from fmstack.compress.pipeline import compress
+    from fmstack.compress.spec import CompressSpec
+
+    output = f"bench/minilm-l6-{'onnx' if precision == 'fp32' else precision}"
+    quantize = "int8" if precision == "int8" else "none"
+    spec = CompressSpec(output=output, quantize=quantize, latency_runs=1)
+    result = compress(hub, base_ref, spec)  # type: ignore[arg-type]
+    ref = result.version.ref if result.version is not None else output
+    how = "int8 weights (per-channel, dynamic activations)" if precision == "int8" else "fp32"
+    return Variant(precision, ref, f"{ref}: {how} ONNX export of {base_ref} by fmstack compress")
+
+
+# -- running and reporting ------------------------------------------------------------------------
+
+
+def measure(
+    url: str, ref: str, texts: Sequence[str], c: int, args: argparse.Namespace, name: str, pid: int
+) -> Level:
+    process = psutil.Process(pid)
+    before = sum(process.cpu_times()[:2])
+    level = asyncio.run(run_level(url, ref, texts, c, args.seconds, args.max_requests, name))
+    used = sum(process.cpu_times()[:2]) - before
+    level.cpu_ms_per_request = round(1000 * used / max(level.requests, 1), 2)
+    print(
+        f"  {name:<13} c={c:<3} {level.rps:>8.1f} req/s  p50 {level.p50_ms:>7.1f} ms  "
+        f"p99 {level.p99_ms:>7.1f} ms  cpu {level.cpu_ms_per_request:.2f} ms/req  errors {level.errors}",
+        flush=True,
+    )
+    return level
+
+
+def report(levels: list[Level], offline: dict[str, dict[int, tuple[float, float]]]) -> None:
+    """The results table (markdown) and the verdict against the goals at concurrency 32."""
+    naive = {lv.concurrency: lv for lv in levels if lv.target == "naive"}
+    print(
+        "\n| concurrency | target | req/s | p50 / p99 ms | CPU ms/req | offline texts/s | offline CPU ms/text "
+        "| vs naive req/s | vs offline |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for lv in levels:
+        variant = lv.target.removeprefix("fmstack ")
+        rate, cpu = offline.get(variant, {}).get(lv.concurrency, (0.0, 0.0))
+        vs_naive = f"{lv.rps / naive[lv.concurrency].rps:.1f}x" if lv.target != "naive" else ""
+        vs_offline = f"{lv.rps / rate:.2f}" if rate else ""
+        shown = f"{rate} | {cpu}" if rate else " | "
+        print(
+            f"| {lv.concurrency} | {lv.target} | {lv.rps} | {lv.p50_ms} / {lv.p99_ms} | {lv.cpu_ms_per_request} "
+            f"| {shown} | {vs_naive} | {vs_offline} |"
+        )
+    if 32 not in naive:
+        return
+    print()
+    for lv in levels:
+        if lv.concurrency != 32 or lv.target == "naive":
+            continue
+        rate, cpu = offline[lv.target.removeprefix("fmstack ")][32]
+        print(
+            f"{lv.target} at concurrency 32: {lv.rps / naive[32].rps:.1f}x naive req/s (goal >= 8x), "
+            f"{lv.rps / rate:.2f} of its offline limit (goal >= 0.85), p99/p50 {lv.p99_ms / lv.p50_ms:.2f} "
+            f"(goal <= 2), errors {lv.errors}; CPU per request {naive[32].cpu_ms_per_request / lv.cpu_ms_per_request:.1f}x "
+            f"less than naive, {cpu / lv.cpu_ms_per_request:.2f} of offline's CPU efficiency"
+        )
 
 
 def main() -> None:
@@ -286,10 +398,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="Longest run per level.")
     parser.add_argument("--max-requests", type=int, default=5000, help="Most requests per level.")
     parser.add_argument("--runtime", choices=["auto", "onnx", "pytorch"], default="auto")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="Also serve the int8 ONNX export (what the demo puts in production).",
+    )
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--min-batch-fill", type=float, default=0.75)
+    parser.add_argument("--min-batch-fill", type=float, default=0.9)
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
     parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
@@ -304,101 +421,112 @@ def main() -> None:
         env.pop("FMSTACK_DATABASE_URL", None)
         env.pop("FMSTACK_STORE_URL", None)
         with Hub(Settings.at(Path(home))) as hub:
-            print(f"machine: {os.cpu_count()} cores (shared); texts: {source}", flush=True)
-            ref, what, folder = prepare_model(hub, args.runtime)
-            print(f"model: {what}", flush=True)
-            offline_runtime = Offline(hub, ref, texts, args.threads, args.min_batch_fill)
-            st_rate = runtime_rate = 0.0
-            if not args.no_st:
-                st_rate = sentence_transformers_rate(folder, texts, 32, args.seconds)
-                runtime_rate = offline_runtime.run(32, 8192, args.seconds)
-                print(
-                    f"embedding throughput, batch 32: serving runtime {runtime_rate} texts/s, "
-                    f"sentence-transformers encode {st_rate} texts/s: {runtime_rate / st_rate:.2f}x (goal >= 3x)",
-                    flush=True,
-                )
+            print(
+                f"machine: {os.cpu_count()} cores (shared), load average {os.getloadavg()[0]:.2f}; texts: {source}"
+            )
+            variants, folder = prepare_models(hub, args.runtime, args.int8)
+            for v in variants:
+                print(f"model {v.name}: {v.what}", flush=True)
+            runtimes = {
+                v.name: Offline(hub, v.ref, texts, args.threads, args.min_batch_fill) for v in variants
+            }
+            embedding = compare_embeddings(runtimes, folder, texts, args) if not args.no_st else {}
 
-        fm_port, naive_port = free_port(), free_port()
-        fm_url, naive_url = f"http://127.0.0.1:{fm_port}", f"http://127.0.0.1:{naive_port}"
-        fm_cmd = [FMSTACK, "serve", ref, "--port", str(fm_port), "--log-level", "warning"]
-        fm_cmd += ["--max-wait-ms", str(args.max_wait_ms), "--poll-aliases-s", "0"]
-        fm_cmd += ["--max-batch-size", str(args.max_batch_size), "--min-batch-fill", str(args.min_batch_fill)]
-        fm_cmd += ["--threads", str(args.threads)] if args.threads else []
-        naive_cmd = [
-            sys.executable,
-            str(ROOT / "bench" / "naive_server.py"),
-            str(folder),
-            "--port",
-            str(naive_port),
-        ]
-        # Both servers stay up (idle, they cost nothing) so that each level measures offline, fmstack and
-        # naive back to back: the other tenants' load drifts over minutes; this keeps a level comparable.
-        servers = [start(fm_cmd, fm_url, env), start(naive_cmd, naive_url, env)]
-        cpu_of = {"fmstack": psutil.Process(servers[0].pid), "naive": psutil.Process(servers[1].pid)}
-        offline_cpu: dict[int, float] = {}
-        offline: dict[int, float] = {}
-        fmstack_levels: list[Level] = []
-        naive_levels: list[Level] = []
+        servers, ports = start_servers(variants, folder, args, env)
+        offline: dict[str, dict[int, tuple[float, float]]] = {v.name: {} for v in variants}
+        levels: list[Level] = []
         try:
-            warm_up(fm_url, ref, texts, "fmstack")
-            warm_up(naive_url, ref, texts, "naive")
+            for name, (url, ref) in ports.items():
+                warm_up(url, ref, texts, name)
             for c in args.concurrency:
                 size = min(c, args.max_batch_size)
-                offline[c] = offline_runtime.run(size, 8192, args.seconds / 2)
-                offline_cpu[c] = offline_runtime.cpu_ms_per_text
-                print(
-                    f"  offline  batch={size:<3} {offline[c]:>8.1f} texts/s  cpu {offline_cpu[c]:.2f} ms/text",
-                    flush=True,
-                )
-                targets = (("fmstack", fm_url, fmstack_levels), ("naive", naive_url, naive_levels))
-                for name, url, levels in targets:
-                    before = sum(cpu_of[name].cpu_times()[:2])
-                    level = asyncio.run(run_level(url, ref, texts, c, args.seconds, args.max_requests, name))
-                    used = sum(cpu_of[name].cpu_times()[:2]) - before
-                    level.cpu_ms_per_request = round(1000 * used / max(level.requests, 1), 2)
+                for v in variants:
+                    rate = runtimes[v.name].run(size, 8192, args.seconds / 2)
+                    offline[v.name][c] = (rate, runtimes[v.name].cpu_ms_per_text)
                     print(
-                        f"  {name:<8} c={c:<3} {level.rps:>8.1f} req/s  p50 {level.p50_ms:>7.1f} ms  "
-                        f"p99 {level.p99_ms:>7.1f} ms  cpu {level.cpu_ms_per_request:.2f} ms/req  errors {level.errors}",
+                        f"  offline {v.name:<5} batch={size:<3} {rate:>8.1f} texts/s  "
+                        f"cpu {runtimes[v.name].cpu_ms_per_text:.2f} ms/text",
                         flush=True,
                     )
-                    levels.append(level)
+                for name, (url, ref) in ports.items():
+                    levels.append(measure(url, ref, texts, c, args, name, servers[name].pid))
         finally:
-            for proc in servers:
+            for proc in servers.values():
                 stop(proc)
 
-    print()
-    print(
-        "| concurrency | fmstack req/s | p50 / p99 ms | CPU ms/req | naive req/s | p50 / p99 ms | CPU ms/req "
-        "| offline texts/s | CPU ms/text | fmstack / naive | fmstack / offline |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for fm, nv in zip(fmstack_levels, naive_levels, strict=True):
-        c = fm.concurrency
-        print(
-            f"| {c} | {fm.rps} | {fm.p50_ms} / {fm.p99_ms} | {fm.cpu_ms_per_request} | {nv.rps} | "
-            f"{nv.p50_ms} / {nv.p99_ms} | {nv.cpu_ms_per_request} | {offline[c]} | {offline_cpu[c]} | "
-            f"{fm.rps / nv.rps:.1f}x | {fm.rps / offline[c]:.2f} |"
-        )
-    at32 = next((fm for fm in fmstack_levels if fm.concurrency == 32), None)
-    if at32 is not None:
-        nv32 = next(nv for nv in naive_levels if nv.concurrency == 32)
-        print(
-            f"\nat concurrency 32: {at32.rps / nv32.rps:.1f}x naive req/s (goal >= 8x), "
-            f"{at32.rps / offline[32]:.2f} of offline batch 32 (goal >= 0.85), "
-            f"p99/p50 {at32.p99_ms / at32.p50_ms:.2f} (goal <= 2), errors {at32.errors}; "
-            f"CPU per request: {nv32.cpu_ms_per_request / max(at32.cpu_ms_per_request, 1e-9):.1f}x less than naive, "
-            f"{offline_cpu[32] / max(at32.cpu_ms_per_request, 1e-9):.2f} of offline's CPU efficiency"
-        )
+    report(levels, offline)
     if args.out:
         result = {
             "texts": source,
-            "model": what,
-            "offline_texts_per_s": offline,
-            "offline_cpu_ms_per_text": offline_cpu,
-            "runtime_vs_sentence_transformers": {"runtime": runtime_rate, "sentence_transformers": st_rate},
-            "levels": [asdict(x) for x in fmstack_levels + naive_levels],
+            "models": [asdict(v) for v in variants],
+            "offline": {
+                k: {c: {"texts_per_s": r, "cpu_ms_per_text": m} for c, (r, m) in v.items()}
+                for k, v in offline.items()
+            },
+            "embedding_throughput": embedding,
+            "levels": [asdict(x) for x in levels],
         }
         args.out.write_text(json.dumps(result, indent=2))
+
+
+def compare_embeddings(
+    runtimes: dict[str, Offline], folder: Path, texts: Sequence[str], args: argparse.Namespace
+) -> dict[str, float]:
+    """texts/s of each serving runtime vs sentence-transformers ``encode`` (fp32 PyTorch) at batch 32,
+    and how close each variant's vectors are to fp32's (cosine)."""
+    import numpy as np
+
+    rates = {"sentence-transformers": sentence_transformers_rate(folder, texts, 32, args.seconds)}
+    reference = runtimes["fp32"].vectors(512) if "fp32" in runtimes else None
+    for name, runtime in runtimes.items():
+        rates[name] = runtime.run(32, 8192, args.seconds)
+        similar = ""
+        if reference is not None and name != "fp32":
+            cosine = float(np.mean(np.sum(runtime.vectors(512) * reference, axis=1)))
+            rates[f"{name}_cosine_to_fp32"] = round(cosine, 4)
+            similar = f"; mean cosine to fp32 vectors {cosine:.4f}"
+        ratio = rates[name] / rates["sentence-transformers"]
+        print(
+            f"embedding throughput, batch 32: {name} serving runtime {rates[name]} texts/s, "
+            f"sentence-transformers encode (fp32 PyTorch) {rates['sentence-transformers']} texts/s: "
+            f"{ratio:.2f}x (goal >= 3x){similar}",
+            flush=True,
+        )
+    return rates
+
+
+def start_servers(
+    variants: list[Variant], folder: Path, args: argparse.Namespace, env: dict[str, str]
+) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, tuple[str, str]]]:
+    """One ``fmstack serve`` per variant and the naive server, all kept up (idle, they cost nothing) so
+    that each level measures every target back to back: the other tenants' load drifts over minutes."""
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, tuple[str, str]] = {}
+    for v in variants:
+        port = free_port()
+        cmd = [
+            FMSTACK,
+            "serve",
+            v.ref,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--poll-aliases-s",
+            "0",
+        ]
+        cmd += ["--max-wait-ms", str(args.max_wait_ms), "--max-batch-size", str(args.max_batch_size)]
+        cmd += ["--min-batch-fill", str(args.min_batch_fill)]
+        cmd += ["--threads", str(args.threads)] if args.threads else []
+        url = f"http://127.0.0.1:{port}"
+        servers[f"fmstack {v.name}"] = start(cmd, url, env)
+        ports[f"fmstack {v.name}"] = (url, v.ref)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    naive_cmd = [sys.executable, str(ROOT / "bench" / "naive_server.py"), str(folder), "--port", str(port)]
+    servers["naive"] = start(naive_cmd, url, env)
+    ports["naive"] = (url, variants[0].ref)
+    return servers, ports
 
 
 if __name__ == "__main__":
