@@ -4,10 +4,12 @@ in a batch. ONNX and PyTorch exports of the same weights agree."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fmstack.errors import InvalidInput
 from fmstack.servable import read_descriptor
@@ -52,6 +54,23 @@ def test_encoder_contract(fmt: str, model_dirs: dict[str, Path]) -> None:
     assert out.shape == (3, 32)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(runtime.forward([ids[2]])[0], out[2], atol=1e-5)
+    runtime.close()
+
+
+@pytest.mark.parametrize("fmt", sorted(RUNTIMES))
+def test_batches_computed_at_once_answer_like_one_at_a_time(fmt: str, model_dirs: dict[str, Path]) -> None:
+    folder = model_dirs[FOLDERS[fmt][1]]
+    threads = torch.get_num_threads()  # the PyTorch runtime sets the process-wide count
+    try:
+        runtime = RUNTIMES[fmt](folder, read_descriptor(folder), 2)
+    finally:
+        torch.set_num_threads(threads)
+    ids = runtime.encode(TEXTS)
+    alone = runtime.forward(ids)
+    with ThreadPoolExecutor(runtime.info.batches) as pool:
+        outs = list(pool.map(lambda _: runtime.forward(ids), range(4 * runtime.info.batches)))
+    for out in outs:
+        np.testing.assert_allclose(out, alone, atol=1e-6)
     runtime.close()
 
 

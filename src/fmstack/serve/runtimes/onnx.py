@@ -22,6 +22,23 @@ from fmstack.serve.runtimes.tokenizer import TextEncoder
 _KNOWN_INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
 
 
+# Batches computed at once: two keep both cores of a small machine busy with a batch each, and let one
+# batch form while the other computes; more would cut the queue into ever smaller batches.
+_MAX_BATCHES = 2
+
+
+def split_threads(threads: int) -> tuple[int, int]:
+    """(batches computed at once, threads per batch) for ``threads`` compute threads.
+
+    Batches side by side before threads within a batch: a batch split across threads makes them meet
+    at a barrier after each of the graph's hundreds of operators, and whenever the event loop or
+    another process holds a core, the others wait there. On 2 cores, two one-thread batches cost the
+    server about 10 % less CPU per request than one batch on two threads.
+    """
+    batches = min(threads, _MAX_BATCHES)
+    return batches, max(1, threads // batches)
+
+
 class OnnxRuntime:
     def __init__(self, folder: Path, descriptor: ServableModel, threads: int | None) -> None:
         import onnxruntime as ort
@@ -37,15 +54,14 @@ class OnnxRuntime:
                 f"{folder}: fmstack.json lists graph inputs {sorted(unknown)} that the server cannot fill; "
                 f"known inputs: {sorted(_KNOWN_INPUTS)}"
             )
-        # Each batch runs on one thread, and ``threads`` batches run at once (the server gives each its
-        # own worker thread). Splitting every operator of one batch across threads instead makes the
-        # threads meet at a barrier after each of the graph's hundreds of operators; whenever the event
-        # loop or another process holds a core, the others wait there, and the server's CPU per request
-        # rose by about 10 %.
+        batches, per_batch = split_threads(threads or os.cpu_count() or 1)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = per_batch
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle intra-op threads spin by default, burning the cores that the event loop (parsing
+        # requests, tokenising) needs between two batches; a server interleaves both, so no spinning.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
         self._descriptor = descriptor
         self._encoder = TextEncoder.from_folder(folder)
@@ -69,7 +85,7 @@ class OnnxRuntime:
             labels=tuple(descriptor.labels),
             multi_label=descriptor.multi_label,
             dimensions=dimensions,
-            batches=threads or os.cpu_count() or 1,
+            batches=batches,
         )
 
     @property
