@@ -58,6 +58,7 @@ class Level:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_request: float = 0.0  # CPU time the server process spent per request (all threads)
+    loop_cpu_ms_per_request: float = 0.0  # of which its main thread: the event loop (HTTP, JSON, queueing)
 
 
 # -- load generation ------------------------------------------------------------------------------
@@ -195,16 +196,23 @@ class _Item:
 class Offline:
     """The serving runtime itself, with no server: texts/s batching the same texts the same way.
 
-    It keeps a queue as a server's would be under load (two batches' worth of texts in arrival order,
-    topped up as batches leave), takes each batch with the server's ``next_batch`` rules, and computes
-    as many batches at once as the server does (``RuntimeInfo.batches``). Every text is computed once,
-    so the offline texts have the same mix of lengths as the requests.
+    It keeps a queue as a server's would be under load (``window`` texts in arrival order, by default
+    two batches' worth, topped up as batches leave), takes each batch with the server's ``next_batch``
+    rules, and computes as many batches at once as the server does (``RuntimeInfo.batches``). Every
+    text is computed once, so the offline texts have the same mix of lengths as the requests.
     """
 
     def __init__(
-        self, hub: object, ref: str, texts: Sequence[str], threads: int | None, min_fill: float
+        self,
+        hub: object,
+        ref: str,
+        texts: Sequence[str],
+        threads: int | None,
+        min_fill: float,
+        window: int | None = None,
     ) -> None:
         self.min_fill = min_fill
+        self.window = window  # texts the queue holds; None: two batches' worth
         from fmstack.serve.loader import load_runtime
 
         _, self.runtime = load_runtime(hub, ref, threads)  # type: ignore[arg-type]
@@ -226,7 +234,7 @@ class Offline:
         def take() -> list[_Item]:
             nonlocal pending, arrived
             with lock:
-                while len(pending) < 2 * size:
+                while len(pending) < (self.window or 2 * size):
                     pending.append(_Item(len(ids[arrived % n]), arrived, arrived % n))
                     arrived += 1
                 batch = next_batch(pending, limits)
@@ -345,23 +353,33 @@ def measure(
     url: str, ref: str, texts: Sequence[str], c: int, args: argparse.Namespace, name: str, pid: int
 ) -> Level:
     process = psutil.Process(pid)
-    before = sum(process.cpu_times()[:2])
+    total, loop = cpu_seconds(process)
     level = asyncio.run(run_level(url, ref, texts, c, args.seconds, args.max_requests, name))
-    used = sum(process.cpu_times()[:2]) - before
-    level.cpu_ms_per_request = round(1000 * used / max(level.requests, 1), 2)
+    total_after, loop_after = cpu_seconds(process)
+    level.cpu_ms_per_request = round(1000 * (total_after - total) / max(level.requests, 1), 2)
+    level.loop_cpu_ms_per_request = round(1000 * (loop_after - loop) / max(level.requests, 1), 2)
     print(
         f"  {name:<13} c={c:<3} {level.rps:>8.1f} req/s  p50 {level.p50_ms:>7.1f} ms  "
-        f"p99 {level.p99_ms:>7.1f} ms  cpu {level.cpu_ms_per_request:.2f} ms/req  errors {level.errors}",
+        f"p99 {level.p99_ms:>7.1f} ms  cpu {level.cpu_ms_per_request:.2f} ms/req "
+        f"(event loop {level.loop_cpu_ms_per_request:.2f})  errors {level.errors}",
         flush=True,
     )
     return level
+
+
+def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """CPU seconds (user + system) of a server process: all its threads, and its main thread alone
+    (the event loop, in both servers)."""
+    main = next((t for t in process.threads() if t.id == process.pid), None)
+    return sum(process.cpu_times()[:2]), main.user_time + main.system_time if main else 0.0
 
 
 def report(levels: list[Level], offline: dict[str, dict[int, tuple[float, float]]]) -> None:
     """The results table (markdown) and the verdict against the goals at concurrency 32."""
     naive = {lv.concurrency: lv for lv in levels if lv.target == "naive"}
     print(
-        "\n| concurrency | target | req/s | p50 / p99 ms | CPU ms/req | offline texts/s | offline CPU ms/text "
+        "\n| concurrency | target | req/s | p50 / p99 ms | CPU ms/req (event loop) | offline texts/s "
+        "| offline CPU ms/text "
         "| vs naive req/s | vs offline |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -372,7 +390,8 @@ def report(levels: list[Level], offline: dict[str, dict[int, tuple[float, float]
         vs_offline = f"{lv.rps / rate:.2f}" if rate else ""
         shown = f"{rate} | {cpu}" if rate else " | "
         print(
-            f"| {lv.concurrency} | {lv.target} | {lv.rps} | {lv.p50_ms} / {lv.p99_ms} | {lv.cpu_ms_per_request} "
+            f"| {lv.concurrency} | {lv.target} | {lv.rps} | {lv.p50_ms} / {lv.p99_ms} "
+            f"| {lv.cpu_ms_per_request} ({lv.loop_cpu_ms_per_request}) "
             f"| {shown} | {vs_naive} | {vs_offline} |"
         )
     if 32 not in naive:
@@ -407,6 +426,13 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--min-batch-fill", type=float, default=0.9)
+    parser.add_argument(
+        "--offline-window",
+        type=int,
+        default=None,
+        help="Texts the offline queue holds to group by length (default: two batches' worth; a server "
+        "at concurrency c never holds more than c).",
+    )
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
     parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
@@ -428,7 +454,8 @@ def main() -> None:
             for v in variants:
                 print(f"model {v.name}: {v.what}", flush=True)
             runtimes = {
-                v.name: Offline(hub, v.ref, texts, args.threads, args.min_batch_fill) for v in variants
+                v.name: Offline(hub, v.ref, texts, args.threads, args.min_batch_fill, args.offline_window)
+                for v in variants
             }
             embedding = compare_embeddings(runtimes, folder, texts, args) if not args.no_st else {}
 
