@@ -17,6 +17,7 @@ import pytest
 from fmstack.hub import Hub
 from fmstack.serve import RunningServer, ServeSettings, start_server
 from fmstack.serve.models import hub_loader
+from fmstack.serve.schemas import ClassifyResponse, EmbeddingResponse, InferResponse
 from tests.serve.conftest import LABELS, settings
 
 Serve = Callable[..., RunningServer]
@@ -45,6 +46,7 @@ def test_classify_models_and_metrics(serve: Serve) -> None:
             r = client.post("/v1/classify", json={"model": model, "input": ["hi there", "refund please"]})
             assert r.status_code == 200, r.text
             body = r.json()
+            ClassifyResponse.model_validate(body)  # the schema /docs shows
             assert [d["index"] for d in body["data"]] == [0, 1]
             for item in body["data"]:
                 assert set(item["scores"]) == set(LABELS)
@@ -73,6 +75,7 @@ def test_embeddings_float_and_base64(serve: Serve) -> None:
         floats = client.post("/v1/embeddings", json={"model": "acme/embed", "input": ["a cat", "a dog"]})
         assert floats.status_code == 200, floats.text
         body = floats.json()
+        EmbeddingResponse.model_validate(body)  # the schema /docs shows
         assert body["object"] == "list" and body["model"] == "acme/embed"
         vectors = np.array([d["embedding"] for d in body["data"]])
         assert vectors.shape == (2, 32)
@@ -104,6 +107,7 @@ def test_kserve_v2(serve: Serve) -> None:
             "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["hi", "yo"]}],
         }
         out = client.post("/v2/models/acme/intent-onnx/infer", json=request).json()
+        InferResponse.model_validate(out)  # the schema /docs shows
         assert out["model_name"] == "acme/intent-onnx" and out["id"] == "r1"
         labels, scores = out["outputs"]
         assert labels["datatype"] == "BYTES" and labels["shape"] == [2] and set(labels["data"]) <= set(LABELS)
