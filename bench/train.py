@@ -60,7 +60,9 @@ def push_banking77(hub: Any, root: Path, every: int) -> tuple[str, list[str]]:
     return hub.push("bench/banking77", folder, "dataset").ref, labels
 
 
-def run_fmstack(hub: Any, data: str, method: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_fmstack(
+    hub: Any, data: str, method: str, args: argparse.Namespace, base: str = BASE, label: str | None = None
+) -> dict[str, Any]:
     from fmstack.train.evaluate import evaluate
     from fmstack.train.inference import load
     from fmstack.train.run import train
@@ -70,14 +72,14 @@ def run_fmstack(hub: Any, data: str, method: str, args: argparse.Namespace) -> d
         {
             "task": "classification",
             "method": method,
-            "base": BASE,
+            "base": base,
             "data": data,
             "epochs": args.epochs * (args.probe_epoch_factor if method == "probe" else 1),
             "batch_size": args.batch_size,
             "max_length": args.max_length,
             "lr": args.lr[method],
             "pooling": args.pooling,
-            "output": f"bench/{method}",
+            "output": f"bench/{label or method}",
             "seed": 0,
         }
     )
@@ -86,7 +88,8 @@ def run_fmstack(hub: Any, data: str, method: str, args: argparse.Namespace) -> d
     wall = time.perf_counter() - started
     metrics = evaluate(load(hub, result.output.ref), hub.checkout(data), "test")
     return {
-        "method": method,
+        "method": label or method,
+        "ref": result.output.ref,
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "trainable_params": result.trainable_params,
@@ -177,7 +180,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--methods", default="probe,full,lora,ia3,adapter,prefix")
+    parser.add_argument(
+        "--methods",
+        default="probe,full,lora,ia3,adapter,prefix",
+        help="comma-separated; lp-ft = probe, then full fine-tuning from the probe's model",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--probe-epoch-factor",
@@ -219,7 +226,13 @@ def main() -> int:
         import_builtin(hub)
         data, labels = push_banking77(hub, Path(tmp), args.subsample)
         for method in args.methods.split(","):
-            results.append(run_fmstack(hub, data, method, args))
+            if method == "lp-ft":  # linear probe, then full fine-tuning from the probe's model (LP-FT)
+                results.append(run_fmstack(hub, data, "probe", args, label="lp-ft-probe"))
+                print(json.dumps(results[-1]), flush=True)
+                base = results[-1]["ref"]
+                results.append(run_fmstack(hub, data, "full", args, base=base, label="lp-ft"))
+            else:
+                results.append(run_fmstack(hub, data, method, args))
             print(json.dumps(results[-1]), flush=True)
         if not args.no_baseline:
             results.append(run_hf_trainer(hub.checkout(BASE), hub.checkout(data), labels, args))
