@@ -48,7 +48,7 @@ def test_missing_fields_are_reported_with_cross_field_rules() -> None:
 
 def test_a_good_spec_and_its_identity() -> None:
     spec = parse_spec({"task": "classification", "method": "lora", "base": "a/b", "data": "a/d"})
-    assert spec.learning_rate == 5e-4  # the method's default
+    assert spec.learning_rate == 2e-3  # the method's default
     same = spec.model_copy(update={"resume": True, "output": "x/y"})
     assert same.identity() == spec.identity()  # resuming finds the same checkpoints
     assert spec.model_copy(update={"seed": 1}).identity() != spec.identity()

@@ -27,7 +27,7 @@ ARCHS = ("bert-tiny", "bert-small", "gpt2-tiny", "gpt2-small")
 DEFAULT_LR: dict[str, float] = {
     "probe": 1e-2,
     "full": 5e-5,
-    "lora": 5e-4,
+    "lora": 2e-3,  # 92.4% on banking77 in 3 epochs with the mean-pooled head (bench/README.md)
     "ia3": 5e-3,
     "adapter": 1e-3,
     "prefix": 1e-2,
