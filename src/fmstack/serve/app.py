@@ -58,10 +58,12 @@ def create_app(
     *,
     load: LoadFn | None = None,
     on_fatal: Callable[[str], None] | None = None,
+    on_loaded: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The server for ``settings.models``. ``hub_settings`` defaults to the environment's hub;
     ``load`` replaces how a ref becomes a runtime (tests); ``on_fatal`` is told when the models
-    cannot be loaded, so the process running the app can stop (``serve.server`` passes it)."""
+    cannot be loaded, so the process running the app can stop, and ``on_loaded`` when they are
+    (``serve.server`` passes both)."""
     metrics_ = ServeMetrics()
 
     @asynccontextmanager
@@ -71,7 +73,7 @@ def create_app(
             settings, ModelSet(settings, load or hub_loader(hub, settings.threads), metrics_), metrics_
         )
         app.state.server = state
-        background = [asyncio.create_task(_load(state, on_fatal))]
+        background = [asyncio.create_task(_load(state, on_fatal, on_loaded))]
         if settings.poll_aliases_s > 0:
             background.append(asyncio.create_task(_follow_aliases(state, hub)))
         try:
@@ -107,7 +109,9 @@ def create_app(
     return app
 
 
-async def _load(state: ServerState, on_fatal: Callable[[str], None] | None) -> None:
+async def _load(
+    state: ServerState, on_fatal: Callable[[str], None] | None, on_loaded: Callable[[], None] | None
+) -> None:
     try:
         await state.models.load_all()
     except Exception as exc:  # a model that cannot load makes the server useless: say why and stop
@@ -115,6 +119,9 @@ async def _load(state: ServerState, on_fatal: Callable[[str], None] | None) -> N
         log.error("cannot load the models: %s", state.load_error)
         if on_fatal is not None:
             on_fatal(state.load_error)
+        return
+    if on_loaded is not None:
+        on_loaded()
 
 
 async def _follow_aliases(state: ServerState, hub: Hub) -> None:

@@ -8,11 +8,13 @@ process then exits 0. A second SIGINT (Ctrl+C) forces the exit.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Literal
@@ -76,9 +78,16 @@ def _server(
     log_level: str,
     load: LoadFn | None = None,
     loop: Loop = "auto",
+    on_loaded: Callable[[], None] | None = None,
 ) -> tuple[_DrainingServer, socket.socket]:
     holder: list[_DrainingServer] = []
-    app = create_app(settings, hub_settings, load=load, on_fatal=lambda reason: holder[0].stop_fatal(reason))
+    app = create_app(
+        settings,
+        hub_settings,
+        load=load,
+        on_fatal=lambda reason: holder[0].stop_fatal(reason),
+        on_loaded=on_loaded,
+    )
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -96,7 +105,7 @@ def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level
     """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining.
 
     Raises ``ServeFailed`` if the models could not be loaded."""
-    server, sock = _server(settings, hub_settings, log_level)
+    server, sock = _server(settings, hub_settings, log_level, on_loaded=_freeze_heap)
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d (models load in the background; /readyz says when ready)", host, port)
     # uvicorn re-raises the signal it caught once it has shut down, so that a default handler would
@@ -109,6 +118,16 @@ def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level
         sock.close()
     if server.fatal is not None:
         raise ServeFailed(f"cannot serve: {server.fatal}")
+
+
+def _freeze_heap() -> None:
+    """Once the models are loaded, what is alive (modules, models, settings) lives as long as the
+    process: move it out of the garbage collector's reach. Its full collections then scan only what
+    requests made since, instead of stopping the event loop for 50-80 ms every few seconds (the
+    slowest 1 % of requests at concurrency 32 were those caught in such a pause). Only for a process
+    that is the server (``run``): a frozen object is never collected, even once garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
