@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,9 @@ def export_onnx(parent: Parent, dest: Path) -> Path:
         return_tensors="pt",
     )
     args = (example["input_ids"], example["attention_mask"])
+    # The exporter warns, once per op, that torchvision's detection ops cannot be registered; text
+    # models never use them, and the warnings would land in the middle of `fmstack compress` output.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     batch, seq = Dim("batch"), Dim("sequence")
     shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
     try:
