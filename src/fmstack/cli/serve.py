@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,13 @@ def _help(name: str) -> str:
     return description
 
 
+def _default(name: str) -> Any:
+    """The option's default is the setting's: one place to change it."""
+    from fmstack.serve.settings import ServeSettings
+
+    return ServeSettings.model_fields[name].default
+
+
 def serve(
     refs: Annotated[
         list[str],
@@ -27,19 +34,25 @@ def serve(
             "Clients name a model by the ref as given here (or NS/NAME when it is unambiguous)."
         ),
     ],
-    host: Annotated[str, typer.Option(help=_help("host"))] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help=_help("port"))] = 8000,
-    max_batch_tokens: Annotated[int, typer.Option(help=_help("max_batch_tokens"))] = 8192,
-    max_batch_size: Annotated[int, typer.Option(help=_help("max_batch_size"))] = 64,
-    min_batch_fill: Annotated[float, typer.Option(help=_help("min_batch_fill"))] = 0.75,
-    max_wait_ms: Annotated[float, typer.Option(help=_help("max_wait_ms"))] = 5.0,
-    max_queue: Annotated[int, typer.Option(help=_help("max_queue"))] = 2048,
-    max_inputs: Annotated[int, typer.Option(help=_help("max_inputs"))] = 2048,
-    max_body_bytes: Annotated[int, typer.Option(help=_help("max_body_bytes"))] = 8_000_000,
-    request_timeout: Annotated[float, typer.Option(help=_help("request_timeout_s") + " Seconds.")] = 30.0,
-    drain_timeout: Annotated[float, typer.Option(help=_help("drain_timeout_s") + " Seconds.")] = 30.0,
-    poll_aliases_s: Annotated[float, typer.Option(help=_help("poll_aliases_s"))] = 5.0,
-    threads: Annotated[int | None, typer.Option(help=_help("threads"))] = None,
+    host: Annotated[str, typer.Option(help=_help("host"))] = _default("host"),
+    port: Annotated[int, typer.Option(help=_help("port"))] = _default("port"),
+    max_batch_tokens: Annotated[int, typer.Option(help=_help("max_batch_tokens"))] = _default(
+        "max_batch_tokens"
+    ),
+    max_batch_size: Annotated[int, typer.Option(help=_help("max_batch_size"))] = _default("max_batch_size"),
+    min_batch_fill: Annotated[float, typer.Option(help=_help("min_batch_fill"))] = _default("min_batch_fill"),
+    max_wait_ms: Annotated[float, typer.Option(help=_help("max_wait_ms"))] = _default("max_wait_ms"),
+    max_queue: Annotated[int, typer.Option(help=_help("max_queue"))] = _default("max_queue"),
+    max_inputs: Annotated[int, typer.Option(help=_help("max_inputs"))] = _default("max_inputs"),
+    max_body_bytes: Annotated[int, typer.Option(help=_help("max_body_bytes"))] = _default("max_body_bytes"),
+    request_timeout: Annotated[float, typer.Option(help=_help("request_timeout_s") + " Seconds.")] = _default(
+        "request_timeout_s"
+    ),
+    drain_timeout: Annotated[float, typer.Option(help=_help("drain_timeout_s") + " Seconds.")] = _default(
+        "drain_timeout_s"
+    ),
+    poll_aliases_s: Annotated[float, typer.Option(help=_help("poll_aliases_s"))] = _default("poll_aliases_s"),
+    threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
