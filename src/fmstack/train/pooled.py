@@ -25,7 +25,6 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 
 MODEL_TYPE = "fmstack-pooled-classifier"
-ARCHITECTURE = "PooledEncoderForSequenceClassification"
 # Fields of our config that are not the encoder's.
 _OWN_FIELDS = {"model_type", "encoder_model_type", "architectures", "transformers_version", "auto_map"}
 
@@ -37,6 +36,13 @@ class PooledClassifierConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
         self.encoder_model_type = encoder_model_type
         super().__init__(**kwargs)
 
+    @classmethod
+    def wrapping(cls, encoder: PretrainedConfig, **options: Any) -> PooledClassifierConfig:
+        """The config of a classifier over an encoder with config ``encoder``; ``options`` are
+        classifier fields such as ``num_labels`` and ``id2label``."""
+        fields = {k: v for k, v in encoder.to_dict().items() if k not in _OWN_FIELDS}
+        return cls(encoder_model_type=encoder.model_type, **{**fields, **options})
+
     def encoder_config(self) -> PretrainedConfig:
         fields = {k: v for k, v in self.to_dict().items() if k not in _OWN_FIELDS}
         return AutoConfig.for_model(self.encoder_model_type, **fields)
@@ -46,9 +52,12 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):  # type: ignore[n
     config_class = PooledClassifierConfig
     base_model_prefix = "encoder"
 
-    def __init__(self, config: PooledClassifierConfig) -> None:
+    def __init__(self, config: PooledClassifierConfig, encoder: nn.Module | None = None) -> None:
+        """``encoder``: a pretrained encoder to use; by default one is built from the config."""
         super().__init__(config)
-        self.encoder = _without_pooler(AutoModel.from_config(config.encoder_config()))  # type: ignore[no-untyped-call]
+        if encoder is None:
+            encoder = AutoModel.from_config(config.encoder_config())  # type: ignore[no-untyped-call]
+        self.encoder = _without_pooler(encoder)
         dropout: Any = getattr(config, "classifier_dropout", None)
         if dropout is None:
             dropout = getattr(config, "hidden_dropout_prob", 0.1)
@@ -93,14 +102,8 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):  # type: ignore[n
     def from_encoder(cls, folder: Path, **options: Any) -> PooledEncoderForSequenceClassification:
         """A new classifier on the pretrained encoder in ``folder`` (its weights kept, the head fresh);
         ``options`` are config fields such as ``num_labels`` and ``id2label``."""
-        encoder_config = AutoConfig.from_pretrained(str(folder))
-        fields = {k: v for k, v in encoder_config.to_dict().items() if k not in _OWN_FIELDS}
-        fields.update(options)
-        config = PooledClassifierConfig(encoder_model_type=encoder_config.model_type, **fields)
-        config.architectures = [ARCHITECTURE]
-        model = cls(config)
-        model.encoder = _without_pooler(AutoModel.from_pretrained(str(folder), dtype=torch.float32))
-        return model
+        encoder = AutoModel.from_pretrained(str(folder), dtype=torch.float32)
+        return cls(PooledClassifierConfig.wrapping(encoder.config, **options), encoder)
 
 
 def is_pooled(config: Any) -> bool:

@@ -47,9 +47,7 @@ def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
         for key, value in kwargs.items():
             setattr(source, key, value)
         if ctx.pooling == "mean":
-            fields = {k: v for k, v in source.to_dict().items() if k != "model_type"}
-            config = PooledClassifierConfig(encoder_model_type=source.model_type, **fields)
-            model = PooledEncoderForSequenceClassification(config)
+            model = PooledEncoderForSequenceClassification(PooledClassifierConfig.wrapping(source))
         else:
             model = AutoModelForSequenceClassification.from_config(source)  # type: ignore[no-untyped-call]
     elif ctx.pooling == "mean" and not _is_classifier(source):
