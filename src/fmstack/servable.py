@@ -10,13 +10,14 @@ the PyTorch runtime, which infers the task from ``config.json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fmstack.errors import InvalidInput
 
 DESCRIPTOR = "fmstack.json"
+Schema = TypeVar("Schema", bound=BaseModel)
 
 
 class ServableModel(BaseModel):
@@ -35,14 +36,23 @@ class ServableModel(BaseModel):
 
 
 def read_descriptor(folder: Path) -> ServableModel | None:
-    path = folder / DESCRIPTOR
-    if not path.is_file():
-        return None
-    try:
-        return ServableModel.model_validate_json(path.read_text())
-    except ValidationError as exc:
-        raise InvalidInput(f"{path}: not a valid model descriptor: {exc}") from None
+    return read_json_model(folder / DESCRIPTOR, ServableModel)
 
 
 def write_descriptor(folder: Path, descriptor: ServableModel) -> None:
-    (folder / DESCRIPTOR).write_text(descriptor.model_dump_json(indent=2) + "\n")
+    write_json_model(folder / DESCRIPTOR, descriptor)
+
+
+def read_json_model(path: Path, schema: type[Schema]) -> Schema | None:
+    """A descriptor file parsed as ``schema``; None when it does not exist (shared with train's
+    adapter descriptor)."""
+    if not path.is_file():
+        return None
+    try:
+        return schema.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: not a valid descriptor: {exc}") from None
+
+
+def write_json_model(path: Path, descriptor: BaseModel) -> None:
+    path.write_text(descriptor.model_dump_json(indent=2) + "\n")

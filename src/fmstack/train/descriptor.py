@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from fmstack.errors import InvalidInput
+from fmstack.servable import read_json_model, write_json_model
 
 ADAPTER_DESCRIPTOR = "fmstack_adapter.json"
 
@@ -47,17 +47,8 @@ class AdapterDescriptor(BaseModel):
 
 
 def write(folder: Path, name: str, descriptor: BaseModel) -> None:
-    (folder / name).write_text(descriptor.model_dump_json(indent=2) + "\n")
+    write_json_model(folder / name, descriptor)
 
 
 def read_adapter(folder: Path) -> AdapterDescriptor | None:
-    return _read(folder / ADAPTER_DESCRIPTOR, AdapterDescriptor)  # type: ignore[return-value]
-
-
-def _read(path: Path, model: type[BaseModel]) -> BaseModel | None:
-    if not path.is_file():
-        return None
-    try:
-        return model.model_validate_json(path.read_text())
-    except ValidationError as exc:
-        raise InvalidInput(f"{path}: not a valid descriptor: {exc}") from None
+    return read_json_model(folder / ADAPTER_DESCRIPTOR, AdapterDescriptor)
