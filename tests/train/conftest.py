@@ -106,6 +106,20 @@ def push_classification(hub: Hub, root: Path, n_train: int = 64, n_eval: int = 2
     )
 
 
+def equivalence_spec(base: str, data: str) -> dict[str, object]:
+    """A short full fine-tune for comparing launchers: runs differing only in how the same global batch
+    is split over processes must reach the same weights."""
+    return {
+        "task": "classification",
+        "method": "full",
+        "base": base,
+        "data": data,
+        "max_steps": 4,
+        "lr": 1e-2,
+        "seed": 2,
+    }
+
+
 def push_pairs(hub: Hub, root: Path, n: int = 32) -> str:
     def table(seed: int) -> pa.Table:
         a, _ = texts(n, seed)

@@ -10,20 +10,12 @@ from safetensors.torch import load_file
 from fmstack.hub import Hub
 from fmstack.train.run import train
 from fmstack.train.spec import parse_spec
-from tests.train.conftest import push_classification
+from tests.train.conftest import equivalence_spec, push_classification
 
 
 def test_two_process_ddp_equals_one_process(hub: Hub, tiny_bert: str, tmp_path: Path) -> None:
     data = push_classification(hub, tmp_path, n_train=64)
-    common = {
-        "task": "classification",
-        "method": "full",
-        "base": tiny_bert,
-        "data": data,
-        "max_steps": 4,
-        "lr": 1e-2,
-        "seed": 2,
-    }
+    common = equivalence_spec(tiny_bert, data)
     one = train(hub, parse_spec({**common, "batch_size": 8, "output": "test/one"}))
     two = train(hub, parse_spec({**common, "batch_size": 4, "nproc": 2, "output": "test/two"}))
     assert two.steps == one.steps == 4

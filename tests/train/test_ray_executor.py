@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from fmstack.hub import Hub
 from fmstack.train.run import train
 from fmstack.train.spec import parse_spec
-from tests.train.conftest import push_classification
+from tests.train.conftest import equivalence_spec, push_classification
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,15 +29,7 @@ pytestmark = [
 def test_ray_train_equals_one_process(hub: Hub, tiny_bert: str, tmp_path: Path) -> None:
     pytest.importorskip("ray.train")
     data = push_classification(hub, tmp_path, n_train=64)
-    common = {
-        "task": "classification",
-        "method": "full",
-        "base": tiny_bert,
-        "data": data,
-        "max_steps": 4,
-        "lr": 1e-2,
-        "seed": 2,
-    }
+    common = equivalence_spec(tiny_bert, data)
     one = train(hub, parse_spec({**common, "batch_size": 8, "output": "test/one"}))
     on_ray = train(
         hub, parse_spec({**common, "batch_size": 4, "nproc": 2, "executor": "ray", "output": "test/ray"})
