@@ -8,13 +8,15 @@ FMSTACK_REQUIRE_POSTGRES=1 (set by ``make test`` and CI), where they fail instea
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
 from fmstack.hub import Hub
 from fmstack.settings import Settings
@@ -40,9 +42,23 @@ def postgres_database() -> Iterator[str]:
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop(admin, name)
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str) -> None:
+    """``WITH (FORCE)`` ends the test's leftover sessions (a SIGKILLed pusher's, say), but a role that
+    is not superuser may not end an autovacuum worker that happens to be visiting the fresh, busy
+    database (insufficient_privilege, 42501); the worker leaves within moments, so try again."""
+    for attempt in range(50):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 49:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
