@@ -153,6 +153,19 @@ def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:
         assert _metric(client, "fmstack_serve_requests_total", model="acme/embed", status="413") == 1
 
 
+def test_inference_routes_answered_directly_are_still_documented(serve: Serve) -> None:
+    """``serve.direct`` answers the inference routes before FastAPI's router: they stay in the OpenAPI
+    schema, a malformed body still gets the app's 422, and other methods still reach FastAPI."""
+    server = serve(["acme/embed"])
+    with httpx.Client(base_url=server.url) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/v1/embeddings", "/v1/classify", "/v2/models/{name}/infer"} <= set(paths)
+        broken = client.post("/v1/embeddings", content=b'{"model": "acme/embed", "input": ')
+        assert broken.status_code == 422 and "invalid request body" in broken.json()["error"]["message"]
+        assert client.get("/v1/embeddings").status_code == 405
+        assert client.post("/v2/models/acme/embed/infer", content=b"[]").status_code == 422
+
+
 def test_a_full_queue_answers_429_with_retry_after(serve: Serve) -> None:
     # The first request waits up to 1.5 s for company, filling the queue of 2 texts.
     server = serve(["acme/intent"], max_queue=2, max_wait_ms=1500, max_batch_size=64)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fmstack import __version__
 from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unsupported
 from fmstack.hub import Hub
+from fmstack.serve.direct import ErrorHandlers, InferenceRoutes
 from fmstack.serve.errors import (
     ClientDisconnected,
     DeadlineExceeded,
@@ -102,8 +103,9 @@ def create_app(
         kserve.router,
     ):
         app.include_router(router)
-    app.add_exception_handler(FmstackError, _fmstack_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    for error, handler in _ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
+    app.add_middleware(InferenceRoutes, errors=_ERROR_HANDLERS)  # innermost: inside metrics and limit
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
@@ -156,6 +158,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
     message = f"invalid request body: {problems}"
     return JSONResponse(_error_body(request.url.path, message, "invalid_request_error", 422), 422)
+
+
+_ERROR_HANDLERS: ErrorHandlers = {
+    FmstackError: _fmstack_error,  # type: ignore[dict-item]
+    RequestValidationError: _validation_error,  # type: ignore[dict-item]
+}
 
 
 class BodyLimit:

@@ -24,15 +24,18 @@ TEXTS = ["hello there", "I want a refund for my order", "where is my card"]
 
 
 def build_lora(base: Path, dest: Path, seed: int, base_ref: str) -> Path:
-    """A LoRA classification adapter in fmstack train's format, with weights made different per seed."""
+    """A LoRA classification adapter in fmstack train's format (mean-pooled head, the default), with
+    weights made different per seed."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification
+
+    from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     torch.manual_seed(0)  # train seeds the task model's new head with the descriptor's init_seed
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = PooledEncoderForSequenceClassification.from_encoder(
         base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)}
     )
-    peft_model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8))
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+    peft_model = get_peft_model(model, lora)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # stand in for training: LoRA B starts at zero, the head at the seeded init
         for name, param in peft_model.named_parameters():
