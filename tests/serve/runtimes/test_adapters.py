@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.serve import RunningServer
 from fmstack.serve.loader import HubLoader
@@ -23,17 +24,25 @@ from tests.serve.conftest import LABELS
 TEXTS = ["hello there", "I want a refund for my order", "where is my card"]
 
 
-def build_lora(base: Path, dest: Path, seed: int, base_ref: str) -> Path:
+def build_lora(base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool = False) -> Path:
     """A LoRA classification adapter in fmstack train's format (mean-pooled head, the default), with
-    weights made different per seed."""
+    weights made different per seed. ``hf_head`` builds it on the architecture's own head instead,
+    which its descriptor does not say: an adapter that does not fit the model it loads on."""
     from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
 
     from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     torch.manual_seed(0)  # train seeds the task model's new head with the descriptor's init_seed
-    model = PooledEncoderForSequenceClassification.from_encoder(
-        base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)}
-    )
+    labels = {
+        "num_labels": 3,
+        "id2label": dict(enumerate(LABELS)),
+        "label2id": {k: i for i, k in enumerate(LABELS)},
+    }
+    if hf_head:
+        model = AutoModelForSequenceClassification.from_pretrained(base, **labels)
+    else:
+        model = PooledEncoderForSequenceClassification.from_encoder(base, **labels)
     lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
     peft_model = get_peft_model(model, lora)
     generator = torch.Generator().manual_seed(seed)
@@ -129,3 +138,15 @@ def test_an_adapter_alias_hot_swaps_onto_the_same_base(
     np.testing.assert_allclose(scores, _reference(served_hub, "acme/lora:2"), atol=1e-4)
     runtime = server.state.models.get("acme/lora@prod").loaded().runtime
     assert isinstance(runtime, AdapterRuntime) and runtime.shared.adapters == {"acme_lora_2"}
+
+
+def test_an_adapter_that_does_not_fit_its_model_is_refused(
+    served_hub: Hub, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """PEFT only warns about missing adapter weights and runs without them; fmstack refuses."""
+    folder = build_lora(
+        model_dirs["encoder"], tmp_path / "misfit", seed=1, base_ref="acme/embed:1", hf_head=True
+    )
+    ref = served_hub.push("acme/intent-misfit", folder, "adapter").ref
+    with pytest.raises(InvalidInput, match="does not fit its base model: 8 of its weights are missing"):
+        HubLoader(served_hub, threads=1)(ref)

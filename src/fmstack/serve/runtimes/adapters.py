@@ -140,8 +140,11 @@ class AdapterPool:
                 shared = self._load_base(hub, version.ref, desc.base, name, shareable, threads)
                 self._bases[key] = shared
             else:
+                from fmstack.train.methods.peft_common import check_loaded
+
                 with shared.lock:
                     shared.model.load_adapter(str(folder), adapter_name=name)  # type: ignore[operator]
+                    check_loaded(shared.model, folder, name)  # type: ignore[arg-type]
             shared.adapters.add(name)
         dims = int(getattr(getattr(shared.model, "config", None), "hidden_size", 0) or 0)
         return AdapterRuntime(self, key, shared, name, descriptor, dims)
@@ -152,13 +155,16 @@ class AdapterPool:
         import torch
 
         from fmstack.train.inference import load
+        from fmstack.train.methods.peft_common import check_loaded
 
         if threads:
             torch.set_num_threads(threads)
         loaded = load(hub, ref)
         model: Any = loaded.model
         if shareable:  # PEFT names the first adapter "default"; name it after its version like the others
-            model.load_adapter(str(hub.checkout(ref)), adapter_name=name)
+            folder = hub.checkout(ref)
+            model.load_adapter(str(folder), adapter_name=name)
+            check_loaded(model, folder, name)
             model.set_adapter(name)
             model.delete_adapter("default")
         return SharedBase(model.eval(), TextEncoder.from_folder(hub.checkout(base)), shareable)

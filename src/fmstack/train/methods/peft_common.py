@@ -45,7 +45,33 @@ def save(model: nn.Module, folder: Path) -> None:
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
-    return PeftModel.from_pretrained(model, str(folder))
+    peft_model = PeftModel.from_pretrained(model, str(folder))
+    check_loaded(peft_model, folder, "default")
+    return peft_model
+
+
+def check_loaded(model: PeftModel, folder: Path, adapter: str) -> None:
+    """Refuse an adapter whose weights do not all fit ``model``.
+
+    PEFT only warns when some of the model's adapter weights are missing from the folder (an adapter
+    trained on another head or architecture), and the model then runs with those weights at their
+    initial values: for LoRA, as if it had not been trained at all.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise InvalidInput(f"{folder}: no adapter_model.safetensors; is this a PEFT adapter folder?")
+    with safe_open(str(weights), "pt") as f:
+        saved = set(f.keys())
+    missing = sorted(set(get_peft_model_state_dict(model, adapter_name=adapter)) - saved)
+    if missing:
+        raise InvalidInput(
+            f"{folder}: the adapter does not fit its base model: {len(missing)} of its weights are "
+            f"missing (e.g. {missing[0]}). Was it trained on another head (fmstack.json 'pooling') or "
+            "another base? Load it on the model it was trained on."
+        )
 
 
 def merge(model: nn.Module) -> nn.Module:
