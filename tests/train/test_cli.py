@@ -147,6 +147,21 @@ def test_spec_file_and_refusals_leave_nothing_behind(
     assert "acme/fp16" not in {r.repo for r in hub.ls()}
 
 
+def test_head_lr_and_label_smoothing_flags_reach_the_spec(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "finetune", "--base", tiny_bert, "--data", topics, "--head-lr", "1e-2"]
+    assert main([*args, "--label-smoothing", "0.1", "--task", "embedding"]) == 1
+    err = capsys.readouterr().err
+    assert "label_smoothing" in err and "head_lr" in err
+    saved = tmp_path / "spec.yaml"
+    assert (
+        main([*args, "--label-smoothing", "0.1", "--max-steps", "1", "--save-spec", str(saved), "--json"])
+        == 0
+    )
+    assert "head_lr: 0.01\n" in saved.read_text() and "label_smoothing: 0.1\n" in saved.read_text()
+
+
 def test_pretrain_gpt2_tiny_on_packed_blocks_then_generate(
     hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

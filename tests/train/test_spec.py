@@ -39,6 +39,17 @@ def test_a_bad_spec_lists_every_problem_at_once() -> None:
         assert fragment in message, fragment
 
 
+def test_head_lr_and_label_smoothing_are_classification_options() -> None:
+    common = {"base": "a/b", "data": "a/d"}
+    with pytest.raises(InvalidInput) as info:
+        parse_spec({**common, "task": "embedding", "label_smoothing": 0.1, "head_lr": 1e-3})
+    assert "2 problem(s)" in str(info.value)
+    with pytest.raises(InvalidInput, match="probe trains only the head"):
+        parse_spec({**common, "task": "classification", "method": "probe", "head_lr": 1e-3})
+    spec = parse_spec({**common, "task": "classification", "head_lr": 3e-3, "label_smoothing": 0.1})
+    assert (spec.head_lr, spec.label_smoothing) == (3e-3, 0.1)
+
+
 def test_missing_fields_are_reported_with_cross_field_rules() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_spec({"method": "lora"})

@@ -55,3 +55,27 @@ def test_embedding_from_labels_improves_recall(hub: Hub, tiny_bert: str, topics:
     _, after = fit(hub, tmp_path / "b", **common, epochs=8)
     assert after.final["recall@1"] > before.final["recall@1"]
     assert after.final["recall@1"] >= 0.9
+
+
+def test_a_contrastive_embedding_model_is_the_base_of_a_classifier(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    """SetFit-style: contrastive fine-tuning on the labels, then a classifier (a fresh mean-pooled head,
+    here trained with a head learning rate of its own and label smoothing) over that encoder."""
+    from fmstack.train.run import train
+    from fmstack.train.spec import parse_spec
+
+    common = {"base": tiny_bert, "data": topics, "batch_size": 16, "lr": 3e-3, "epochs": 4}
+    scl = train(hub, parse_spec({**common, "task": "embedding", "method": "full", "output": "t/scl"}))
+    assert scl.output.kind == "model"
+    _, result = fit(
+        hub,
+        tmp_path / "ck",
+        **{**common, "base": scl.output.ref, "lr": 1e-3},
+        task="classification",
+        method="ia3",
+        head_lr=1e-2,
+        label_smoothing=0.1,
+    )
+    assert result.final["accuracy"] >= 0.9
+    assert result.final["loss"] > 0  # evaluation reports the plain cross-entropy

@@ -152,6 +152,17 @@ def finetune(
             help="mean | cls: how token states become one vector (embeddings) or the classifier's input (mean of the tokens, default; cls: the architecture's own head).",
         ),
     ] = None,
+    head_lr: Annotated[
+        float | None,
+        Opt("--head-lr", help="Classification: peak learning rate of the task head (default: --lr)."),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        Opt(
+            "--label-smoothing",
+            help="Single-label classification: cross-entropy label smoothing (default 0).",
+        ),
+    ] = None,
     save_spec: SpecOut = None,
     json_output: JsonFlag = False,
 ) -> None:

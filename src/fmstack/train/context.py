@@ -19,6 +19,7 @@ class TaskContext:
     normalize: bool = True
     temperature: float = 0.05
     mlm_probability: float = 0.15
+    label_smoothing: float = 0.0  # classification, single-label
     seed: int = 0
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from fmstack.train import checkpoint
 from fmstack.train.batches import epoch_batches, micro_batches
 from fmstack.train.methods import probe
+from fmstack.train.optim import make_optimizer
 from fmstack.train.prepare import Prepared
 from fmstack.train.throughput import flops_per_token, peak_flops
 
@@ -101,18 +102,12 @@ class Loop:
 
     # -- set-up -------------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
-        for name, param in self.train_module.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.dim() < 2 or "LayerNorm" in name or "norm" in name else decay).append(
-                    param
-                )
-        groups = [
-            {"params": decay, "weight_decay": self.spec.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=self.spec.learning_rate)
+        return make_optimizer(
+            self.train_module.named_parameters(),
+            self.spec.learning_rate,
+            self.spec.weight_decay,
+            self.spec.head_lr,
+        )
 
     def _trainable(self) -> dict[str, torch.Tensor]:
         module = self.acc.unwrap_model(self.train_module)

@@ -59,6 +59,7 @@ def task_context(spec: TrainSpec, manifest: dataformat.DatasetManifest, tokenize
         normalize=spec.normalize,
         temperature=spec.temperature,
         mlm_probability=spec.mlm_probability,
+        label_smoothing=spec.label_smoothing,
         seed=spec.seed,
     )
 

@@ -65,10 +65,16 @@ class TrainSpec(BaseModel):
     normalize: bool = True
     temperature: float = Field(0.05, gt=0)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Single-label classification: cross-entropy label smoothing (0 = off)."
+    )
     # optimisation
     epochs: int = Field(3, ge=1)
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (default depends on the method).")
+    head_lr: float | None = Field(
+        None, gt=0, description="Classification: peak learning rate of the task head (default: --lr)."
+    )
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
@@ -135,6 +141,11 @@ def _rules(values: dict[str, Any]) -> list[str]:
         problems.append("arch: gpt2 architectures are causal; use --objective clm")
     if arch and str(arch).startswith("bert") and task == "clm":
         problems.append("arch: bert architectures are masked LMs; use --objective mlm")
+    if values.get("label_smoothing") and task != "classification":
+        problems.append(f"label_smoothing: applies to classification only, not {task!r}")
+    if values.get("head_lr") is not None and (task != "classification" or method == "probe"):
+        why = "probe trains only the head: use --lr" if method == "probe" else f"task {task!r} has no head"
+        problems.append(f"head_lr: applies to classification with an encoder that trains too ({why})")
     if values.get("early_stopping") and not values.get("eval_every"):
         problems.append("early_stopping: needs eval_every (how often to evaluate)")
     return problems

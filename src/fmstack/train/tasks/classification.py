@@ -36,6 +36,11 @@ def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
     (a new head, pooled as ``ctx.pooling`` says) or a classifier folder (its own head, as saved)."""
     if not ctx.labels:
         raise InvalidInput("classification needs labels: the dataset manifest lists none")
+    if ctx.multi_label and ctx.label_smoothing:
+        raise InvalidInput(
+            f"label_smoothing {ctx.label_smoothing} is for single-label data; this dataset is "
+            "multi-label: leave it at 0"
+        )
     kwargs: dict[str, Any] = {
         "num_labels": len(ctx.labels),
         "id2label": dict(enumerate(ctx.labels)),
@@ -107,10 +112,12 @@ def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**inputs).logits  # type: ignore[no-any-return]  # (batch, classes)
 
 
-def _loss_sum(out: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
+def _loss_sum(
+    out: torch.Tensor, labels: torch.Tensor, multi_label: bool, smoothing: float = 0.0
+) -> torch.Tensor:
     if multi_label:
         return nn.functional.binary_cross_entropy_with_logits(out, labels, reduction="none").mean(dim=1).sum()
-    return nn.functional.cross_entropy(out, labels, reduction="sum")
+    return nn.functional.cross_entropy(out, labels, reduction="sum", label_smoothing=smoothing)
 
 
 def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
@@ -119,8 +126,9 @@ def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) 
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
+    """The training loss (smoothed when asked); ``evaluate`` reports the plain cross-entropy."""
     out = logits(model, batch).float()
-    return _loss_sum(out, batch["labels"], ctx.multi_label), out.shape[0]
+    return _loss_sum(out, batch["labels"], ctx.multi_label, ctx.label_smoothing), out.shape[0]
 
 
 def predict(out: torch.Tensor, multi_label: bool) -> np.ndarray:
