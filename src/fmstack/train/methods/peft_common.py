@@ -65,7 +65,9 @@ def check_loaded(model: PeftModel, folder: Path, adapter: str) -> None:
         raise InvalidInput(f"{folder}: no adapter_model.safetensors; is this a PEFT adapter folder?")
     with safe_open(str(weights), "pt") as f:
         saved = set(f.keys())
-    missing = sorted(set(get_peft_model_state_dict(model, adapter_name=adapter)) - saved)
+    # save_embedding_layers="auto" would ask the Hugging Face Hub about the base's config (a network call).
+    expected = get_peft_model_state_dict(model, adapter_name=adapter, save_embedding_layers=False)
+    missing = sorted(set(expected) - saved)
     if missing:
         raise InvalidInput(
             f"{folder}: the adapter does not fit its base model: {len(missing)} of its weights are "
