@@ -4,6 +4,10 @@ side on the same model, data, batch, epochs and learning rate, in the same run.
 
     .venv/bin/python bench/train.py --epochs 3 --max-length 64 --methods probe,full,lora,ia3,adapter,prefix
     .venv/bin/python bench/train.py --subsample 8 --epochs 2 --max-length 32   # bounded, shared CPUs
+    # the best configuration so far: full fine-tuning with a learning rate of its own for the fresh head
+    .venv/bin/python bench/train.py --methods full --epochs 3 --lr full=1e-4 --head-lr 3e-3 --no-baseline
+    # supervised-contrastive stage on the labels first, then each method from that encoder
+    .venv/bin/python bench/train.py --methods probe,ia3 --scl-epochs 1 --no-baseline
 
 Skips with a message when /work/shared/datasets/banking77 is absent. Results go to stdout as a
 Markdown table and to --out as JSON.
@@ -116,7 +120,7 @@ def run_fmstack(
             "label_smoothing": args.label_smoothing,
             **({"head_lr": args.head_lr} if args.head_lr and method != "probe" else {}),
             "output": f"bench/{(label or method).replace('+', '-')}",
-            "seed": 0,
+            "seed": args.seed,
         }
     )
     started = time.perf_counter()
@@ -219,7 +223,8 @@ def main() -> int:
     parser.add_argument(
         "--methods",
         default="probe,full,lora,ia3,adapter,prefix",
-        help="comma-separated; lp-ft = probe, then full fine-tuning from the probe's model",
+        help="comma-separated; lp-ft = probe, then full fine-tuning from the probe's model; "
+        "lp-METHOD (e.g. lp-ia3) = probe, then METHOD from the probe's model (its head kept)",
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
@@ -247,6 +252,7 @@ def main() -> int:
         "--head-lr", type=float, default=None, help="learning rate of the classifier head (not the probe's)"
     )
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the classification runs")
     parser.add_argument(
         "--scl-epochs",
         type=int,
@@ -287,11 +293,12 @@ def main() -> int:
             print(json.dumps(results[-1]), flush=True)
             start, prefix = results[-1]["ref"], "scl+"
         for method in args.methods.split(","):
-            if method == "lp-ft":  # linear probe, then full fine-tuning from the probe's model (LP-FT)
-                results.append(run_fmstack(hub, data, "probe", args, start, f"{prefix}lp-ft-probe"))
+            if method.startswith("lp-"):  # linear probe, then METHOD from the probe's model (LP-FT)
+                second = "full" if method == "lp-ft" else method.removeprefix("lp-")
+                results.append(run_fmstack(hub, data, "probe", args, start, f"{prefix}{method}-probe"))
                 print(json.dumps(results[-1]), flush=True)
                 base = results[-1]["ref"]
-                results.append(run_fmstack(hub, data, "full", args, base=base, label=f"{prefix}lp-ft"))
+                results.append(run_fmstack(hub, data, second, args, base=base, label=f"{prefix}{method}"))
             else:
                 results.append(run_fmstack(hub, data, method, args, start, f"{prefix}{method}"))
             print(json.dumps(results[-1]), flush=True)
