@@ -50,6 +50,18 @@ def test_head_lr_and_label_smoothing_are_classification_options() -> None:
     assert (spec.head_lr, spec.label_smoothing) == (3e-3, 0.1)
 
 
+def test_full_fine_tuning_gives_a_classifier_head_its_own_rate_by_default() -> None:
+    common = {"base": "a/b", "data": "a/d"}
+    full = parse_spec({**common, "task": "classification", "method": "full"})
+    assert (full.learning_rate, full.head_learning_rate) == (5e-5, 3e-3)
+    assert (
+        parse_spec({**common, "task": "classification", "method": "full", "head_lr": 1e-3}).head_learning_rate
+        == 1e-3
+    )
+    assert parse_spec({**common, "task": "classification", "method": "lora"}).head_learning_rate is None
+    assert parse_spec({**common, "task": "embedding", "method": "full"}).head_learning_rate is None
+
+
 def test_missing_fields_are_reported_with_cross_field_rules() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_spec({"method": "lora"})

@@ -154,7 +154,10 @@ def finetune(
     ] = None,
     head_lr: Annotated[
         float | None,
-        Opt("--head-lr", help="Classification: peak learning rate of the task head (default: --lr)."),
+        Opt(
+            "--head-lr",
+            help="Classification: peak learning rate of the task head (default: 3e-3 for full, else --lr).",
+        ),
     ] = None,
     label_smoothing: Annotated[
         float | None,

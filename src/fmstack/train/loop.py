@@ -106,7 +106,7 @@ class Loop:
             self.train_module.named_parameters(),
             self.spec.learning_rate,
             self.spec.weight_decay,
-            self.spec.head_lr,
+            self.spec.head_learning_rate,
         )
 
     def _trainable(self) -> dict[str, torch.Tensor]:

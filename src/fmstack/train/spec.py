@@ -33,6 +33,12 @@ DEFAULT_LR: dict[str, float] = {
     "prefix": 1e-2,
 }
 
+# Classification: the head's own learning rate when the user gives none. Full fine-tuning moves the
+# pretrained encoder in small steps, which leave a freshly initialised head undertrained: on banking77
+# a head at 3e-3 scored 93.65% over three seeds against 91.98% with one rate for everything
+# (bench/README.md). The other methods train their head at their own, already large, rate.
+DEFAULT_HEAD_LR: dict[str, float] = {"full": 3e-3}
+
 
 class TrainSpec(BaseModel):
     """Everything that decides a training run. Field docs are the CLI's --help."""
@@ -73,7 +79,9 @@ class TrainSpec(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float | None = Field(None, gt=0, description="Peak learning rate (default depends on the method).")
     head_lr: float | None = Field(
-        None, gt=0, description="Classification: peak learning rate of the task head (default: --lr)."
+        None,
+        gt=0,
+        description="Classification: peak learning rate of the task head (default: 3e-3 for full, else --lr).",
     )
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
@@ -101,6 +109,13 @@ class TrainSpec(BaseModel):
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+    @property
+    def head_learning_rate(self) -> float | None:
+        """The classification head's own peak learning rate; None: the same as everything else."""
+        if self.head_lr is not None or self.task != "classification":
+            return self.head_lr
+        return DEFAULT_HEAD_LR.get(self.method)
 
     def identity(self) -> str:
         """A digest of the fields that decide the weights: equal specs share checkpoints."""
