@@ -237,7 +237,7 @@ class Offline:
         limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0, min_fill=self.min_fill)
         ids, n = self.ids, len(self.ids)
         self.runtime.forward(ids[:size])  # warm-up
-        lock = threading.Lock()
+        lock = threading.Condition()
         pending: list[_Item] = []
         arrived = done = computing = 0
         start, cpu = time.perf_counter(), time.process_time()
@@ -248,12 +248,19 @@ class Offline:
                 return len(pending) >= 2 * size
             return len(pending) + computing >= in_system
 
+        def top_up() -> None:
+            nonlocal arrived
+            while not full():
+                pending.append(_Item(len(ids[arrived % n]), arrived, arrived % n))
+                arrived += 1
+
         def take() -> list[_Item]:
-            nonlocal pending, arrived, computing
+            nonlocal pending, computing
             with lock:
-                while not full():
-                    pending.append(_Item(len(ids[arrived % n]), arrived, arrived % n))
-                    arrived += 1
+                top_up()
+                while not pending:  # every text in the system is computing: wait for one to finish
+                    lock.wait()
+                    top_up()
                 batch = next_batch(pending, limits)
                 taken = set(map(id, batch))
                 pending = [p for p in pending if id(p) not in taken]
@@ -268,6 +275,7 @@ class Offline:
                 with lock:
                     done += len(batch)
                     computing -= len(batch)
+                    lock.notify()
 
         workers = [threading.Thread(target=compute) for _ in range(self.runtime.info.batches)]
         for worker in workers:
