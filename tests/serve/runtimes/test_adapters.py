@@ -149,4 +149,11 @@ def test_an_adapter_that_does_not_fit_its_model_is_refused(
     )
     ref = served_hub.push("acme/intent-misfit", folder, "adapter").ref
     with pytest.raises(InvalidInput, match="does not fit its base model: 8 of its weights are missing"):
-        HubLoader(served_hub, threads=1)(ref)
+        HubLoader(served_hub, threads=1)(ref)  # as the first adapter of a base
+    good = build_lora(model_dirs["encoder"], tmp_path / "good", seed=2, base_ref="acme/embed:1")
+    loader = HubLoader(served_hub, threads=1)
+    runtime = loader(served_hub.push("acme/intent-good", good, "adapter").ref)[1]
+    before = runtime.forward(runtime.encode(TEXTS))
+    with pytest.raises(InvalidInput, match="does not fit its base model"):
+        loader(ref)  # joining a base that serves another adapter: refused, the other unharmed
+    np.testing.assert_allclose(runtime.forward(runtime.encode(TEXTS)), before, atol=1e-6)

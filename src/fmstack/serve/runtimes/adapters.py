@@ -144,7 +144,11 @@ class AdapterPool:
 
                 with shared.lock:
                     shared.model.load_adapter(str(folder), adapter_name=name)  # type: ignore[operator]
-                    check_loaded(shared.model, folder, name)  # type: ignore[arg-type]
+                    try:
+                        check_loaded(shared.model, folder, name)  # type: ignore[arg-type]
+                    except InvalidInput:
+                        shared.model.delete_adapter(name)  # type: ignore[operator]  # the others keep serving
+                        raise
             shared.adapters.add(name)
         dims = int(getattr(getattr(shared.model, "config", None), "hidden_size", 0) or 0)
         return AdapterRuntime(self, key, shared, name, descriptor, dims)
