@@ -159,16 +159,14 @@ class AdapterPool:
         import torch
 
         from fmstack.train.inference import load
-        from fmstack.train.methods.peft_common import check_loaded
 
         if threads:
             torch.set_num_threads(threads)
         loaded = load(hub, ref)
         model: Any = loaded.model
         if shareable:  # PEFT names the first adapter "default"; name it after its version like the others
-            folder = hub.checkout(ref)
-            model.load_adapter(str(folder), adapter_name=name)
-            check_loaded(model, folder, name)
+            # The same files ``load`` just checked (as "default"), under the version's name.
+            model.load_adapter(str(hub.checkout(ref)), adapter_name=name)
             model.set_adapter(name)
             model.delete_adapter("default")
         return SharedBase(model.eval(), TextEncoder.from_folder(hub.checkout(base)), shareable)
