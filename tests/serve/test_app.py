@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import socket
@@ -13,9 +14,10 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from fmstack.hub import Hub
-from fmstack.serve import RunningServer, ServeSettings, start_server
+from fmstack.serve import RunningServer, ServeSettings, create_app, start_server
 from fmstack.serve.models import hub_loader
 from fmstack.serve.schemas import ClassifyResponse, EmbeddingResponse, InferResponse
 from tests.serve.conftest import LABELS, settings
@@ -151,6 +153,12 @@ def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:
         assert "'input' is empty" in error("/v1/classify", {"model": "acme/intent", "input": []}, 422)
         assert "model: Field required" in error("/v1/classify", {"input": "x"}, 422)
         assert _metric(client, "fmstack_serve_requests_total", model="acme/embed", status="413") == 1
+        # Label values come from what the server serves, never from what a client sends: a label per
+        # unknown model or path would let clients grow /metrics without bound.
+        assert client.post("/v1/nope", json={}).status_code == 404
+        text = client.get("/metrics").text
+        assert "acme/nope" not in text and "/v1/nope" not in text
+        assert _metric(client, "fmstack_serve_requests_total", model="", status="404") == 1
 
 
 def test_inference_routes_answered_directly_are_still_documented(serve: Serve) -> None:
@@ -260,3 +268,60 @@ def test_keep_alive_responses_are_not_held_back_by_nagle(served_hub: Hub, loop: 
             while not data.endswith(b'{"status":"ok"}'):
                 data += sock.recv(65536)
         assert time.perf_counter() - start < 0.6
+
+
+@pytest.mark.anyio
+async def test_under_another_asgi_server_a_disconnect_is_watched_on_the_loop(served_hub: Hub) -> None:
+    """Under uvicorn the batch worker reads the connection's own disconnected flag. Another ASGI server
+    gives no such flag: the request then awaits ``http.disconnect`` itself, with the same outcome (its
+    texts dropped before compute, 499)."""
+    app = create_app(settings(["acme/intent"], max_wait_ms=1500), served_hub.settings)
+    body = json.dumps({"model": "acme/intent", "input": ["gone", "too"]}).encode()
+    request = [{"type": "http.request", "body": body, "more_body": False}]
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, object]:  # a plain function: no uvicorn cycle behind it
+        if request:
+            return request.pop()
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/classify",
+        "raw_path": b"/v1/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    async with app.router.lifespan_context(app):
+        state = app.state.server
+        for _ in range(100):
+            if state.ready:
+                break
+            await asyncio.sleep(0.05)
+        answer = asyncio.create_task(app(scope, receive, send))
+        await asyncio.sleep(0.2)  # queued, waiting for company (--max-wait-ms 1500)
+        left.set()
+        await asyncio.wait_for(answer, 5)
+        dropped = 'fmstack_serve_dropped_total{model="acme/intent",reason="disconnected"} 2.0'
+        for _ in range(50):  # the worker notices when the batch would have run
+            text = generate_latest(state.metrics.registry).decode()
+            if dropped in text:
+                break
+            await asyncio.sleep(0.1)
+    assert sent[0]["status"] == 499
+    assert dropped in text
+    assert 'fmstack_serve_batch_size_count{model="acme/intent"} 0.0' in text

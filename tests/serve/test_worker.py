@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from fmstack.serve.batching import Limits
-from fmstack.serve.errors import DeadlineExceeded, QueueFull
+from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, QueueFull
 from fmstack.serve.runtimes.base import RuntimeInfo
 from fmstack.serve.worker import ModelWorker, Observer
 
@@ -138,13 +138,21 @@ async def test_abandoned_requests_are_dropped_before_compute() -> None:
     worker = _worker(runtime)
     worker.observer = Observer(drop=lambda reason, n: drops.append((reason, n)))
     worker.submit([[1]], time.monotonic() + 5)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the worker is now blocked in forward
     gone = worker.submit([[3, 3, 3], [3, 3, 3]], time.monotonic() + 5)
-    gone.abandon("disconnected")
+    gone.abandon("disconnected")  # as the loop's disconnect watcher does
+    left = threading.Event()
+    probed = worker.submit([[4, 4, 4, 4]], time.monotonic() + 5, gone=left.is_set)  # as uvicorn's flag
+    stays = worker.submit([[5] * 5], time.monotonic() + 5, gone=lambda: False)
+    left.set()
     gate.set()
+    for ticket in (gone, probed):
+        with pytest.raises(ClientDisconnected):
+            await ticket.future
+    assert (await stays.future).tolist() == [[5.0, 5.0]]
     worker.close()
-    assert all(3 not in b for b in runtime.batches)
-    assert drops == [("disconnected", 2)]
+    assert all(3 not in b and 4 not in b for b in runtime.batches)
+    assert drops == [("disconnected", 3)]
 
 
 async def test_a_failing_forward_fails_its_requests_and_the_worker_lives_on() -> None:

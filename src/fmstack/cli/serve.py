@@ -53,6 +53,7 @@ def serve(
     ),
     poll_aliases_s: Annotated[float, typer.Option(help=_help("poll_aliases_s"))] = _default("poll_aliases_s"),
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
+    opentelemetry: Annotated[bool, typer.Option(help=_help("opentelemetry"))] = _default("opentelemetry"),
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
@@ -80,6 +81,7 @@ def serve(
             drain_timeout_s=drain_timeout,
             poll_aliases_s=poll_aliases_s,
             threads=threads,
+            opentelemetry=opentelemetry,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -74,6 +74,7 @@ class ServeMetrics:
         )
 
 
+_V1 = frozenset({"/v1/embeddings", "/v1/classify", "/v1/models"})
 _ENDPOINTS = [
     (re.compile(r"^/v2/models/.+/infer$"), "v2_infer"),
     (re.compile(r"^/v2/models/.+/ready$"), "v2_model_ready"),
@@ -82,8 +83,9 @@ _ENDPOINTS = [
 
 
 def endpoint_of(path: str) -> str | None:
-    """The endpoint label of an inference path; None for paths not worth a series (health, metrics)."""
-    if path.startswith("/v1/"):
+    """The endpoint label of an inference path; None for paths not worth a series (health, metrics,
+    paths nobody serves: a label per unknown path would let clients grow /metrics without bound)."""
+    if path in _V1:
         return path
     return next((name for pattern, name in _ENDPOINTS if pattern.match(path)), None)
 
@@ -92,12 +94,16 @@ class MetricsMiddleware:
     """Counts and times inference requests, whatever answered them (handler, validation, error).
 
     A plain ASGI middleware (not ``BaseHTTPMiddleware``, which costs a task per request); the handler
-    names the model in ``request.state.model``, which lives in ``scope["state"]``.
+    names the model in ``request.state.model``, which lives in ``scope["state"]``, once it has found
+    it among the served models (so label values are bounded by what the server serves).
     """
 
     def __init__(self, app: ASGIApp, metrics: ServeMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # prometheus_client's ``labels`` validates and takes a lock on every call: keep each label
+        # set's counter and histogram (models x endpoints x statuses: a few dozen).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
@@ -117,6 +123,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             state: dict[str, Any] = scope.get("state") or {}
-            model = str(state.get("model", ""))
-            self.metrics.requests.labels(model, endpoint, str(status)).inc()
-            self.metrics.latency.labels(model, endpoint).observe(time.perf_counter() - start)
+            requests, latency = self._series_of(str(state.get("model", "")), endpoint, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
+
+    def _series_of(self, model: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
+        key = (model, endpoint, status)
+        series = self._series.get(key)
+        if series is None:
+            requests = self.metrics.requests.labels(model, endpoint, str(status))
+            series = self._series[key] = (requests, self.metrics.latency.labels(model, endpoint))
+        return series

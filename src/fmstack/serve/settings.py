@@ -48,6 +48,11 @@ class ServeSettings(BaseModel):
     poll_aliases_s: float = Field(
         5.0, ge=0, description="How often to check served aliases for a new version (0: never)."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans and metrics, sent to the providers this process "
+        "configures (off: FastAPI then skips its per-request provider check; /metrics is always on).",
+    )
     threads: int | None = Field(
         None,
         ge=1,

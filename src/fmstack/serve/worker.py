@@ -21,24 +21,33 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fmstack.serve.batching import Limits, next_batch, split_dead, wait_time
-from fmstack.serve.errors import DeadlineExceeded, ModelNotReady, QueueFull
+from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, ModelNotReady, QueueFull
 from fmstack.serve.runtimes.base import Runtime
 
 
 class Ticket:
     """One request's texts in flight: resolves to a (texts, outputs) array once every text is done."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, count: int, gone: Callable[[], bool] | None = None
+    ) -> None:
         self.future: asyncio.Future[NDArray[np.float32]] = loop.create_future()
         self.rows: list[NDArray[np.float32] | None] = [None] * count
         self.remaining = count  # touched only by worker threads, under their worker's lock
         # Why nobody waits for this request any more ("disconnected", "deadline"); None while someone
         # does. Set on the loop or by the worker, read by the worker to skip the remaining texts.
         self.abandoned: str | None = None
+        self._gone = gone  # whether the client closed its connection, callable from any thread
 
     def abandon(self, reason: str) -> None:
         if self.abandoned is None:
             self.abandoned = reason
+
+    def given_up(self) -> bool:
+        """Whether nobody waits for the result any more, noticing a client that has gone since."""
+        if self.abandoned is None and self._gone is not None and self._gone():
+            self.abandon("disconnected")
+        return self.abandoned is not None
 
     def result_or_none(self) -> NDArray[np.float32] | None:
         if self.remaining:
@@ -62,7 +71,7 @@ class Item:
 
     @property
     def dropped(self) -> bool:
-        return self.ticket.abandoned is not None
+        return self.ticket.given_up()
 
 
 @dataclass
@@ -114,10 +123,13 @@ class ModelWorker:
     def depth(self) -> int:
         return len(self._pending)
 
-    def submit(self, ids: Sequence[list[int]], deadline: float) -> Ticket:
-        """Queue one request's texts; called on the event loop. Raises ``QueueFull`` when over capacity."""
+    def submit(
+        self, ids: Sequence[list[int]], deadline: float, gone: Callable[[], bool] | None = None
+    ) -> Ticket:
+        """Queue one request's texts; called on the event loop. ``gone`` tells whether the client has
+        left (its texts are then skipped). Raises ``QueueFull`` when over capacity."""
         loop = asyncio.get_running_loop()
-        ticket = Ticket(loop, len(ids))
+        ticket = Ticket(loop, len(ids), gone)
         now = time.monotonic()
         with self._cond:
             if self._closing:
@@ -158,8 +170,7 @@ class ModelWorker:
                 now = time.monotonic()
                 self._pending, expired, dropped = split_dead(self._pending, now)
                 self._fail(expired)
-                for reason in {item.ticket.abandoned for item in dropped}:
-                    self.observer.drop(str(reason), sum(i.ticket.abandoned == reason for i in dropped))
+                self._drop(dropped)
                 if not self._pending:
                     self.observer.depth(0)
                     if self._closing:
@@ -187,6 +198,13 @@ class ModelWorker:
         for ticket in tickets:
             ticket.abandon("deadline")  # its other texts, if any, are skipped too
         _deliver([(ticket, error) for ticket in tickets])
+
+    def _drop(self, items: list[Item]) -> None:
+        """Count texts nobody waits for, and answer the requests of clients found gone here."""
+        for reason in {item.ticket.abandoned for item in items}:
+            self.observer.drop(str(reason), sum(i.ticket.abandoned == reason for i in items))
+        gone = {id(i.ticket): i.ticket for i in items if i.ticket.abandoned == "disconnected"}.values()
+        _deliver([(ticket, ClientDisconnected("the client closed the connection")) for ticket in gone])
 
     def _compute(self, batch: list[Item]) -> None:
         start = time.perf_counter()
