@@ -44,6 +44,10 @@ class TextEncoder:
         return cls(tokenizer, _pad_id(folder, tokenizer))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if len(texts) == 1:
+            # ``encode_batch`` lets go of the GIL to tokenise in parallel: for one text, the event loop
+            # then waits to take it back from the compute threads. ``encode`` keeps it.
+            return [self._tokenizer.encode(texts[0]).ids]
         return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
 
     def pad(self, batch: Sequence[Sequence[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
