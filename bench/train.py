@@ -124,6 +124,7 @@ def run_fmstack(
             "pooling": args.pooling,
             "label_smoothing": args.label_smoothing,
             **({"head_lr": args.head_lr} if args.head_lr and method != "probe" else {}),
+            **({"layer_decay": args.layer_decay} if args.layer_decay and method != "probe" else {}),
             "output": f"bench/{(label or method).replace('+', '-')}",
             "seed": args.seed,
         }
@@ -246,6 +247,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--head-lr", type=float, default=None, help="learning rate of the classifier head (not the probe's)"
+    )
+    parser.add_argument(
+        "--layer-decay", type=float, default=None, help="layer-wise learning-rate decay (not the probe's)"
     )
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0, help="seed of the classification runs")

@@ -50,6 +50,15 @@ def test_head_lr_and_label_smoothing_are_classification_options() -> None:
     assert (spec.head_lr, spec.label_smoothing) == (3e-3, 0.1)
 
 
+def test_layer_decay_is_a_rate_per_block_and_needs_an_encoder_that_trains() -> None:
+    common = {"base": "a/b", "data": "a/d", "task": "classification"}
+    assert parse_spec({**common, "layer_decay": 0.9}).layer_decay == 0.9
+    with pytest.raises(InvalidInput, match="layer_decay: probe trains only the head"):
+        parse_spec({**common, "method": "probe", "layer_decay": 0.9})
+    with pytest.raises(InvalidInput, match="layer_decay"):
+        parse_spec({**common, "layer_decay": 1.5})
+
+
 def test_full_fine_tuning_gives_a_classifier_head_its_own_rate_by_default() -> None:
     common = {"base": "a/b", "data": "a/d"}
     full = parse_spec({**common, "task": "classification", "method": "full"})

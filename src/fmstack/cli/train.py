@@ -159,6 +159,14 @@ def finetune(
             help="Classification: peak learning rate of the task head (default: 3e-3 for full, else --lr).",
         ),
     ] = None,
+    layer_decay: Annotated[
+        float | None,
+        Opt(
+            "--layer-decay",
+            help="Layer-wise learning-rate decay: each transformer block trains at this times the rate "
+            "of the block above it (e.g. 0.9; default: one rate for the whole encoder).",
+        ),
+    ] = None,
     label_smoothing: Annotated[
         float | None,
         Opt(

@@ -107,6 +107,7 @@ class Loop:
             self.spec.learning_rate,
             self.spec.weight_decay,
             self.spec.head_learning_rate,
+            self.spec.layer_decay,
         )
 
     def _trainable(self) -> dict[str, torch.Tensor]:

@@ -83,6 +83,14 @@ class TrainSpec(BaseModel):
         gt=0,
         description="Classification: peak learning rate of the task head (default: 3e-3 for full, else --lr).",
     )
+    layer_decay: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Layer-wise learning-rate decay: each transformer block trains at this times the "
+        "rate of the block above it, the embeddings at this times the lowest block's (e.g. 0.9; "
+        "default: one rate for the whole encoder).",
+    )
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
@@ -161,6 +169,8 @@ def _rules(values: dict[str, Any]) -> list[str]:
     if values.get("head_lr") is not None and (task != "classification" or method == "probe"):
         why = "probe trains only the head: use --lr" if method == "probe" else f"task {task!r} has no head"
         problems.append(f"head_lr: applies to classification with an encoder that trains too ({why})")
+    if values.get("layer_decay") is not None and method == "probe":
+        problems.append("layer_decay: probe trains only the head, which has no layers; use --lr")
     if values.get("early_stopping") and not values.get("eval_every"):
         problems.append("early_stopping: needs eval_every (how often to evaluate)")
     return problems
