@@ -155,10 +155,21 @@ def test_head_lr_and_label_smoothing_flags_reach_the_spec(
     err = capsys.readouterr().err
     assert "label_smoothing" in err and "head_lr" in err
     saved = tmp_path / "spec.yaml"
-    options = ["--label-smoothing", "0.1", "--layer-decay", "0.9", "--max-steps", "1", "--json"]
+    options = [
+        "--label-smoothing",
+        "0.1",
+        "--layer-decay",
+        "0.9",
+        "--rdrop",
+        "1",
+        "--max-steps",
+        "1",
+        "--json",
+    ]
     assert main([*args, *options, "--save-spec", str(saved)]) == 0
     text = saved.read_text()
     assert "head_lr: 0.01\n" in text and "label_smoothing: 0.1\n" in text and "layer_decay: 0.9\n" in text
+    assert "rdrop: 1.0\n" in text
 
 
 def test_pretrain_gpt2_tiny_on_packed_blocks_then_generate(

@@ -42,8 +42,10 @@ def test_a_bad_spec_lists_every_problem_at_once() -> None:
 def test_head_lr_and_label_smoothing_are_classification_options() -> None:
     common = {"base": "a/b", "data": "a/d"}
     with pytest.raises(InvalidInput) as info:
-        parse_spec({**common, "task": "embedding", "label_smoothing": 0.1, "head_lr": 1e-3})
-    assert "2 problem(s)" in str(info.value)
+        parse_spec({**common, "task": "embedding", "label_smoothing": 0.1, "head_lr": 1e-3, "rdrop": 1.0})
+    assert "3 problem(s)" in str(info.value)
+    with pytest.raises(InvalidInput, match="rdrop: probe trains a linear head"):
+        parse_spec({**common, "task": "classification", "method": "probe", "rdrop": 1.0})
     with pytest.raises(InvalidInput, match="probe trains only the head"):
         parse_spec({**common, "task": "classification", "method": "probe", "head_lr": 1e-3})
     spec = parse_spec({**common, "task": "classification", "head_lr": 3e-3, "label_smoothing": 0.1})

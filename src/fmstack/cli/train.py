@@ -167,6 +167,14 @@ def finetune(
             "of the block above it (e.g. 0.9; default: one rate for the whole encoder).",
         ),
     ] = None,
+    rdrop: Annotated[
+        float | None,
+        Opt(
+            "--rdrop",
+            help="Single-label classification: R-Drop weight, a consistency loss between two dropout "
+            "passes of each batch (e.g. 1.0; default 0: off; each step computes the batch twice).",
+        ),
+    ] = None,
     label_smoothing: Annotated[
         float | None,
         Opt(

@@ -20,6 +20,7 @@ class TaskContext:
     temperature: float = 0.05
     mlm_probability: float = 0.15
     label_smoothing: float = 0.0  # classification, single-label
+    rdrop: float = 0.0  # classification, single-label: weight of R-Drop's consistency term
     seed: int = 0
 
 

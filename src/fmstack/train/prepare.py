@@ -60,6 +60,7 @@ def task_context(spec: TrainSpec, manifest: dataformat.DatasetManifest, tokenize
         temperature=spec.temperature,
         mlm_probability=spec.mlm_probability,
         label_smoothing=spec.label_smoothing,
+        rdrop=spec.rdrop,
         seed=spec.seed,
     )
 

@@ -74,6 +74,12 @@ class TrainSpec(BaseModel):
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="Single-label classification: cross-entropy label smoothing (0 = off)."
     )
+    rdrop: float = Field(
+        0.0,
+        ge=0,
+        description="Single-label classification: R-Drop, the weight of the symmetric KL between two "
+        "dropout passes of every batch (e.g. 1.0; 0 = off). Each step then computes the batch twice.",
+    )
     # optimisation
     epochs: int = Field(3, ge=1)
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
@@ -164,8 +170,11 @@ def _rules(values: dict[str, Any]) -> list[str]:
         problems.append("arch: gpt2 architectures are causal; use --objective clm")
     if arch and str(arch).startswith("bert") and task == "clm":
         problems.append("arch: bert architectures are masked LMs; use --objective mlm")
-    if values.get("label_smoothing") and task != "classification":
-        problems.append(f"label_smoothing: applies to classification only, not {task!r}")
+    for option in ("label_smoothing", "rdrop"):
+        if values.get(option) and task != "classification":
+            problems.append(f"{option}: applies to classification only, not {task!r}")
+    if values.get("rdrop") and method == "probe":
+        problems.append("rdrop: probe trains a linear head on cached features, with no dropout to differ")
     if values.get("head_lr") is not None and (task != "classification" or method == "probe"):
         why = "probe trains only the head: use --lr" if method == "probe" else f"task {task!r} has no head"
         problems.append(f"head_lr: applies to classification with an encoder that trains too ({why})")

@@ -36,11 +36,11 @@ def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
     (a new head, pooled as ``ctx.pooling`` says) or a classifier folder (its own head, as saved)."""
     if not ctx.labels:
         raise InvalidInput("classification needs labels: the dataset manifest lists none")
-    if ctx.multi_label and ctx.label_smoothing:
-        raise InvalidInput(
-            f"label_smoothing {ctx.label_smoothing} is for single-label data; this dataset is "
-            "multi-label: leave it at 0"
-        )
+    for option, value in (("label_smoothing", ctx.label_smoothing), ("rdrop", ctx.rdrop)):
+        if ctx.multi_label and value:
+            raise InvalidInput(
+                f"{option} {value} is for single-label data; this dataset is multi-label: leave it at 0"
+            )
     kwargs: dict[str, Any] = {
         "num_labels": len(ctx.labels),
         "id2label": dict(enumerate(ctx.labels)),
@@ -126,9 +126,30 @@ def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) 
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
-    """The training loss (smoothed when asked); ``evaluate`` reports the plain cross-entropy."""
+    """The training loss (smoothed, with R-Drop, when asked); ``evaluate`` reports the plain cross-entropy."""
+    if ctx.rdrop and model.training:
+        return _rdrop_loss(model, batch, ctx)
     out = logits(model, batch).float()
     return _loss_sum(out, batch["labels"], ctx.multi_label, ctx.label_smoothing), out.shape[0]
+
+
+def _rdrop_loss(
+    model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext
+) -> tuple[torch.Tensor, int]:
+    """R-Drop (Liang et al., 2021): every example goes through the model twice, with independent
+    dropout masks, as one batch of twice the size. The paper's loss, CE1 + CE2 + rdrop/2 * (KL(p1||p2)
+    + KL(p2||p1)), halved so that the cross-entropy keeps its usual scale."""
+    doubled = {k: torch.cat([v, v]) for k, v in batch.items() if k != "labels"}
+    first, second = logits(model, doubled).float().chunk(2)
+    labels = batch["labels"]
+    ce = _loss_sum(first, labels, False, ctx.label_smoothing) + _loss_sum(
+        second, labels, False, ctx.label_smoothing
+    )
+    p, q = first.log_softmax(dim=-1), second.log_softmax(dim=-1)
+    kl = nn.functional.kl_div(p, q, reduction="sum", log_target=True) + nn.functional.kl_div(
+        q, p, reduction="sum", log_target=True
+    )
+    return (ce + ctx.rdrop / 2 * kl) / 2, first.shape[0]
 
 
 def predict(out: torch.Tensor, multi_label: bool) -> np.ndarray:
