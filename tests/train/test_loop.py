@@ -54,7 +54,10 @@ def _latest_step(root: Path) -> int:
     return max(done, default=0)
 
 
-def test_resume_after_sigkill_reaches_the_same_weights(hub: Hub, tiny_bert: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["plain", "ema"])
+def test_resume_after_sigkill_reaches_the_same_weights(
+    hub: Hub, tiny_bert: str, tmp_path: Path, extra: list[str]
+) -> None:
     data = push_classification(hub, tmp_path, n_train=256)
     common = [
         "train",
@@ -72,6 +75,7 @@ def test_resume_after_sigkill_reaches_the_same_weights(hub: Hub, tiny_bert: str,
         "--seed",
         "5",
         "--json",
+        *extra,
     ]
     assert main([*common, "--output", "test/straight", "--checkpoint-dir", str(tmp_path / "straight")]) == 0
 

@@ -52,6 +52,14 @@ Resume = Annotated[bool, Opt("--resume", help="Continue from the latest checkpoi
 Seed = Annotated[int | None, Opt("--seed", help="Seed for initialisation, data order and masking.")]
 Schedule = Annotated[str | None, Opt("--schedule", help="linear | cosine | constant (after warmup).")]
 Compile = Annotated[bool, Opt("--compile", help="torch.compile the model.")]
+Ema = Annotated[
+    float | None,
+    Opt(
+        "--ema",
+        help="Evaluate and keep an exponential moving average of the weights with this decay (e.g. "
+        "0.998: about the last 500 steps; default: the last step's weights).",
+    ),
+]
 SpecOut = Annotated[Path | None, Opt("--save-spec", help="Also write the spec as YAML to this file.")]
 
 
@@ -182,6 +190,7 @@ def finetune(
             help="Single-label classification: cross-entropy label smoothing (default 0).",
         ),
     ] = None,
+    ema: Ema = None,
     save_spec: SpecOut = None,
     json_output: JsonFlag = False,
 ) -> None:
@@ -224,6 +233,7 @@ def pretrain(
     resume: Resume = False,
     seed: Seed = None,
     schedule: Schedule = None,
+    ema: Ema = None,
     save_spec: SpecOut = None,
     json_output: JsonFlag = False,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Checkpoints for exact resume: trainable weights (safetensors), optimizer, scheduler and grad-scaler
+"""Checkpoints for exact resume: trainable weights, best and averaged weights (safetensors), optimizer, scheduler and grad-scaler
 state, every process's RNG state, and the loop position (step, best metric, evaluations without gain).
 
 A checkpoint is written into ``.tmp-step-N`` and renamed to ``step-N`` only when complete, so a run
@@ -54,6 +54,7 @@ def save(
     barrier: Callable[[], None],
     weights: dict[str, torch.Tensor],
     best: dict[str, torch.Tensor] | None,
+    average: dict[str, torch.Tensor] | None,
     optimizer: Any,
     scheduler: Any,
     scaler: Any,
@@ -70,6 +71,8 @@ def save(
         save_file(weights, str(tmp / "weights.safetensors"))
         if best is not None:
             save_file(best, str(tmp / "best.safetensors"))
+        if average is not None:
+            save_file(average, str(tmp / "average.safetensors"))
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
@@ -90,9 +93,10 @@ def load(path: Path, rank: int) -> dict[str, Any]:
     # Our own files from a run on this machine; weights_only keeps the unpickler to tensors and plain data.
     opt = torch.load(path / "optimizer.pt", weights_only=True)
     rng_file = path / f"rng-{rank}.pt"
+    optional = {name: path / f"{name}.safetensors" for name in ("best", "average")}
     return {
         "weights": load_file(str(path / "weights.safetensors")),
-        "best": load_file(str(path / "best.safetensors")) if (path / "best.safetensors").is_file() else None,
+        **{name: load_file(str(file)) if file.is_file() else None for name, file in optional.items()},
         "optimizer": opt["optimizer"],
         "scheduler": opt["scheduler"],
         "scaler": opt["scaler"],

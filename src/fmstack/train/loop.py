@@ -19,6 +19,7 @@ from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch import nn
 
 from fmstack.train import checkpoint
+from fmstack.train.average import WeightAverage
 from fmstack.train.batches import epoch_batches, micro_batches
 from fmstack.train.methods import probe
 from fmstack.train.optim import make_optimizer
@@ -97,6 +98,7 @@ class Loop:
         self.best: float | None = None
         self.best_step: int | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self.average: WeightAverage | None = None  # with spec.ema: what is evaluated and kept
         self.history: list[dict[str, Any]] = []
         self.evals: dict[int, dict[str, Any]] = {}  # step -> full metrics of that evaluation
 
@@ -166,6 +168,7 @@ class Loop:
             barrier=self.acc.wait_for_everyone,
             weights=self._trainable(),
             best=self.best_weights,
+            average=self.average.state() if self.average else None,
             optimizer=optimizer,
             scheduler=scheduler,
             scaler=self.acc.scaler,
@@ -174,6 +177,7 @@ class Loop:
                 "best_step": self.best_step,
                 "bad_evals": self.bad_evals,
                 "history": self.history,
+                "average_updates": self.average.updates if self.average else None,
             },
         )
 
@@ -192,6 +196,10 @@ class Loop:
         state = saved["state"]
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
         self.bad_evals, self.history, self.best_weights = state["bad_evals"], state["history"], saved["best"]
+        if self.average is not None:
+            if saved["average"] is None:
+                raise RuntimeError(f"{path} holds no weight average; resume needs a checkpoint of this spec")
+            self.average.load(saved["average"], state["average_updates"])
         return self.step
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -220,6 +228,8 @@ class Loop:
         if self.spec.max_grad_norm:
             self.acc.clip_grad_norm_(self.train_module.parameters(), self.spec.max_grad_norm)
         optimizer.step()
+        if self.average is not None:
+            self.average.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         total = self.acc.reduce(local, reduction="sum") if self.world > 1 else local
@@ -234,6 +244,8 @@ class Loop:
         if self.spec.compile:
             self.train_module = torch.compile(self.train_module)  # type: ignore[assignment]
         self.train_module, optimizer = self.acc.prepare(self.train_module, optimizer)
+        if self.spec.ema:
+            self.average = WeightAverage(self.acc.unwrap_model(self.train_module), self.spec.ema)
         resumed = self._resume(optimizer, scheduler) if self.spec.resume else None
         if not self.spec.resume and self.rank == 0:
             checkpoint.clear(self.dir)
@@ -258,14 +270,17 @@ class Loop:
                 if self.eval_rows and (
                     (self.spec.eval_every and self.step % self.spec.eval_every == 0) or last
                 ):
-                    progress.eval = self.evaluate()
-                    self.history[-1]["eval"] = scalar_metrics(progress.eval)
-                    stop = self._after_eval(progress.eval)
+                    with self.average.swapped_in() if self.average else nullcontext():
+                        progress.eval = self.evaluate()
+                        self.history[-1]["eval"] = scalar_metrics(progress.eval)
+                        stop = self._after_eval(progress.eval)  # keeps the weights evaluated
                 self.report(progress)
                 if self.spec.save_every and (self.step % self.spec.save_every == 0 or last or stop):
                     self._save(optimizer, scheduler)
                 if last or stop:
                     break
+        if self.average is not None:
+            self.average.copy_to_model()
         return self._result(examples, tokens, seconds, resumed)
 
     def _result(self, examples: int, tokens: int, seconds: float, resumed: int | None) -> FitResult:

@@ -97,6 +97,13 @@ class TrainSpec(BaseModel):
         "rate of the block above it, the embeddings at this times the lowest block's (e.g. 0.9; "
         "default: one rate for the whole encoder).",
     )
+    ema: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the trained weights with this decay (e.g. "
+        "0.998: about the last 500 steps) and evaluate and save it instead of the last step's weights.",
+    )
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
