@@ -15,6 +15,10 @@ same rules at the same batch size, with as many texts in the system as the level
 server: the best a server could do with that runtime at that load. For comparison it also reports the
 runtime fed from a deep queue (more texts waiting than ``c`` clients can send).
 
+Each level is cut into ``--rounds`` slices in which every target takes its turn (offline limits for
+half as long as servers), and each target's slices are summed: these shared machines drift in speed
+over minutes, and both sides of a ratio then see the same stretches of time.
+
 Texts: BANKING77's test split when ../shared/datasets/banking77 exists, else generated sentences.
 Goals at concurrency 32: fmstack >= 8x naive requests/s, >= 0.85 of offline, p99 <= 2x p50; embedding
 throughput of the serving runtime >= 3x sentence-transformers ``encode``.
@@ -48,6 +52,17 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 BANKING77 = ROOT.parent / "shared" / "datasets" / "banking77" / "test.csv"
 FMSTACK = str(Path(sys.executable).parent / "fmstack")
+
+
+@dataclass
+class Sample:
+    """One stretch of load on one target: the slices of a level are summed into its ``Level``."""
+
+    latencies: list[float]
+    errors: int
+    seconds: float
+    cpu_s: float = 0.0  # the server's CPU during the stretch, all threads
+    loop_cpu_s: float = 0.0  # of which its main thread
 
 
 @dataclass
@@ -104,7 +119,7 @@ class Connection:
             self.writer.close()
 
 
-def load(level: Coroutine[Any, Any, Level]) -> Level:
+def load(level: Coroutine[Any, Any, Sample]) -> Sample:
     """Run a level on uvloop: its event loop costs the load generator about 0.055 ms of CPU per
     request against asyncio's 0.09 (measured at concurrency 32), CPU the servers then have."""
     return uvloop.run(level)
@@ -117,8 +132,7 @@ async def run_level(
     concurrency: int,
     seconds: float,
     max_requests: int,
-    target: str,
-) -> Level:
+) -> Sample:
     parsed = httpx.URL(url)
     latencies: list[float] = []
     errors = 0
@@ -142,17 +156,24 @@ async def run_level(
 
     start = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    ordered = sorted(latencies)
+    return Sample(latencies, errors, time.perf_counter() - start)
+
+
+def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level:
+    ordered = sorted(x for s in samples for x in s.latencies)
+    elapsed = sum(s.seconds for s in samples)
+    requests = max(len(ordered), 1)
     return Level(
         target=target,
         concurrency=concurrency,
         requests=len(ordered),
-        errors=errors,
+        errors=sum(s.errors for s in samples),
         seconds=round(elapsed, 2),
         rps=round(len(ordered) / elapsed, 1),
         p50_ms=round(1000 * statistics.median(ordered), 2),
         p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+        cpu_ms_per_request=round(1000 * sum(s.cpu_s for s in samples) / requests, 2),
+        loop_cpu_ms_per_request=round(1000 * sum(s.loop_cpu_s for s in samples) / requests, 2),
     )
 
 
@@ -189,8 +210,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def warm_up(url: str, model: str, texts: Sequence[str], name: str) -> None:
-    load(run_level(url, model, texts, 4, 2.0, 200, name))  # first calls allocate buffers
+def warm_up(url: str, model: str, texts: Sequence[str]) -> None:
+    load(run_level(url, model, texts, 4, 2.0, 200))  # first calls allocate buffers
 
 
 @dataclass
@@ -229,9 +250,13 @@ class Offline:
 
         _, self.runtime = load_runtime(hub, ref, threads)  # type: ignore[arg-type]
         self.ids = self.runtime.encode(list(texts))
-        self.cpu_ms_per_text = 0.0  # of the last run: CPU time of this process per text
 
-    def run(self, size: int, max_tokens: int, seconds: float, in_system: int | None = None) -> float:
+    def rate(self, size: int, max_tokens: int, seconds: float) -> float:
+        """texts/s from a deep queue."""
+        sample = self.run(size, max_tokens, seconds)
+        return round(sample.texts / sample.seconds, 1)
+
+    def run(self, size: int, max_tokens: int, seconds: float, in_system: int | None = None) -> OfflineSample:
         from fmstack.serve.batching import Limits, next_batch
 
         limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0, min_fill=self.min_fill)
@@ -282,8 +307,7 @@ class Offline:
             worker.start()
         for worker in workers:
             worker.join()
-        self.cpu_ms_per_text = round(1000 * (time.process_time() - cpu) / done, 2)
-        return round(done / (time.perf_counter() - start), 1)
+        return OfflineSample(done, time.perf_counter() - start, time.process_time() - cpu)
 
     def vectors(self, count: int) -> Any:
         """(count, dimensions) embeddings of the first texts, in batches of 32."""
@@ -294,16 +318,23 @@ class Offline:
 
 
 @dataclass
+class OfflineSample:
+    texts: int
+    seconds: float
+    cpu_s: float  # of this process, all threads
+
+
+@dataclass
 class OfflineLimit:
     rate: float  # texts/s with the level's concurrency in the system: the goal's reference
     cpu_ms_per_text: float
     deep_rate: float  # texts/s from a deep queue, for comparison
 
-
-def offline_limit(runtime: Offline, size: int, concurrency: int, seconds: float) -> OfflineLimit:
-    rate = runtime.run(size, 8192, seconds, in_system=concurrency)
-    cpu = runtime.cpu_ms_per_text
-    return OfflineLimit(rate, cpu, runtime.run(size, 8192, seconds))
+    @classmethod
+    def of(cls, samples: Sequence[OfflineSample], deep_rate: float) -> OfflineLimit:
+        texts = sum(s.texts for s in samples)
+        rate = round(texts / sum(s.seconds for s in samples), 1)
+        return cls(rate, round(1000 * sum(s.cpu_s for s in samples) / texts, 2), deep_rate)
 
 
 def sentence_transformers_rate(folder: Path, texts: Sequence[str], batch_size: int, seconds: float) -> float:
@@ -390,21 +421,25 @@ def _export(hub: object, base_ref: str, precision: str) -> Variant:
 
 
 def measure(
-    url: str, ref: str, texts: Sequence[str], c: int, args: argparse.Namespace, name: str, pid: int
-) -> Level:
+    url: str, ref: str, texts: Sequence[str], c: int, seconds: float, max_requests: int, pid: int
+) -> Sample:
+    """One stretch of load at concurrency ``c``, with the server's CPU time over it."""
     process = psutil.Process(pid)
     total, loop = cpu_seconds(process)
-    level = load(run_level(url, ref, texts, c, args.seconds, args.max_requests, name))
+    sample = load(run_level(url, ref, texts, c, seconds, max_requests))
     total_after, loop_after = cpu_seconds(process)
-    level.cpu_ms_per_request = round(1000 * (total_after - total) / max(level.requests, 1), 2)
-    level.loop_cpu_ms_per_request = round(1000 * (loop_after - loop) / max(level.requests, 1), 2)
+    sample.cpu_s, sample.loop_cpu_s = total_after - total, loop_after - loop
+    return sample
+
+
+def show(level: Level) -> None:
+    c = level.concurrency
     print(
-        f"  {name:<13} c={c:<3} {level.rps:>8.1f} req/s  p50 {level.p50_ms:>7.1f} ms  "
+        f"  {level.target:<13} c={c:<3} {level.rps:>8.1f} req/s  p50 {level.p50_ms:>7.1f} ms  "
         f"p99 {level.p99_ms:>7.1f} ms  cpu {level.cpu_ms_per_request:.2f} ms/req "
         f"(event loop {level.loop_cpu_ms_per_request:.2f})  errors {level.errors}",
         flush=True,
     )
-    return level
 
 
 def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
@@ -457,7 +492,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--seconds", type=float, default=8.0, help="Longest run per level.")
+    parser.add_argument("--seconds", type=float, default=8.0, help="Longest run per level and target.")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="Slices each level's time is cut into, targets alternating."
+    )
     parser.add_argument("--max-requests", type=int, default=5000, help="Most requests per level.")
     parser.add_argument("--runtime", choices=["auto", "onnx", "pytorch"], default="auto")
     parser.add_argument(
@@ -498,12 +536,29 @@ def main() -> None:
         offline: dict[str, dict[int, OfflineLimit]] = {v.name: {} for v in variants}
         levels: list[Level] = []
         try:
-            for name, (url, ref) in ports.items():
-                warm_up(url, ref, texts, name)
+            for url, ref in ports.values():
+                warm_up(url, ref, texts)
             for c in args.concurrency:
                 size = min(c, args.max_batch_size)
+                # Every target, offline limits included, in short alternating slices: the machine's
+                # speed drifts over minutes, and a ratio of two rates measured minutes apart is off
+                # by that drift. Here both sides of every ratio see the same stretch of time.
+                alone = {v.name: list[OfflineSample]() for v in variants}
+                served = {name: list[Sample]() for name in ports}
+                for _ in range(args.rounds):
+                    for v in variants:
+                        slice_s = args.seconds / 2 / args.rounds
+                        alone[v.name].append(runtimes[v.name].run(size, 8192, slice_s, in_system=c))
+                    for name, (url, ref) in ports.items():
+                        pid = servers[name].pid
+                        per_round = args.max_requests // args.rounds
+                        served[name].append(
+                            measure(url, ref, texts, c, args.seconds / args.rounds, per_round, pid)
+                        )
                 for v in variants:
-                    limit = offline_limit(runtimes[v.name], size, c, args.seconds / 2)
+                    limit = OfflineLimit.of(
+                        alone[v.name], runtimes[v.name].rate(size, 8192, args.seconds / 2)
+                    )
                     offline[v.name][c] = limit
                     print(
                         f"  offline {v.name:<5} batch={size:<3} {limit.rate:>8.1f} texts/s with {c} in the "
@@ -511,8 +566,9 @@ def main() -> None:
                         "from a deep queue",
                         flush=True,
                     )
-                for name, (url, ref) in ports.items():
-                    levels.append(measure(url, ref, texts, c, args, name, servers[name].pid))
+                for name in ports:
+                    levels.append(summarize(name, c, served[name]))
+                    show(levels[-1])
         finally:
             for proc in servers.values():
                 stop(proc)
@@ -539,7 +595,7 @@ def compare_embeddings(
     rates = {"sentence-transformers": sentence_transformers_rate(folder, texts, 32, args.seconds)}
     reference = runtimes["fp32"].vectors(512) if "fp32" in runtimes else None
     for name, runtime in runtimes.items():
-        rates[name] = runtime.run(32, 8192, args.seconds)
+        rates[name] = runtime.rate(32, 8192, args.seconds)
         similar = ""
         if reference is not None and name != "fp32":
             cosine = float(np.mean(np.sum(runtime.vectors(512) * reference, axis=1)))
