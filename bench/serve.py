@@ -58,9 +58,10 @@ FMSTACK = str(Path(sys.executable).parent / "fmstack")
 class Sample:
     """One stretch of load on one target: the slices of a level are summed into its ``Level``."""
 
-    latencies: list[float]
+    latencies: list[float]  # of every request, those answered after ``seconds`` included
     errors: int
-    seconds: float
+    seconds: float  # until the first client stopped sending: the stretch at full concurrency
+    answered: int  # requests answered within ``seconds``
     cpu_s: float = 0.0  # the server's CPU during the stretch, all threads
     loop_cpu_s: float = 0.0  # of which its main thread
 
@@ -139,6 +140,9 @@ async def run_level(
     issued = 0
     stop_at = time.perf_counter() + seconds
     bodies = [json.dumps({"model": model, "input": t}).encode() for t in texts]
+    # Once the first client stops, the level drains at ever lower concurrency: the rate counts
+    # until then, so that cutting a level into slices does not add a drain's idle cores per slice.
+    window: list[float] = []  # [seconds, requests answered by then]
 
     async def client(index: int) -> None:
         nonlocal issued, errors
@@ -151,12 +155,14 @@ async def run_level(
                 status = await conn.post("/v1/embeddings", body)
                 latencies.append(time.perf_counter() - start)
                 errors += status != 200
+            if not window:
+                window.extend((time.perf_counter() - began, len(latencies)))
         finally:
             conn.close()
 
-    start = time.perf_counter()
+    began = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
-    return Sample(latencies, errors, time.perf_counter() - start)
+    return Sample(latencies, errors, window[0], int(window[1]))
 
 
 def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level:
@@ -169,7 +175,7 @@ def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level
         requests=len(ordered),
         errors=sum(s.errors for s in samples),
         seconds=round(elapsed, 2),
-        rps=round(len(ordered) / elapsed, 1),
+        rps=round(sum(s.answered for s in samples) / elapsed, 1),
         p50_ms=round(1000 * statistics.median(ordered), 2),
         p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
         cpu_ms_per_request=round(1000 * sum(s.cpu_s for s in samples) / requests, 2),
