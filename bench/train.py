@@ -125,6 +125,7 @@ def run_fmstack(
             "label_smoothing": args.label_smoothing,
             **({"rdrop": args.rdrop} if args.rdrop and method != "probe" else {}),
             **({"ema": args.ema} if args.ema else {}),
+            "head": args.head,
             **({"head_lr": args.head_lr} if args.head_lr and method != "probe" else {}),
             **({"layer_decay": args.layer_decay} if args.layer_decay and method != "probe" else {}),
             "output": f"bench/{(label or method).replace('+', '-')}",
@@ -256,6 +257,7 @@ def main() -> int:
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--rdrop", type=float, default=0.0, help="R-Drop weight (not the probe's)")
     parser.add_argument("--ema", type=float, default=None, help="decay of the weights' moving average")
+    parser.add_argument("--head", choices=["linear", "cosine"], default="linear", help="classification head")
     parser.add_argument("--seed", type=int, default=0, help="seed of the classification runs")
     parser.add_argument(
         "--scl-epochs",

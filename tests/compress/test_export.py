@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
+from transformers import BertModel
 
-from fmstack.compress.export import INPUTS
+from fmstack.compress.export import INPUTS, export_onnx
 from fmstack.compress.optimize import optimize_graph
 from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_folder
 from fmstack.servable import ServableModel
-from tests.compress.conftest import texts
+from fmstack.train.pooled import PooledClassifierConfig, PooledEncoderForSequenceClassification
+from tests.compress.conftest import LABELS, save_tokenizer, texts, tiny_config
 
 TASKS = {"classification": "logits", "embedding": "last_hidden_state"}
 
@@ -70,3 +73,18 @@ def test_export_does_not_change_the_parent_attention(classifier_dir: Path, tmp_p
     before = parent.model.config._attn_implementation
     export_onnx(parent, tmp_path / "m.onnx")
     assert parent.model.config._attn_implementation == before
+
+
+def test_a_cosine_head_is_computed_in_the_graph(tmp_path: Path) -> None:
+    save_tokenizer(tmp_path)
+    torch.manual_seed(0)
+    encoder = BertModel(tiny_config(), add_pooling_layer=False)
+    config = PooledClassifierConfig.wrapping(encoder.config, classifier_head="cosine", num_labels=len(LABELS))
+    PooledEncoderForSequenceClassification(config, encoder).eval().save_pretrained(tmp_path)
+    parent = load_folder(tmp_path, "t/cosine")
+    graph = export_onnx(parent, tmp_path / "cosine.onnx")
+    batch = tokenize(parent.tokenizer, texts(5, seed=3)[0], 64)
+    expected = TorchRunner(parent)(batch)
+    assert np.abs(expected).max() <= 20.0  # scale x cosine
+    got = OnnxRunner(graph, _descriptor("classification"), threads=1)(batch)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)

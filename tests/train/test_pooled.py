@@ -9,10 +9,16 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
+from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.train import descriptor
 from fmstack.train.inference import load
-from fmstack.train.pooled import MODEL_TYPE, PooledEncoderForSequenceClassification
+from fmstack.train.pooled import (
+    COSINE_SCALE,
+    MODEL_TYPE,
+    CosineClassifier,
+    PooledEncoderForSequenceClassification,
+)
 from fmstack.train.run import train
 from fmstack.train.spec import parse_spec
 
@@ -66,3 +72,34 @@ def test_version_1_adapter_descriptors_meant_the_cls_head(tmp_path: Path) -> Non
     (tmp_path / descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps(fields))
     new = descriptor.read_adapter(tmp_path)
     assert new is not None and new.pooling == "mean" and new.schema_version == 2
+
+
+@pytest.mark.parametrize("method", ["full", "probe"])
+def test_a_cosine_head_scores_by_cosine_and_saves_and_loads(
+    hub: Hub, tiny_bert: str, topics: str, method: str
+) -> None:
+    ref = finetune(hub, tiny_bert, topics, method=method, head="cosine")
+    model = AutoModelForSequenceClassification.from_pretrained(hub.checkout(ref)).eval()
+    assert isinstance(model.classifier, CosineClassifier)
+    ids = torch.tensor([[2, 7, 9, 3]])
+    logits = model(input_ids=ids).logits
+    hidden = model.encoder(input_ids=ids).last_hidden_state.mean(dim=1)
+    expected = COSINE_SCALE * torch.nn.functional.cosine_similarity(
+        hidden[:, None, :], model.classifier.weight[None, :, :], dim=-1
+    )
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(load(hub, ref).model(input_ids=ids).logits, logits)
+
+
+def test_a_cosine_head_is_refused_where_it_would_not_be_built(hub: Hub, tiny_bert: str, topics: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_spec(
+            {"task": "classification", "base": "a/b", "data": "c/d", "head": "cosine", "pooling": "cls"}
+        )
+    assert "pooling 'mean'" in str(caught.value)
+    with pytest.raises(InvalidInput, match="adapters"):
+        parse_spec(
+            {"task": "classification", "base": "a/b", "data": "c/d", "head": "cosine", "method": "lora"}
+        )
+    with pytest.raises(InvalidInput, match="already a classifier"):
+        finetune(hub, finetune(hub, tiny_bert, topics), topics, head="cosine")

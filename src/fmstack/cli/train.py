@@ -175,6 +175,14 @@ def finetune(
             "of the block above it (e.g. 0.9; default: one rate for the whole encoder).",
         ),
     ] = None,
+    head: Annotated[
+        str | None,
+        Opt(
+            "--head",
+            help="Classification: linear (default) or cosine, a new head that scores each class by "
+            "20 x the cosine between the pooled vector and the class's weights.",
+        ),
+    ] = None,
     rdrop: Annotated[
         float | None,
         Opt(

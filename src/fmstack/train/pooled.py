@@ -26,14 +26,54 @@ from transformers.modeling_utils import PreTrainedModel
 
 MODEL_TYPE = "fmstack-pooled-classifier"
 # Fields of our config that are not the encoder's.
-_OWN_FIELDS = {"model_type", "encoder_model_type", "architectures", "transformers_version", "auto_map"}
+_OWN_FIELDS = {
+    "model_type",
+    "encoder_model_type",
+    "classifier_head",
+    "cosine_scale",
+    "architectures",
+    "transformers_version",
+    "auto_map",
+}
+# Logits of the cosine head are this times a cosine, in [-20, 20]: wide enough for a confident softmax
+# over ~100 classes, bounded so that the head cannot lower the loss by growing its weights.
+COSINE_SCALE = 20.0
+
+
+class CosineClassifier(nn.Module):
+    """Logits = scale x cosine between the pooled vector and each class's weight vector (a normalised
+    softmax, as in NormFace/CosFace without the margin). Sentence encoders are trained to compare
+    vectors by cosine; this head reads them the same way. It has no bias."""
+
+    def __init__(self, hidden: int, labels: int, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(labels, hidden))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.scale * nn.functional.linear(_unit(pooled), _unit(self.weight))
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    # Not F.normalize: its clamp exports a CastLike that ONNX Runtime warns it cannot fold.
+    unit: torch.Tensor = x / (x.norm(dim=-1, keepdim=True) + 1e-12)
+    return unit
 
 
 class PooledClassifierConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
     model_type = MODEL_TYPE
 
-    def __init__(self, encoder_model_type: str = "bert", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        encoder_model_type: str = "bert",
+        classifier_head: str = "linear",
+        cosine_scale: float = COSINE_SCALE,
+        **kwargs: Any,
+    ) -> None:
         self.encoder_model_type = encoder_model_type
+        self.classifier_head = classifier_head  # linear | cosine
+        self.cosine_scale = cosine_scale
         super().__init__(**kwargs)
 
     @classmethod
@@ -62,7 +102,12 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):  # type: ignore[n
         if dropout is None:
             dropout = getattr(config, "hidden_dropout_prob", 0.1)
         self.dropout = nn.Dropout(float(dropout))
-        self.classifier = nn.Linear(int(config.hidden_size), int(config.num_labels or 2))
+        hidden, labels = int(config.hidden_size), int(config.num_labels or 2)
+        self.classifier: nn.Module = (
+            CosineClassifier(hidden, labels, float(config.cosine_scale))
+            if config.classifier_head == "cosine"
+            else nn.Linear(hidden, labels)
+        )
         self.post_init()  # type: ignore[no-untyped-call]
 
     def forward(

@@ -61,6 +61,7 @@ def task_context(spec: TrainSpec, manifest: dataformat.DatasetManifest, tokenize
         mlm_probability=spec.mlm_probability,
         label_smoothing=spec.label_smoothing,
         rdrop=spec.rdrop,
+        head=spec.head,
         seed=spec.seed,
     )
 

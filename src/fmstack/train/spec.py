@@ -68,6 +68,11 @@ class TrainSpec(BaseModel):
     prefix_length: int = Field(16, ge=1)
     # task options
     pooling: Literal["mean", "cls"] = "mean"
+    head: Literal["linear", "cosine"] = Field(
+        "linear",
+        description="Classification, a new head over the mean of the token states: linear, or cosine "
+        "(20 x the cosine between the pooled vector and each class's weights; no bias).",
+    )
     normalize: bool = True
     temperature: float = Field(0.05, gt=0)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
@@ -185,6 +190,19 @@ def _rules(values: dict[str, Any]) -> list[str]:
     if values.get("head_lr") is not None and (task != "classification" or method == "probe"):
         why = "probe trains only the head: use --lr" if method == "probe" else f"task {task!r} has no head"
         problems.append(f"head_lr: applies to classification with an encoder that trains too ({why})")
+    if values.get("head", "linear") != "linear" and (
+        task != "classification" or values.get("pooling") == "cls"
+    ):
+        why = (
+            "pooling 'cls' uses the architecture's own head"
+            if task == "classification"
+            else f"task {task!r} has no head"
+        )
+        problems.append(f"head: a cosine head is for classification with pooling 'mean' ({why})")
+    elif values.get("head", "linear") != "linear" and method not in ("full", "probe"):
+        problems.append(
+            f"head: a cosine head is saved with full and probe models only, not with {method!r} adapters"
+        )
     if values.get("layer_decay") is not None and method == "probe":
         problems.append("layer_decay: probe trains only the head, which has no layers; use --lr")
     if values.get("early_stopping") and not values.get("eval_every"):

@@ -52,12 +52,20 @@ def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
         for key, value in kwargs.items():
             setattr(source, key, value)
         if ctx.pooling == "mean":
-            model = PooledEncoderForSequenceClassification(PooledClassifierConfig.wrapping(source))
+            config = PooledClassifierConfig.wrapping(source, classifier_head=ctx.head)
+            model = PooledEncoderForSequenceClassification(config)
         else:
             model = AutoModelForSequenceClassification.from_config(source)  # type: ignore[no-untyped-call]
     elif ctx.pooling == "mean" and not _is_classifier(source):
-        model = PooledEncoderForSequenceClassification.from_encoder(source, **kwargs)
+        model = PooledEncoderForSequenceClassification.from_encoder(
+            source, classifier_head=ctx.head, **kwargs
+        )
     else:
+        if ctx.head != "linear":
+            raise InvalidInput(
+                f"{source} is already a classifier and keeps its own head: leave head at 'linear' "
+                "(a new head is built over an encoder, not over a trained classifier)"
+            )
         model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, **kwargs)
     if model.config.pad_token_id is None:  # decoder bases classify from the last non-pad token
         model.config.pad_token_id = ctx.pad_id
