@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.train import descriptor
+from fmstack.train.evaluate import evaluate
 from fmstack.train.inference import load
 from fmstack.train.pooled import (
     COSINE_SCALE,
@@ -74,11 +75,8 @@ def test_version_1_adapter_descriptors_meant_the_cls_head(tmp_path: Path) -> Non
     assert new is not None and new.pooling == "mean" and new.schema_version == 2
 
 
-@pytest.mark.parametrize("method", ["full", "probe"])
-def test_a_cosine_head_scores_by_cosine_and_saves_and_loads(
-    hub: Hub, tiny_bert: str, topics: str, method: str
-) -> None:
-    ref = finetune(hub, tiny_bert, topics, method=method, head="cosine")
+def test_a_cosine_head_scores_by_cosine_and_saves_and_loads(hub: Hub, tiny_bert: str, topics: str) -> None:
+    ref = finetune(hub, tiny_bert, topics, head="cosine")
     model = AutoModelForSequenceClassification.from_pretrained(hub.checkout(ref)).eval()
     assert isinstance(model.classifier, CosineClassifier)
     ids = torch.tensor([[2, 7, 9, 3]])
@@ -91,15 +89,24 @@ def test_a_cosine_head_scores_by_cosine_and_saves_and_loads(
     torch.testing.assert_close(load(hub, ref).model(input_ids=ids).logits, logits)
 
 
+@pytest.mark.parametrize("method", ["probe", "lora", "adapter"])
+def test_every_method_keeps_its_cosine_head(hub: Hub, tiny_bert: str, topics: str, method: str) -> None:
+    spec = {"task": "classification", "base": tiny_bert, "data": topics, "max_steps": 4, "batch_size": 8}
+    result = train(hub, parse_spec({**spec, "output": "test/cls", "method": method, "head": "cosine"}))
+    loaded = load(hub, result.output.ref)
+    assert any(isinstance(m, CosineClassifier) for m in loaded.model.modules())
+    # the version loads back to the weights the run evaluated in memory
+    again = evaluate(loaded, hub.checkout(topics), "validation")
+    assert again["loss"] == pytest.approx(result.metrics["loss"], rel=1e-5)
+
+
 def test_a_cosine_head_is_refused_where_it_would_not_be_built(hub: Hub, tiny_bert: str, topics: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_spec(
             {"task": "classification", "base": "a/b", "data": "c/d", "head": "cosine", "pooling": "cls"}
         )
     assert "pooling 'mean'" in str(caught.value)
-    with pytest.raises(InvalidInput, match="adapters"):
-        parse_spec(
-            {"task": "classification", "base": "a/b", "data": "c/d", "head": "cosine", "method": "lora"}
-        )
+    with pytest.raises(InvalidInput, match="has no head"):
+        parse_spec({"task": "embedding", "base": "a/b", "data": "c/d", "head": "cosine"})
     with pytest.raises(InvalidInput, match="already a classifier"):
         finetune(hub, finetune(hub, tiny_bert, topics), topics, head="cosine")

@@ -30,6 +30,7 @@ class AdapterDescriptor(BaseModel):
     labels: list[str] = []
     multi_label: bool = False
     pooling: Literal["mean", "cls"] = "mean"
+    head: Literal["linear", "cosine"] = "linear"  # classification with pooling mean: the head module
     normalize: bool = True
     max_length: int = 256
     head_file: str | None = None  # file holding the trained task head's weights, if any

@@ -94,7 +94,7 @@ def _adapter_version(hub: Hub, ref: str, folder: Path) -> Loaded:
             f"{ref} has no {descriptor.ADAPTER_DESCRIPTOR}: not an adapter written by fmstack train"
         )
     base_dir = hub.checkout(desc.base)
-    ctx = TaskContext(labels=desc.labels, multi_label=desc.multi_label, pooling=desc.pooling)
+    ctx = TaskContext(labels=desc.labels, multi_label=desc.multi_label, pooling=desc.pooling, head=desc.head)
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
         torch.manual_seed(desc.init_seed)  # the same initialisation as in training (see the descriptor)
         model = registry.task(desc.task).load_model(base_dir, ctx)

@@ -199,10 +199,6 @@ def _rules(values: dict[str, Any]) -> list[str]:
             else f"task {task!r} has no head"
         )
         problems.append(f"head: a cosine head is for classification with pooling 'mean' ({why})")
-    elif values.get("head", "linear") != "linear" and method not in ("full", "probe"):
-        problems.append(
-            f"head: a cosine head is saved with full and probe models only, not with {method!r} adapters"
-        )
     if values.get("layer_decay") is not None and method == "probe":
         problems.append("layer_decay: probe trains only the head, which has no layers; use --lr")
     if values.get("early_stopping") and not values.get("eval_every"):

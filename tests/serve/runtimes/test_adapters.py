@@ -24,7 +24,9 @@ from tests.serve.conftest import LABELS
 TEXTS = ["hello there", "I want a refund for my order", "where is my card"]
 
 
-def build_lora(base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool = False) -> Path:
+def build_lora(
+    base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool = False, head: str = "linear"
+) -> Path:
     """A LoRA classification adapter in fmstack train's format (mean-pooled head, the default), with
     weights made different per seed. ``hf_head`` builds it on the architecture's own head instead,
     which its descriptor does not say: an adapter that does not fit the model it loads on."""
@@ -42,7 +44,7 @@ def build_lora(base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool =
     if hf_head:
         model = AutoModelForSequenceClassification.from_pretrained(base, **labels)
     else:
-        model = PooledEncoderForSequenceClassification.from_encoder(base, **labels)
+        model = PooledEncoderForSequenceClassification.from_encoder(base, classifier_head=head, **labels)
     lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
     peft_model = get_peft_model(model, lora)
     generator = torch.Generator().manual_seed(seed)
@@ -52,7 +54,13 @@ def build_lora(base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool =
                 param.add_(torch.randn(param.shape, generator=generator) * 0.5)
     peft_model.save_pretrained(dest)
     descriptor = AdapterDescriptor(
-        method="lora", format="peft", base=base_ref, task="classification", labels=LABELS, max_length=64
+        method="lora",
+        format="peft",
+        base=base_ref,
+        task="classification",
+        labels=LABELS,
+        head=head,  # type: ignore[arg-type]
+        max_length=64,
     )
     write(dest, ADAPTER_DESCRIPTOR, descriptor)
     return dest
@@ -93,6 +101,23 @@ def test_adapters_share_one_base_and_answer_like_alone(served_hub: Hub, adapters
     for runtime in runtimes:
         runtime.close()
     assert loader.adapters.bases == 0
+
+
+def test_adapters_with_different_heads_get_bases_of_their_own(
+    served_hub: Hub, model_dirs: dict[str, Path], adapters: list[str], tmp_path: Path
+) -> None:
+    folder = build_lora(
+        model_dirs["encoder"], tmp_path / "cos", seed=9, base_ref="acme/embed:1", head="cosine"
+    )
+    cosine = served_hub.push("acme/intent-lora-cosine", folder, "adapter").ref
+    loader = HubLoader(served_hub, threads=1)
+    linear_runtime, cosine_runtime = loader(adapters[0])[1], loader(cosine)[1]
+    assert loader.adapters.bases == 2  # a cosine head cannot live in the linear head's model
+    for ref, runtime in ((adapters[0], linear_runtime), (cosine, cosine_runtime)):
+        np.testing.assert_allclose(
+            runtime.forward(runtime.encode(TEXTS)), _reference(served_hub, ref), atol=1e-5
+        )
+        runtime.close()
 
 
 def test_interleaved_requests_to_adapters_get_their_own_answers(

@@ -38,12 +38,15 @@ _SERVABLE_TASKS = ("classification", "embedding")
 
 @dataclass(frozen=True)
 class BaseKey:
-    """Adapters can share a base when all of this is equal (a classifier head's size depends on labels)."""
+    """Adapters can share a base when all of this is equal: the task model built on the base (a
+    classifier's head module depends on the pooling and head kind, its size on the labels)."""
 
     base: str  # exact base version, ns/name:N
     task: str
     labels: tuple[str, ...]
     multi_label: bool
+    pooling: str
+    head: str
 
 
 @dataclass(eq=False)
@@ -131,7 +134,12 @@ class AdapterPool:
         shareable = desc.format == "peft"
         # An unshareable adapter gets a key of its own, hence a base of its own.
         key = BaseKey(
-            desc.base if shareable else version.ref, desc.task, tuple(desc.labels), desc.multi_label
+            desc.base if shareable else version.ref,
+            desc.task,
+            tuple(desc.labels),
+            desc.multi_label,
+            desc.pooling,
+            desc.head,
         )
         name = re.sub(r"\W", "_", version.ref)  # PEFT adapter names become module names: no '.', '/', ':'
         with self._lock:
