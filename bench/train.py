@@ -4,8 +4,8 @@ side on the same model, data, batch, epochs and learning rate, in the same run.
 
     .venv/bin/python bench/train.py --epochs 3 --max-length 64 --methods probe,full,lora,ia3,adapter,prefix
     .venv/bin/python bench/train.py --subsample 8 --epochs 2 --max-length 32   # bounded, shared CPUs
-    # the best configuration so far: full fine-tuning, 5 epochs, a learning rate of its own for the fresh head
-    .venv/bin/python bench/train.py --methods full --epochs 5 --lr full=1e-4 --head-lr 3e-3 --no-baseline
+    # the best configuration so far: full fine-tuning, 5 epochs, a cosine head with a learning rate of its own
+    .venv/bin/python bench/train.py --methods full --epochs 5 --lr full=1e-4 --head-lr 3e-3 --head cosine --no-baseline
     # supervised-contrastive stage on the labels first, then each method from that encoder
     .venv/bin/python bench/train.py --methods probe,ia3 --scl-epochs 1 --no-baseline
 
