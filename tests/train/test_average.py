@@ -15,6 +15,7 @@ from fmstack.train.average import WeightAverage
 from fmstack.train.loop import Loop, Progress
 from fmstack.train.prepare import prepare
 from fmstack.train.spec import parse_spec
+from tests.train.conftest import fit
 
 
 def _expected(snapshots: list[dict[str, torch.Tensor]], decay: float) -> dict[str, torch.Tensor]:
@@ -82,3 +83,12 @@ def test_ema_must_be_a_decay_below_one() -> None:
     with pytest.raises(InvalidInput, match="ema"):
         parse_spec({**base, "ema": 1.0})
     assert parse_spec({**base, "ema": 0.999}).ema == 0.999
+
+
+def test_resuming_with_ema_from_a_run_without_it_says_what_to_do(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    spec = {"task": "classification", "base": tiny_bert, "data": topics, "batch_size": 8, "max_steps": 2}
+    fit(hub, tmp_path, **spec, save_every=1)
+    with pytest.raises(InvalidInput, match="without --ema"):
+        fit(hub, tmp_path, **spec, save_every=1, ema=0.9, resume=True)

@@ -1,5 +1,6 @@
-"""Checkpoints for exact resume: trainable weights, best and averaged weights (safetensors), optimizer, scheduler and grad-scaler
-state, every process's RNG state, and the loop position (step, best metric, evaluations without gain).
+"""Checkpoints for exact resume: trainable weights, the best and the averaged ones (safetensors),
+optimizer, scheduler and grad-scaler state, every process's RNG state, and the loop position (step,
+best metric, evaluations without gain).
 
 A checkpoint is written into ``.tmp-step-N`` and renamed to ``step-N`` only when complete, so a run
 killed mid-write leaves the previous checkpoint intact; the newest ``step-N`` is the one resumed.

@@ -18,6 +18,7 @@ import torch
 from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch import nn
 
+from fmstack.errors import InvalidInput
 from fmstack.train import checkpoint
 from fmstack.train.average import WeightAverage
 from fmstack.train.batches import epoch_batches, micro_batches
@@ -198,7 +199,10 @@ class Loop:
         self.bad_evals, self.history, self.best_weights = state["bad_evals"], state["history"], saved["best"]
         if self.average is not None:
             if saved["average"] is None:
-                raise RuntimeError(f"{path} holds no weight average; resume needs a checkpoint of this spec")
+                raise InvalidInput(
+                    f"{path} holds no weight average: it was written by a run without --ema. Resume "
+                    "with that run's options, or start again without --resume"
+                )
             self.average.load(saved["average"], state["average_updates"])
         return self.step
 
