@@ -81,6 +81,7 @@ def fine_tune(hub: Any, data: str, args: argparse.Namespace) -> tuple[str, float
         lr=args.lr,
         batch_size=32,
         max_length=64,
+        head=args.head,
     )
     start = time.perf_counter()
     result = train(hub, spec)
@@ -299,6 +300,7 @@ def main() -> int:
     parser.add_argument("--train-limit", type=int, default=4000, help="training rows used for fine-tuning")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1.5e-4)
+    parser.add_argument("--head", choices=["linear", "cosine"], default="linear", help="classification head")
     parser.add_argument(
         "--eval-limit", type=int, default=1000, help="test rows (a random sample) for accuracy"
     )
