@@ -26,6 +26,8 @@ class WeightAverage:
         self.updates = 0
         self._params = {n: p for n, p in module.named_parameters() if p.requires_grad}
         self._avg = {n: p.detach().clone().float() for n, p in self._params.items()}
+        # the same tensors in matching order, for one fused update per step
+        self._pairs = ([self._avg[n] for n in self._params], [p.detach() for p in self._params.values()])
 
     def rate(self) -> float:
         """The decay of the next update."""
@@ -33,11 +35,8 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self) -> None:
-        weight = 1.0 - self.rate()
-        names = list(self._params)
-        torch._foreach_lerp_(
-            [self._avg[n] for n in names], [self._params[n].detach().float() for n in names], weight
-        )
+        averages, params = self._pairs
+        torch._foreach_lerp_(averages, [p.float() for p in params], 1.0 - self.rate())
         self.updates += 1
 
     def state(self) -> dict[str, torch.Tensor]:
