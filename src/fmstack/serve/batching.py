@@ -86,15 +86,16 @@ def next_batch(pending: Sequence[P], limits: Limits) -> list[P]:
     """
     if not pending:
         return []
-    anchor = pending[0]
+    lengths = [p.length for p in pending]
+    anchor = lengths[0]  # the oldest text's
     # Closest length to the anchor first; among equals, the older first (index breaks ties).
-    order = sorted(range(1, len(pending)), key=lambda i: (abs(pending[i].length - anchor.length), i))
-    batch = [anchor]
-    longest, real = anchor.length, anchor.length
+    order = sorted(range(1, len(pending)), key=lambda i: (abs(lengths[i] - anchor), i))
+    batch = [pending[0]]
+    longest, real = anchor, anchor
     for i in order:
         if len(batch) >= limits.max_size:
             break
-        length = pending[i].length
+        length = lengths[i]
         wider, size = max(longest, length), len(batch) + 1
         if wider * size <= limits.max_tokens and real + length >= limits.min_fill * wider * size:
             batch.append(pending[i])

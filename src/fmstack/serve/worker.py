@@ -52,22 +52,21 @@ class Ticket:
     def result_or_none(self) -> NDArray[np.float32] | None:
         if self.remaining:
             return None
+        if len(self.rows) == 1 and self.rows[0] is not None:  # most requests carry one text
+            return self.rows[0][np.newaxis]
         return np.stack([r for r in self.rows if r is not None])
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Item:
     """One text waiting for a batch (satisfies ``batching.Pending``)."""
 
     ids: list[int]
+    length: int  # len(ids): read many times per batch decision, so stored rather than computed
     arrival: float
     deadline: float
     ticket: Ticket
     index: int  # position of the text in its request
-
-    @property
-    def length(self) -> int:
-        return len(self.ids)
 
     @property
     def dropped(self) -> bool:
@@ -141,7 +140,7 @@ class ModelWorker:
                     f"{self.max_queue}); retry in {wait} s",
                     retry_after_s=wait,
                 )
-            self._pending.extend(Item(list(t), now, deadline, ticket, i) for i, t in enumerate(ids))
+            self._pending.extend(Item(list(t), len(t), now, deadline, ticket, i) for i, t in enumerate(ids))
             self.observer.depth(len(self._pending))
             self._cond.notify()
         return ticket
