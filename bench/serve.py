@@ -60,7 +60,8 @@ class Sample:
 
     latencies: list[float]  # of every request, those answered after ``seconds`` included
     errors: int
-    seconds: float  # until the first client stopped sending: the stretch at full concurrency
+    # From the first answer until the first client stopped sending: the stretch at full concurrency.
+    seconds: float
     answered: int  # requests answered within ``seconds``
     cpu_s: float = 0.0  # the server's CPU during the stretch, all threads
     loop_cpu_s: float = 0.0  # of which its main thread
@@ -136,33 +137,42 @@ async def run_level(
 ) -> Sample:
     parsed = httpx.URL(url)
     latencies: list[float] = []
+    answered_at: list[float] = []
     errors = 0
     issued = 0
     stop_at = time.perf_counter() + seconds
     bodies = [json.dumps({"model": model, "input": t}).encode() for t in texts]
-    # Once the first client stops, the level drains at ever lower concurrency: the rate counts
-    # until then, so that cutting a level into slices does not add a drain's idle cores per slice.
-    window: list[float] = []  # [seconds, requests answered by then]
+    # The rate counts answers from the first answer (before it the pipeline is filling: the first
+    # batches compute, nothing is answered yet) until the first client stops sending (after it the
+    # level drains at ever lower concurrency). Both edges would otherwise count each slice's fill
+    # and drain as load; the offline limit has neither.
+    stopped: list[float] = []
 
     async def client(index: int) -> None:
         nonlocal issued, errors
         conn = Connection(parsed.host, parsed.port or 80)
+        sent = False
         try:
             while issued < max_requests and time.perf_counter() < stop_at:
+                sent = True
                 body = bodies[(issued + index * 7919) % len(bodies)]
                 issued += 1
                 start = time.perf_counter()
                 status = await conn.post("/v1/embeddings", body)
-                latencies.append(time.perf_counter() - start)
+                answered_at.append(now := time.perf_counter())
+                latencies.append(now - start)
                 errors += status != 200
-            if not window:
-                window.extend((time.perf_counter() - began, len(latencies)))
+            if sent:  # a client left without work by --max-requests never sent at full concurrency
+                stopped.append(time.perf_counter())
         finally:
             conn.close()
 
-    began = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
-    return Sample(latencies, errors, window[0], int(window[1]))
+    if not answered_at:
+        return Sample(latencies, errors, 0.0, 0)
+    first, last = min(answered_at), stopped[0]
+    answered = sum(1 for t in answered_at if first < t <= last)
+    return Sample(latencies, errors, last - first, answered)
 
 
 def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level:
@@ -175,7 +185,7 @@ def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level
         requests=len(ordered),
         errors=sum(s.errors for s in samples),
         seconds=round(elapsed, 2),
-        rps=round(sum(s.answered for s in samples) / elapsed, 1),
+        rps=round(sum(s.answered for s in samples) / elapsed, 1) if elapsed else 0.0,
         p50_ms=round(1000 * statistics.median(ordered), 2),
         p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
         cpu_ms_per_request=round(1000 * sum(s.cpu_s for s in samples) / requests, 2),
@@ -222,19 +232,24 @@ def warm_up(url: str, model: str, texts: Sequence[str]) -> None:
 
 @dataclass
 class _Item:
-    length: int
+    ids: list[int]
     arrival: float
-    index: int
     deadline: float = float("inf")
     dropped: bool = False
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
 
 
 class Offline:
     """The serving runtime itself, with no server: texts/s batching the same texts the same way.
 
     It takes each batch with the server's ``next_batch`` rules from a queue in arrival order, and
-    computes as many batches at once as the server does (``RuntimeInfo.batches``). Every text is
-    computed once, so the offline texts have the same mix of lengths as the requests. The queue:
+    computes as many batches at once as the server does (``RuntimeInfo.batches``). Each text is
+    tokenised as it joins the queue, one at a time, as the server tokenises each request on arrival:
+    texts in, vectors out, like any embedding job. The texts go round in order, so the offline texts
+    have the same mix of lengths as the requests. The queue:
 
     - ``in_system=c``: the limit of a server at concurrency ``c``. ``c`` texts are in the system at
       all times, queued or computing, as with ``c`` clients that each send the next text when the
@@ -255,7 +270,7 @@ class Offline:
         from fmstack.serve.loader import load_runtime
 
         _, self.runtime = load_runtime(hub, ref, threads)  # type: ignore[arg-type]
-        self.ids = self.runtime.encode(list(texts))
+        self.texts = list(texts)
 
     def rate(self, size: int, max_tokens: int, seconds: float) -> float:
         """texts/s from a deep queue."""
@@ -266,8 +281,8 @@ class Offline:
         from fmstack.serve.batching import Limits, next_batch
 
         limits = Limits(max_tokens=max_tokens, max_size=size, max_wait_s=0, min_fill=self.min_fill)
-        ids, n = self.ids, len(self.ids)
-        self.runtime.forward(ids[:size])  # warm-up
+        texts, n = self.texts, len(self.texts)
+        self.runtime.forward(self.runtime.encode(texts[:size]))  # warm-up
         lock = threading.Condition()
         pending: list[_Item] = []
         arrived = done = computing = 0
@@ -282,7 +297,7 @@ class Offline:
         def top_up() -> None:
             nonlocal arrived
             while not full():
-                pending.append(_Item(len(ids[arrived % n]), arrived, arrived % n))
+                pending.append(_Item(self.runtime.encode([texts[arrived % n]])[0], arrived))
                 arrived += 1
 
         def take() -> list[_Item]:
@@ -302,7 +317,7 @@ class Offline:
             nonlocal done, computing
             while time.perf_counter() < stop_at:
                 batch = take()
-                self.runtime.forward([ids[item.index] for item in batch])
+                self.runtime.forward([item.ids for item in batch])
                 with lock:
                     done += len(batch)
                     computing -= len(batch)
@@ -319,8 +334,8 @@ class Offline:
         """(count, dimensions) embeddings of the first texts, in batches of 32."""
         import numpy as np
 
-        chunks = [self.ids[i : min(i + 32, count)] for i in range(0, count, 32)]
-        return np.concatenate([self.runtime.forward(chunk) for chunk in chunks])
+        chunks = [self.texts[i : min(i + 32, count)] for i in range(0, count, 32)]
+        return np.concatenate([self.runtime.forward(self.runtime.encode(chunk)) for chunk in chunks])
 
 
 @dataclass
