@@ -525,7 +525,7 @@ def main() -> None:
         help="Also serve the int8 ONNX export (what the demo puts in production).",
     )
     parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--min-batch-fill", type=float, default=0.9)
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
