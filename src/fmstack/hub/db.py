@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,9 @@ def create_hub_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database:
+    if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _use_wal(Path(database))
     engine = create_engine(url, connect_args={"timeout": 60})
 
     @event.listens_for(engine, "connect")
@@ -50,9 +52,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # process committed in between. BEGIN IMMEDIATE takes the write lock up front and waits for it.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -61,6 +62,20 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(database: Path) -> None:
+    """Switch the file to WAL once; the mode is stored in the file, so later connections inherit it.
+
+    Switching needs an exclusive lock, and when two connections race to switch a new file, SQLite
+    answers one of them "database is locked" at once, without waiting (its deadlock guard), so the
+    switch happens here, one process at a time, rather than on every connect."""
+    with FileLock(f"{database}.lock"):
+        conn = sqlite3.connect(database, timeout=60)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
 
 
 def _alembic_config(engine: Engine) -> Any:
