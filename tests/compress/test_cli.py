@@ -18,6 +18,8 @@ def test_json_output_and_exit_codes(
     out = json.loads(capsys.readouterr().out)  # stdout holds JSON only: no progress lines
     assert out["registered"] and out["version"] == "acme/cli-out:1"
     assert out["report"]["steps"] == ["onnx export", "graph optimisation", "int8 dynamic per-channel"]
+    assert main(["eval", "acme/cli-out:1", "--data", eval_data, "--json"]) == 0  # ONNX Runtime scores it
+    assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"] > 0.9
     # embeddings move under heavy head pruning, so a zero limit refuses them
     refused = ["compress", encoder, "--prune", "0.75", "--structured", "heads", "--eval-data", eval_data]
     assert (

@@ -12,17 +12,19 @@ from fmstack.hub import Hub
 
 
 def evaluate(
-    ref: Annotated[str, typer.Argument(help="Model or adapter version ref to evaluate.")],
+    ref: Annotated[str, typer.Argument(help="Model, adapter or ONNX version ref to evaluate.")],
     data: Annotated[str, typer.Option("--data", "-d", help="Dataset version ref.")],
     split: Annotated[str, typer.Option("--split", help="Dataset split to score.")] = "test",
     json_output: JsonFlag = False,
 ) -> None:
     """Metrics of any model or adapter version on a dataset split (the training metrics: accuracy,
-    macro-F1 and per-class report; recall@k; perplexity), recorded as an eval run in the hub."""
+    macro-F1 and per-class report; recall@k; perplexity), recorded as an eval run in the hub. ONNX
+    versions written by `fmstack compress` run in ONNX Runtime, as the server runs them."""
+    from fmstack.compress.loaded import load_version
     from fmstack.train.evaluate import eval_run
 
     with Hub.open() as hub:
-        run_id, metrics = eval_run(hub, ref, data, split)
+        run_id, metrics = eval_run(hub, ref, data, split, load_version)
     emit({"run_id": run_id, "metrics": metrics}, json_output, lambda: _show(run_id, metrics))
 
 

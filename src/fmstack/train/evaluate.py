@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,10 +22,12 @@ def evaluate(loaded: Loaded, data_dir: Any, split: str = "test", batch_size: int
     Classification labels are matched by name to the model's labels."""
     task = registry.task(loaded.task)
     ctx = loaded.context()
+    if loaded.task == "embedding":  # labels only group texts that answer each other: the data's own
+        ctx = dataclasses.replace(ctx, labels=list(dataformat.read_manifest(data_dir).labels))
     rows = task.encode(dataformat.read_split(data_dir, split), loaded.tokenizer, ctx)
     rows = [task.finalize(r, (-1, i), ctx) for i, r in enumerate(rows)]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].get("input_ids", ())))
-    device = next(loaded.model.parameters()).device
+    device = next(loaded.model.parameters(), torch.empty(0)).device  # an ONNX module has none: CPU
     batches = [
         {k: v.to(device) for k, v in task.collate([rows[i] for i in order[s : s + batch_size]], ctx).items()}
         for s in range(0, len(order), batch_size)
@@ -33,14 +37,17 @@ def evaluate(loaded: Loaded, data_dir: Any, split: str = "test", batch_size: int
     return metrics
 
 
-def eval_run(hub: Hub, ref: str, data: str, split: str = "test") -> tuple[int, dict[str, Any]]:
-    """Evaluate a model or adapter version and record it as an ``eval`` run; returns (run id, metrics)."""
+def eval_run(
+    hub: Hub, ref: str, data: str, split: str = "test", loader: Callable[[Hub, str], Loaded] = load
+) -> tuple[int, dict[str, Any]]:
+    """Evaluate a model or adapter version and record it as an ``eval`` run; returns (run id, metrics).
+    ``loader`` loads the version (compress passes one that also runs ONNX versions)."""
     model_ref, data_ref = hub.resolve(ref).ref, hub.resolve(data).ref
     run_id = hub.runs.start(
         "eval", {"model": model_ref, "data": data_ref, "split": split}, inputs=[model_ref, data_ref]
     )
     try:
-        metrics = evaluate(load(hub, model_ref), hub.checkout(data_ref), split)
+        metrics = evaluate(loader(hub, model_ref), hub.checkout(data_ref), split)
     except BaseException as exc:
         hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
         hub.runs.finish(run_id, "failed")
