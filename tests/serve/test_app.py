@@ -151,6 +151,16 @@ def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:
         assert "use /v1/classify" in error("/v1/embeddings", {"model": "acme/intent", "input": "x"}, 400)
         assert "use /v1/embeddings" in error("/v1/classify", {"model": "acme/embed", "input": "x"}, 400)
         assert "'input' is empty" in error("/v1/classify", {"model": "acme/intent", "input": []}, 422)
+        assert "input 1 is empty or only whitespace" in error(
+            "/v1/embeddings", {"model": "acme/embed", "input": ["ok", " "]}, 422
+        )
+        assert "input 0 is empty" in error("/v1/classify", {"model": "acme/intent", "input": ""}, 422)
+        form = client.post(
+            "/v1/classify",
+            content=b'{"model": "acme/intent", "input": "x"}',
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert form.status_code == 415 and "Content-Type: application/json" in form.json()["error"]["message"]
         assert "model: Field required" in error("/v1/classify", {"input": "x"}, 422)
         assert _metric(client, "fmstack_serve_requests_total", model="acme/embed", status="413") == 1
         # Label values come from what the server serves, never from what a client sends: a label per
@@ -170,8 +180,14 @@ def test_inference_routes_answered_directly_are_still_documented(serve: Serve) -
         assert {"/v1/embeddings", "/v1/classify", "/v2/models/{name}/infer"} <= set(paths)
         broken = client.post("/v1/embeddings", content=b'{"model": "acme/embed", "input": ')
         assert broken.status_code == 422 and "invalid request body" in broken.json()["error"]["message"]
-        assert client.get("/v1/embeddings").status_code == 405
         assert client.post("/v2/models/acme/embed/infer", content=b"[]").status_code == 422
+        # FastAPI's own 404 and 405 answer in the same shapes as every other error
+        for method, path, status in [("GET", "/v1/embeddings", 405), ("GET", "/v1/nothing", 404)]:
+            r = client.request(method, path)
+            assert r.status_code == status and set(r.json()["error"]) == {"message", "type", "param", "code"}
+        wrong = client.get("/v2/models/acme/embed/infer")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+        assert wrong.json() == {"error": "Method Not Allowed: GET /v2/models/acme/embed/infer"}
 
 
 def test_a_full_queue_answers_429_with_retry_after(serve: Serve) -> None:

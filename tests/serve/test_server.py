@@ -100,14 +100,26 @@ def test_past_the_drain_deadline_the_server_still_exits_0(served_hub: Hub) -> No
 
 
 def test_the_cli_exits_1_when_a_model_cannot_load(
-    served_hub: Hub, capsys: pytest.CaptureFixture[str]
+    served_hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["serve", "acme/missing", "--port", "0", "--log-level", "error"]) == 1
     assert "acme/missing" in capsys.readouterr().err
+    (tmp_path / "rows.csv").write_text("text\nhi\n")
+    served_hub.push("acme/not-a-model", tmp_path, "dataset")  # resolves, but is no model
+    assert main(["serve", "acme/not-a-model", "--port", "0", "--log-level", "error"]) == 1
+    assert "cannot serve" in capsys.readouterr().err
+    assert main(["serve", "acme/intent-onnx", "--host", "no such host", "--log-level", "error"]) == 1
+    assert "use an address of this machine for --host" in capsys.readouterr().err
 
 
 def test_the_cli_refuses_bad_options(fmstack_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "acme/x", "--max-batch-size", "0"]) == 1
-    assert "max_batch_size" in capsys.readouterr().err
+    assert main(["serve", "acme/x", "--max-batch-size", "0", "--request-timeout", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--max-batch-size: Input should be greater than or equal to 1" in err
+    assert "--request-timeout: Input should be greater than 0" in err
     assert main(["serve", "not a ref"]) == 1
     assert "bad ref" in capsys.readouterr().err
+    assert main(["serve", "acme/x", "--log-level", "loud"]) == 1
+    assert "--log-level 'loud': use one of debug, info, warning, error" in capsys.readouterr().err
+    assert main(["serve", "acme/x"]) == 1  # before listening: nothing to serve
+    assert "no repo named 'acme/x'" in capsys.readouterr().err

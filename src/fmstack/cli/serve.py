@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from fmstack.cli.output import err_console
 from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
 
 
 def _help(name: str) -> str:
@@ -24,6 +25,16 @@ def _default(name: str) -> Any:
     from fmstack.serve.settings import ServeSettings
 
     return ServeSettings.model_fields[name].default
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Settings whose flag is not their name with dashes (the CLI takes seconds without the unit suffix).
+_FLAGS = {"models": "REF", "request_timeout_s": "--request-timeout", "drain_timeout_s": "--drain-timeout"}
+
+
+def _flag(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def serve(
@@ -54,7 +65,7 @@ def serve(
     poll_aliases_s: Annotated[float, typer.Option(help=_help("poll_aliases_s"))] = _default("poll_aliases_s"),
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
     opentelemetry: Annotated[bool, typer.Option(help=_help("opentelemetry"))] = _default("opentelemetry"),
-    log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
     /healthz, /readyz and Prometheus /metrics. Requests are batched per model by a token budget.
@@ -84,8 +95,15 @@ def serve(
             opentelemetry=opentelemetry,
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_flag(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"bad serve options: {problems}") from None
+    if log_level.lower() not in LOG_LEVELS:
+        raise InvalidInput(
+            f"bad serve options: --log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}"
+        )
+    with Hub.open() as hub:  # an unknown ref fails here, before the server starts listening
+        for ref in refs:
+            hub.resolve(ref)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)

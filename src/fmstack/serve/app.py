@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmstack import __version__
@@ -28,6 +29,7 @@ from fmstack.serve.errors import (
     DeadlineExceeded,
     InputTooLarge,
     ModelNotReady,
+    NotJSON,
     QueueFull,
 )
 from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
@@ -44,6 +46,7 @@ _STATUS: list[tuple[type[FmstackError], int, str]] = [
     (QueueFull, 429, "rate_limit_exceeded"),
     (DeadlineExceeded, 504, "timeout"),
     (InputTooLarge, 413, "invalid_request_error"),
+    (NotJSON, 415, "invalid_request_error"),
     (ModelNotReady, 503, "server_unavailable"),
     (ClientDisconnected, 499, "client_closed_request"),
     (NotFound, 404, "not_found_error"),
@@ -163,9 +166,19 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(_error_body(request.url.path, message, "invalid_request_error", 422), 422)
 
 
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own errors (no such path: 404; a path without this method: 405) in our shapes."""
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    body = _error_body(
+        request.url.path, f"{exc.detail}: {request.method} {request.url.path}", kind, exc.status_code
+    )
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
+
+
 _ERROR_HANDLERS: ErrorHandlers = {
     FmstackError: _fmstack_error,  # type: ignore[dict-item]
     RequestValidationError: _validation_error,  # type: ignore[dict-item]
+    HTTPException: _http_error,  # type: ignore[dict-item]
 }
 
 

@@ -3,6 +3,7 @@
     QueueFull          the model's queue holds ``max_queue`` texts already      -> HTTP 429 + Retry-After
     DeadlineExceeded   the request waited past its deadline before an answer     -> HTTP 504
     InputTooLarge      too many texts, or a body over the size limit             -> HTTP 413
+    NotJSON            a body whose Content-Type is not JSON                     -> HTTP 415
     ModelNotReady      the model is known but not loaded (starting or draining)  -> HTTP 503
 
 A text longer than the model accepts is ``fmstack.errors.InvalidInput`` (HTTP 422), like any bad input.
@@ -27,6 +28,10 @@ class DeadlineExceeded(FmstackError):
 
 class InputTooLarge(InvalidInput):
     """The request is larger than a configured limit (the message names it)."""
+
+
+class NotJSON(InvalidInput):
+    """The request body is declared as something other than JSON."""
 
 
 class ModelNotReady(FmstackError):

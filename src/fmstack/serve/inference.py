@@ -39,7 +39,7 @@ async def predict(
 ) -> Prediction:
     served = state.models.get(name)
     request.state.model = served.name
-    _check_count(texts, state.settings.max_inputs)
+    _check_texts(texts, state.settings.max_inputs)
     deadline = time.monotonic() + state.settings.request_timeout_s
     gone = _client_gone(request)
     for _attempt in range(3):
@@ -125,8 +125,8 @@ def _deadline_fails(ticket: Ticket, timeout_s: float) -> None:
     ticket.abandon("deadline")
     ticket.future.set_exception(
         DeadlineExceeded(
-            f"no answer within the request deadline of {timeout_s} s (--request-timeout); "
-            "the server is overloaded"
+            f"no answer within the request deadline of {timeout_s} s (--request-timeout): the server "
+            "is busy, or the deadline is too short for this request"
         )
     )
 
@@ -138,11 +138,14 @@ async def _disconnected(request: Request) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-def _check_count(texts: list[str], limit: int) -> None:
+def _check_texts(texts: list[str], limit: int) -> None:
     if not texts:
         raise InvalidInput("'input' is empty: send at least one text")
     if len(texts) > limit:
         raise InputTooLarge(f"{len(texts)} texts in one request; the limit is {limit} (--max-inputs)")
+    if not all(t and not t.isspace() for t in texts):  # a model's answer to no text means nothing
+        blank = next(i for i, t in enumerate(texts) if not t or t.isspace())
+        raise InvalidInput(f"input {blank} is empty or only whitespace: send text")
 
 
 def _check_task(served: ServedModel, info: RuntimeInfo, task: Task | None) -> None:

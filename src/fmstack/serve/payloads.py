@@ -21,11 +21,17 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from fmstack.serve.errors import NotJSON
+
 Body = TypeVar("Body", bound=BaseModel)
 
 
 async def read_body(request: Request, schema: type[Body]) -> Body:
-    """The request's JSON body as ``schema``; ``RequestValidationError`` (422) when it does not fit."""
+    """The request's JSON body as ``schema``; ``RequestValidationError`` (422) when it does not fit,
+    ``NotJSON`` (415) when it says it is not JSON (no Content-Type at all is read as JSON)."""
+    kind = request.headers.get("content-type")
+    if kind is not None and "json" not in kind.lower():
+        raise NotJSON(f"the body's Content-Type is {kind!r}; send JSON with 'Content-Type: application/json'")
     try:
         return schema.model_validate_json(await request.body())
     except ValidationError as exc:

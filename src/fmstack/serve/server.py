@@ -8,6 +8,7 @@ process then exits 0. A second SIGINT (Ctrl+C) forces the exit.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import signal
@@ -63,7 +64,11 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            way_out = "use an address of this machine for --host (0.0.0.0: all of them)"
+        else:
+            way_out = "pick another --port"
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}; {way_out}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -47,7 +47,9 @@ class ServeSettings(BaseModel):
     )
     max_queue: int = Field(2048, ge=1, description="Most texts waiting per model; more are refused with 429.")
     max_inputs: int = Field(2048, ge=1, description="Most texts in one request (413 above).")
-    max_body_bytes: int = Field(8_000_000, ge=1024, description="Largest request body (413 above).")
+    max_body_bytes: int = Field(
+        8_000_000, ge=1024, description="Largest request body in bytes, at least 1024 (413 above)."
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of a request (504 past it).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish before exit."
@@ -64,7 +66,8 @@ class ServeSettings(BaseModel):
         None,
         ge=1,
         description="Compute threads per model (default: every core of this machine). An ONNX model "
-        "computes that many batches at once, one thread each; PyTorch splits each batch across them.",
+        "computes up to 2 batches at once and splits each across its share of the threads; PyTorch "
+        "splits each batch across all of them.",
     )
 
     @field_validator("models")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from numpy.typing import NDArray
 
@@ -61,6 +61,14 @@ def _outputs(task: str, labels: tuple[str, ...], values: NDArray[np.float32]) ->
             {"name": "scores", "datatype": "FP32", "shape": [n, len(labels)], "data": flat},
         ]
     return [{"name": "embedding", "datatype": "FP32", "shape": list(values.shape), "data": flat}]
+
+
+@router.api_route(
+    "/v2/models/{name:path}/infer", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def infer_other_method(name: str) -> None:
+    # Without this, GET .../infer would reach model metadata below and ask for a model named ".../infer".
+    raise HTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
 
 
 @router.get("/v2/models/{name:path}", response_model=ModelMetadata)
