@@ -36,3 +36,14 @@ def test_usage_errors_exit_1(hub: Hub, classifier: str, capsys: pytest.CaptureFi
     assert main(["compress", "acme/nope"]) == 1
     assert main(["compress", classifier, "--static-calibration"]) == 1
     assert "needs --quantize int8" in capsys.readouterr().err
+
+
+def test_compressing_again_says_the_result_already_exists(
+    hub: Hub, classifier: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["compress", classifier, "--latency-runs", "1", "--output", "acme/twice"]
+    assert main(args) == 0
+    assert "registered acme/twice:1" in capsys.readouterr().out
+    assert main(args) == 0  # the export is deterministic: the same bytes
+    out = " ".join(capsys.readouterr().out.split())  # as read, whatever the terminal's width
+    assert "acme/twice:1 already holds exactly this result (from run 1); nothing new was stored" in out

@@ -40,13 +40,20 @@ def _show(result: object) -> None:
             report.metric.replace("_", " "),
             f"{b.quality:.2f}",
             f"{a.quality:.2f}",
-            f"{-report.drop_points:+.2f} points (limit {report.max_drop_points:g})",
+            f"{round(-report.drop_points, 2) + 0.0:+.2f} points (limit {report.max_drop_points:g})",  # no -0.00
         )
     console.print(f"[bold]{report.parent}[/]: {' -> '.join(report.steps)}")
     console.print(table)
-    if result.version is not None:
+    version = result.version
+    if version is not None and version.run_id not in (None, result.run_id):
         console.print(
-            f"registered [bold]{result.version.ref}[/] (run {result.run_id}, compressed from {report.parent})"
+            f"[bold]{version.ref}[/] already holds exactly this result (from run {version.run_id}); "
+            f"nothing new was stored (run {result.run_id})"
+        )
+    elif version is not None:
+        forced = " [bold yellow]despite a drop over the limit (--force)[/]" if report.forced else ""
+        console.print(
+            f"registered [bold]{version.ref}[/]{forced} (run {result.run_id}, compressed from {report.parent})"
         )
     else:
         console.print(
@@ -92,7 +99,9 @@ def compress(
     ] = None,
     eval_split: Annotated[
         str | None,
-        typer.Option("--eval-split", help="Split of --eval-data (default: test, else validation)."),
+        typer.Option(
+            "--eval-split", help="Split of --eval-data (default: test, else validation, else train)."
+        ),
     ] = None,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="At most this many eval rows.")] = 1000,
     max_accuracy_drop: Annotated[

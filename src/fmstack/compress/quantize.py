@@ -55,9 +55,21 @@ class _Reader:
 
 
 def quantize_static_int8(src: Path, dest: Path, per_channel: bool, calibration: Sequence[Batch]) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    import onnxruntime as ort
 
     _quiet()
+    # The calibration session warns "Removing initializer ..." for each weight the graph no longer
+    # reads; only errors from ONNX Runtime's own logger while it runs (2, warnings, is its default).
+    ort.set_default_logger_severity(3)
+    try:
+        _quantize_static(src, dest, per_channel, calibration)
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+def _quantize_static(src: Path, dest: Path, per_channel: bool, calibration: Sequence[Batch]) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     quantize_static(
         str(src),
         str(dest),

@@ -70,6 +70,8 @@ class CompressSpec(BaseModel):
             problems.append("static calibration needs --quantize int8")
         if self.calibration == "static" and not (self.calibration_data or self.eval_data):
             problems.append("static int8 needs calibration texts: give --calibration-data or --eval-data")
+        if self.calibration_data is not None and self.calibration != "static":
+            problems.append("--calibration-data is only read by static int8: add --static-calibration")
         if self.structured is not None and self.prune == 0.0:
             problems.append(f"--structured {self.structured} needs --prune FRACTION > 0")
         if self.max_accuracy_drop is not None and self.eval_data is None:
