@@ -122,6 +122,9 @@ def test_kserve_v2(serve: Serve) -> None:
         )
         assert bad.status_code == 422 and "shape [3] holds 3 texts, data has 1" in bad.json()["error"]
         assert client.get("/v2/models/acme/nope").status_code == 404
+        for endpoint in ("/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer"):
+            labels = {"model": "acme/intent-onnx", "endpoint": endpoint, "status": "200"}
+            assert _metric(client, "fmstack_serve_requests_total", **labels) == 1
 
 
 def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:

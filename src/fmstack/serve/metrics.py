@@ -76,14 +76,15 @@ class ServeMetrics:
 
 _V1 = frozenset({"/v1/embeddings", "/v1/classify", "/v1/models"})
 _ENDPOINTS = [
-    (re.compile(r"^/v2/models/.+/infer$"), "v2_infer"),
-    (re.compile(r"^/v2/models/.+/ready$"), "v2_model_ready"),
-    (re.compile(r"^/v2/models/.+$"), "v2_model"),
+    (re.compile(r"^/v2/models/.+/infer$"), "/v2/models/{name}/infer"),
+    (re.compile(r"^/v2/models/.+/ready$"), "/v2/models/{name}/ready"),
+    (re.compile(r"^/v2/models/.+$"), "/v2/models/{name}"),
 ]
 
 
 def endpoint_of(path: str) -> str | None:
-    """The endpoint label of an inference path; None for paths not worth a series (health, metrics,
+    """The endpoint label of an inference path, the route's template (the model's name is a label of its
+    own); None for paths not worth a series (health, metrics,
     paths nobody serves: a label per unknown path would let clients grow /metrics without bound)."""
     if path in _V1:
         return path

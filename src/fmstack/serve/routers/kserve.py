@@ -26,8 +26,9 @@ State = Annotated[ServerState, Depends(server_state)]
 
 
 @router.get("/v2/models/{name:path}/ready")
-async def model_ready(name: str, state: State) -> JSONResponse:
+async def model_ready(name: str, state: State, request: Request) -> JSONResponse:
     model = state.models.get(name)
+    request.state.model = model.name
     ready = model.current is not None and not state.draining
     return JSONResponse({"name": model.name, "ready": ready}, status_code=200 if ready else 503)
 
@@ -72,8 +73,9 @@ async def infer_other_method(name: str) -> None:
 
 
 @router.get("/v2/models/{name:path}", response_model=ModelMetadata)
-async def model_metadata(name: str, state: State) -> ModelMetadata:
+async def model_metadata(name: str, state: State, request: Request) -> ModelMetadata:
     model = state.models.get(name)
+    request.state.model = model.name
     loaded = model.loaded()
     info = loaded.runtime.info
     return ModelMetadata(
