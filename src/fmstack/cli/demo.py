@@ -110,9 +110,13 @@ def _show(s: DemoSummary, seconds: float) -> None:
         f"p95 {s.latency_ms.get('p95', 0):.1f} ms; embeddings from the base model: {s.embedding_dims} dims"
     )
     served = s.versions.get("production")
+    production = f"{served.repo if served else 'demo/intent-onnx'}@production"
+    data = s.versions.get("data")
     console.print("\n[bold]Next[/]")
-    console.print(f"  fmstack hub lineage {served.repo if served else 'demo/intent-onnx'}@production")
-    console.print(f"  fmstack serve {served.repo if served else 'demo/intent-onnx'}@production --port 8000")
+    console.print(f"  fmstack hub lineage {production}")
+    console.print(f"  fmstack serve {production} --port 8000")
+    if data is not None:
+        console.print(f"  fmstack eval {production} --data {data.ref} --split test")
     console.print(
         "  fmstack runs ls;  fmstack hub ls;  fmstack demo --data FILE --text-column T --label-column L"
     )
