@@ -163,3 +163,14 @@ def test_runs_commands(fmstack_home: Path, tmp_path: Path, capsys: pytest.Captur
     assert code == 0 and out == "epoch 1\n"
     code, _, err = run(capsys, "runs", "show", "999")
     assert code == 1 and "no run 999" in err
+
+
+def test_user_text_is_printed_as_is_never_as_rich_markup(
+    fmstack_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "hub", "info", "acme/[/b]")  # a closing tag crashed Rich's markup parser
+    assert code == 1 and "acme/[/b]" in err
+    src = make_folder(tmp_path / "src", {"[red]w.bin": "weights"})
+    assert run(capsys, "hub", "push", "acme/m", str(src), "--kind", "model")[0] == 0
+    code, out, _ = run(capsys, "hub", "info", "acme/m")
+    assert code == 0 and "[red]w.bin" in out

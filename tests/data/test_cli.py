@@ -20,7 +20,7 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, obje
 
 def test_ingest_process_show_head(hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_csv(tmp_path / "train.csv", synthetic_rows(50))
-    (tmp_path / "test.csv").write_text("text,label\nfine,a\n,b\n")
+    (tmp_path / "test.csv").write_text("text,label\n[/] fine [bold]x,a\n,b\n")  # brackets: not markup
     out = _json(
         capsys, ["data", "ingest", str(path), str(tmp_path / "test.csv"), "--name", "acme/raw", "--json"]
     )
@@ -45,6 +45,8 @@ def test_ingest_process_show_head(hub: Hub, tmp_path: Path, capsys: pytest.Captu
     ]
     assert main(["data", "show", "acme/clean"]) == 0 and "Processing" in capsys.readouterr().out
     assert main(["data", "head", "acme/clean", "-n", "2"]) == 0
+    assert main(["data", "head", "acme/raw", "--split", "test"]) == 0
+    assert "[/] fine [bold]x" in capsys.readouterr().out
 
 
 def test_user_errors_exit_1_with_one_line(

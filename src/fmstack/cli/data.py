@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.markdown import Markdown
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console
 from fmstack.data import ingest as ingest_mod
@@ -218,9 +219,9 @@ def head(
     emit(rows, json_output, human)
 
 
-def _cell(value: Any, width: int = 80) -> str:
+def _cell(value: Any, width: int = 80) -> Text:
     text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return Text(text if len(text) <= width else text[: width - 1] + "…")  # data, never Rich markup
 
 
 @app.command()

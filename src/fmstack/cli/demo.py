@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console, human_size
@@ -103,7 +104,7 @@ def _show(s: DemoSummary, seconds: float) -> None:
         )
     predictions = Table("request", "intent", "score", box=None)
     for p in s.predictions:
-        predictions.add_row(p["text"], p["label"], f"{p['score']:.2f}")
+        predictions.add_row(Text(p["text"]), Text(p["label"]), f"{p['score']:.2f}")  # data, never markup
     console.print(predictions)
     console.print(
         f"served over HTTP: {s.latency_ms.get('requests', 0):.0f} requests, p50 {s.latency_ms.get('p50', 0):.1f} ms, "

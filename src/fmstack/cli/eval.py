@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.hub import Hub
@@ -39,7 +40,7 @@ def _show(run_id: int, metrics: dict[str, Any]) -> None:
         report = Table("class", "precision", "recall", "f1", "support")
         for name, row in per_class.items():
             report.add_row(
-                name,
+                Text(name),  # a label from the data, never markup
                 *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1-score")),
                 str(int(row["support"])),
             )

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markdown import Markdown
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size
@@ -114,7 +115,7 @@ def info(ref: RefArg, json_output: JsonFlag = False) -> None:
             console.print("used by: " + ", ".join(detail.used_by))
         table = Table("file", "size", "sha256", box=None)
         for f in detail.files:
-            table.add_row(f.path, human_size(f.size), f.sha256[:12])
+            table.add_row(Text(f.path), human_size(f.size), f.sha256[:12])  # a path, never markup
         console.print(table)
         if detail.card:
             _print_card(detail.card)

@@ -13,6 +13,7 @@ import warnings
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fmstack import __version__
 from fmstack.cli.output import err_console
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         # With standalone_mode=False, a command's `raise typer.Exit(n)` comes back as the return value.
         code = app(args=argv, prog_name="fmstack", standalone_mode=False)
     except FmstackError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Messages quote user input (paths, refs, texts) and hints like pip install 'fmstack[s3]': never markup.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if _debug:
             err_console.print_exception()
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
             "This is a bug in fmstack; re-run with --debug for the traceback and report it.",
             highlight=False,
             soft_wrap=True,
