@@ -5,6 +5,7 @@
     ├── NotFound            a repo, version, alias, run or file that does not exist
     ├── Conflict            the request is valid but clashes with current state (alias in use, ...)
     ├── Unsupported         a valid request this installation cannot do (missing extra, fp16 on CPU)
+    ├── Unavailable         a service fmstack needs cannot be reached or used (database server, hub folder)
     └── IntegrityError      stored bytes do not match their recorded hash
 
 Messages say what happened, show the offending value and say what to do next. Anything that is not
@@ -32,6 +33,10 @@ class Conflict(FmstackError):
 
 class Unsupported(FmstackError):
     """The request is valid but cannot be done here (missing extra, device, format)."""
+
+
+class Unavailable(FmstackError):
+    """A service or place fmstack needs cannot be reached or used; the message says which and why."""
 
 
 class IntegrityError(FmstackError):

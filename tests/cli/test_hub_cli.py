@@ -174,3 +174,17 @@ def test_user_text_is_printed_as_is_never_as_rich_markup(
     assert run(capsys, "hub", "push", "acme/m", str(src), "--kind", "model")[0] == 0
     code, out, _ = run(capsys, "hub", "info", "acme/m")
     assert code == 0 and "[red]w.bin" in out
+
+
+def test_an_unusable_hub_folder_or_database_is_a_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("FMSTACK_HOME", str(tmp_path / "a-file"))
+    code, _, err = run(capsys, "hub", "ls")
+    assert code == 1 and "cannot use" in err and "set FMSTACK_HOME to a folder you can write to" in err
+    monkeypatch.setenv("FMSTACK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FMSTACK_DATABASE_URL", "postgresql+psycopg://u:secret@127.0.0.1:1/db")
+    code, _, err = run(capsys, "hub", "ls")
+    assert code == 1 and "cannot open the hub database postgresql+psycopg://u:***@127.0.0.1:1/db" in err
+    assert "secret" not in err and "check FMSTACK_DATABASE_URL" in err

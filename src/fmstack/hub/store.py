@@ -19,9 +19,10 @@ from typing import TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from fmstack.errors import Conflict, InvalidInput, NotFound
+from fmstack.errors import Conflict, InvalidInput, NotFound, Unavailable
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.blobs import BlobStore, open_blob_store
 from fmstack.hub.cards import parse_card
@@ -81,9 +82,20 @@ class Hub:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = create_hub_engine(settings.database_url)
-        lock_dir = settings.home if self.engine.dialect.name == "sqlite" else None
-        migrate(self.engine, lock_dir)
+        try:
+            self.engine = create_hub_engine(settings.database_url)
+            migrate(self.engine, settings.home if self.engine.dialect.name == "sqlite" else None)
+        except OSError as exc:  # FMSTACK_HOME is a file, or not writable, or on a missing mount
+            raise Unavailable(
+                f"cannot use {settings.home} as the hub folder: {exc.strerror or exc}; "
+                "set FMSTACK_HOME to a folder you can write to"
+            ) from None
+        except sqlalchemy.exc.OperationalError as exc:
+            url = make_url(settings.database_url).render_as_string(hide_password=True)
+            raise Unavailable(
+                f"cannot open the hub database {url}: {' '.join(str(exc.orig).split())}; check "
+                "FMSTACK_DATABASE_URL and that its server is running"
+            ) from None
         self._sessions = session_factory(self.engine)
         self.blobs: BlobStore = open_blob_store(settings.store_url)
         self.gc_lock = GcLock(settings.home / ".gc.lock")

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmstack import __version__
-from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unsupported
+from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unavailable, Unsupported
 from fmstack.hub import Hub
 from fmstack.serve.direct import ErrorHandlers, InferenceRoutes
 from fmstack.serve.errors import (
@@ -53,6 +53,7 @@ _STATUS: list[tuple[type[FmstackError], int, str]] = [
     (InvalidInput, 422, "invalid_request_error"),
     (Unsupported, 400, "invalid_request_error"),
     (Conflict, 409, "conflict_error"),
+    (Unavailable, 503, "server_unavailable"),
 ]
 
 
