@@ -60,3 +60,41 @@ def test_resume_after_sigkill_gives_the_same_digest(hub: Hub, fmstack_home: Path
     assert fresh["resumed_shards"] == 0
     assert fresh["version"]["digest"] == resumed["version"]["digest"]  # type: ignore[index]
     assert fresh["reused"] is True  # identical content: the resumed run already stored it
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_exits_130(hub: Hub, fmstack_home: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", synthetic_rows(5000))
+    ingest(hub, IngestSpec(name="acme/raw", paths=[str(path)], shard_rows=250))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    env = {**os.environ, "FMSTACK_HOME": str(fmstack_home)}
+    child = subprocess.Popen(
+        [FMSTACK, "data", "process", str(spec), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    work = fmstack_home / "cache" / "data-work"
+    deadline = time.monotonic() + 60
+    while not list(work.glob("*/stage-0/*.done.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(child.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers included
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while _group_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(child.pid), "worker processes outlived the interrupted run"
+    assert [r.repo for r in hub.ls()] == ["acme/raw"]  # nothing half-published
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

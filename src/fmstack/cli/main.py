@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 2
+    if code == 130:  # Typer turns a Ctrl-C inside a command into exit code 130, silently
+        err_console.print("interrupted")
     return code if isinstance(code, int) else 0
 
 
