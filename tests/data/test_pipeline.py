@@ -9,7 +9,7 @@ from fmstack.data.format import read_manifest, read_split
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.data.pipeline import process
 from fmstack.data.spec import ProcessSpec, parse_spec
-from fmstack.errors import InvalidInput
+from fmstack.errors import Conflict, InvalidInput
 from fmstack.hub import Hub
 from fmstack.hub.cards import parse_card
 from fmstack.hub.importers import import_builtin
@@ -83,11 +83,23 @@ def test_tokenize_filter_and_pack_with_the_builtin_tokenizer(hub: Hub, raw_ref: 
     assert kept * 16 == len(blocks) * 64 + result.op_stats[2]["tokens_dropped"] and tokens >= kept * 16
 
 
-def test_hub_problems_are_listed_together(hub: Hub, raw_ref: str) -> None:
+def test_hub_problems_are_listed_together(hub: Hub, raw_ref: str, tmp_path: Path) -> None:
     bad = spec("acme/nope", [{"op": "tokenize", "model": "acme/no-model"}])
     with pytest.raises(InvalidInput) as err:
         process(hub, bad, workers=1)
     assert "input:" in str(err.value) and "ops[0] (tokenize):" in str(err.value)
+    # an output repo of another kind, and a dataset as tokenizer: refused before any work is done
+    (tmp_path / "config.json").write_text("{}")
+    hub.push("acme/a-model", tmp_path, "model")
+    runs_before = len(hub.runs.recent())
+    wrong = spec(raw_ref, [{"op": "tokenize", "model": raw_ref}], output="acme/a-model")
+    with pytest.raises(InvalidInput) as err:
+        process(hub, wrong, workers=1)
+    assert "output: acme/a-model is a model repo, so it cannot take a dataset version" in str(err.value)
+    assert f"ops[0] (tokenize): {raw_ref} is a dataset; name a model version" in str(err.value)
+    assert len(hub.runs.recent()) == runs_before
+    with pytest.raises(Conflict, match="acme/a-model is a model repo"):
+        ingest(hub, IngestSpec(name="acme/a-model", paths=[str(tmp_path / "config.json")]))
 
 
 def test_augment_needs_a_train_split_and_map_labels_updates_the_manifest(

@@ -276,6 +276,7 @@ def _card(spec: IngestSpec, folder: Path, result: Built) -> str:
 
 
 def ingest(hub: Hub, spec: IngestSpec, progress: Callable[[int], None] | None = None) -> IngestResult:
+    hub.check_repo_kind(spec.name, "dataset")  # before reading any file
     with tempfile.TemporaryDirectory(prefix="fmstack-ingest-") as tmp:
         folder = Path(tmp)
         result = build(spec, folder, progress)

@@ -87,12 +87,20 @@ def _resolve(hub: Hub, spec: ProcessSpec) -> tuple[VersionInfo, dict[str, str]]:
             problems.append(f"input: {version.ref} is a {version.kind}, not a dataset")
     except FmstackError as exc:
         problems.append(f"input: {exc}")
+    try:
+        hub.check_repo_kind(spec.output, "dataset")
+    except FmstackError as exc:
+        problems.append(f"output: {exc}")
     for i, op in enumerate(spec.ops):
         for ref in op.models():
             try:
-                models[ref] = hub.resolve(ref).ref
+                model = hub.resolve(ref)
             except FmstackError as exc:
                 problems.append(f"ops[{i}] ({op.op}): {exc}")
+                continue
+            if model.kind == "dataset":
+                problems.append(f"ops[{i}] ({op.op}): {model.ref} is a dataset; name a model version")
+            models[ref] = model.ref
     if problems or version is None:
         raise InvalidInput(
             "the spec names things the hub cannot provide:\n" + "\n".join(f"  - {p}" for p in problems)

@@ -155,6 +155,7 @@ class Hub:
             check_alias(alias)
         if card is not None:
             parse_card(card)
+        self.check_repo_kind(repo, kind)  # before copying any bytes; the commit checks again
         files = collect_files(Path(path))
         with self.gc_lock.shared():
             entries = self._store_blobs(files, progress)
@@ -238,10 +239,24 @@ class Hub:
             session.add(repo)
             session.flush()
         elif repo.kind != kind:
-            raise Conflict(
-                f"{target.repo} is a {repo.kind} repo; push with --kind {repo.kind} or use another name"
-            )
+            raise _kind_conflict(target.repo, repo.kind, kind)
         return repo
+
+    def check_repo_kind(self, repo: str, kind: Kind) -> None:
+        """Raise ``Conflict`` when ``repo`` exists and holds another kind: callers that do work before
+        they push (ingest, process, train, compress) check first, so the work is not done in vain."""
+        target = parse_repo(repo)
+
+        def read(session: Session) -> str | None:
+            return session.scalars(
+                select(RepoRow.kind)
+                .join(NamespaceRow)
+                .where(NamespaceRow.name == target.namespace, RepoRow.name == target.name)
+            ).first()
+
+        existing = self._read(read)
+        if existing is not None and existing != kind:
+            raise _kind_conflict(target.repo, existing, kind)
 
     def pull(self, ref: str, dest: Path | str, progress: Callable[[int], None] | None = None) -> VersionInfo:
         """Write a version's files under ``dest``, verifying every hash."""
@@ -485,3 +500,9 @@ class Hub:
         """A read session, for modules (lineage, maintenance) that query the tables directly."""
         with self._sessions() as session:
             yield session
+
+
+def _kind_conflict(repo: str, existing: str, kind: str) -> Conflict:
+    return Conflict(
+        f"{repo} is a {existing} repo, so it cannot take a {kind} version: choose another repo name"
+    )
