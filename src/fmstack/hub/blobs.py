@@ -111,7 +111,8 @@ def _copy_hashing_userspace(src: BinaryIO, dst: BinaryIO) -> StoredBlob:
 def _corrupt(label: str, sha256: str, actual: str) -> IntegrityError:
     return IntegrityError(
         f"{label}: stored blob sha256:{sha256} is corrupt (its bytes hash to {actual[:12]}...); "
-        "run `fmstack hub fsck` to list every damaged file and push the affected version again"
+        "run `fmstack hub fsck` to list every damaged file, and push the affected version again from a "
+        "good copy (that rewrites the damaged blobs)"
     )
 
 
@@ -134,12 +135,14 @@ class LocalBlobStore:
                 fout.flush()
                 os.fsync(fout.fileno())
             final = self._path(blob.sha256)
-            if final.exists():  # deduplicated: identical bytes are already stored
-                tmp.unlink()
-                return blob
+            # Replaced even when it exists: the new copy is verified, the stored one may have been
+            # damaged since (pushing a version again is how `fsck`'s "corrupt" is repaired). A rename
+            # costs nothing, and readers of the old file keep reading it.
             final.parent.mkdir(parents=True, exist_ok=True)
+            existed = final.exists()
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            if not existed:  # a new name must reach the disk; an old one already has
+                _fsync_dir(final.parent)
             return blob
         finally:
             tmp.unlink(missing_ok=True)
@@ -232,7 +235,7 @@ class FsspecBlobStore:
         with open(src, "rb") as fin:
             sha256 = hashlib.file_digest(fin, "sha256").hexdigest()
         blob = StoredBlob(sha256, src.stat().st_size)
-        if not self.has(sha256):
+        if not self.has(sha256) or self.size(sha256) != blob.size:  # missing, or truncated since
             self.fs.put_file(str(src), self._path(sha256))
         return blob
 
