@@ -48,6 +48,9 @@ def test_parse_repo_refuses_versions_and_aliases() -> None:
     for text in ("acme/x:1", "acme/x@prod"):
         with pytest.raises(InvalidInput, match="without :VERSION or @ALIAS"):
             parse_repo(text)
+    with pytest.raises(InvalidInput) as err:  # only the form a repo name may take is offered
+        parse_repo("badname")
+    assert "expected NAMESPACE/NAME (e.g. acme/intent)" in str(err.value) and ":VERSION" not in str(err.value)
 
 
 def test_check_alias() -> None:

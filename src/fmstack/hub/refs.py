@@ -40,8 +40,8 @@ class Ref:
 
 def parse_ref(text: str) -> Ref:
     """Parse a ref; raise ``InvalidInput`` naming the text and the accepted forms."""
-    match = _REF_RE.fullmatch(text.strip())
-    if match is None or (match["name"] in {".", ".."} or match["ns"] in {".", ".."}):
+    match = _match(text)
+    if match is None:
         raise InvalidInput(f"bad ref {text!r}: {REF_HELP}")
     version = match["version"]
     if version is not None and int(version) < 1:
@@ -49,8 +49,20 @@ def parse_ref(text: str) -> Ref:
     return Ref(match["ns"], match["name"], int(version) if version is not None else None, match["alias"])
 
 
+def _match(text: str) -> re.Match[str] | None:
+    match = _REF_RE.fullmatch(text.strip())
+    if match is None or match["name"] in {".", ".."} or match["ns"] in {".", ".."}:
+        return None
+    return match
+
+
 def parse_repo(text: str) -> Ref:
     """Parse a plain ``ns/name`` (no version, no alias), e.g. the target of a push."""
+    if _match(text) is None:
+        raise InvalidInput(
+            f"bad repo name {text!r}: expected NAMESPACE/NAME (e.g. acme/intent), each part starting "
+            "with a letter or digit, then letters, digits, '.', '_' or '-'"
+        )
     ref = parse_ref(text)
     if ref.version is not None or ref.alias is not None:
         raise InvalidInput(f"bad repo name {text!r}: expected NAMESPACE/NAME without :VERSION or @ALIAS")
