@@ -193,7 +193,7 @@ def head(
     split: Annotated[
         str, typer.Option("--split", "-s", help="Split to show (train, validation, test, rejected).")
     ] = "train",
-    n: Annotated[int, typer.Option("-n", help="Number of rows.")] = 10,
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of rows.")] = 10,
     json_output: JsonFlag = False,
 ) -> None:
     """Show the first rows of a split."""
@@ -237,7 +237,8 @@ def process(
         typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray runtime)."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-w", help="Parallel workers (default: CPU count, at most 8).")
+        int | None,
+        typer.Option("--workers", "-w", min=1, help="Parallel workers (default: CPU count, at most 8)."),
     ] = None,
     resume: Annotated[
         bool,

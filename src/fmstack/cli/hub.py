@@ -81,6 +81,9 @@ def list_repos(
         repos = hub.ls(kind=kind, namespace=namespace)
 
     def human() -> None:
+        if not repos and (kind or namespace):
+            console.print("no repos match")
+            return
         if not repos:
             console.print("no repos yet: `fmstack hub import-builtin` or `fmstack hub push` adds one")
             return

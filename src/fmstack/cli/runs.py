@@ -38,7 +38,7 @@ def list_runs(
                 ", ".join(r.inputs),
                 ", ".join(r.outputs),
             )
-        console.print(table if runs else "no runs yet")
+        console.print(table if runs else f"no {kind} runs" if kind else "no runs yet")
 
     emit(runs, json_output, human)
 

@@ -29,10 +29,12 @@ def version_row(session: Session, ref: Ref) -> VersionRow:
         if alias is None:
             names = session.scalars(select(AliasRow.name).where(AliasRow.repo_id == repo.id)).all()
             known = ", ".join(sorted(names)) or "none yet"
-            raise NotFound(
-                f"{ref.repo} has no alias {ref.alias!r} (aliases: {known}); "
-                f"set one with `fmstack hub tag {ref.repo}:N {ref.alias}`"
+            hint = (
+                f"the latest version is {ref.repo} with no alias"
+                if ref.alias == "latest"
+                else f"set one with `fmstack hub tag {ref.repo}:N {ref.alias}`"
             )
+            raise NotFound(f"{ref.repo} has no alias {ref.alias!r} (aliases: {known}); {hint}")
         query = query.where(VersionRow.id == alias.version_id)
     elif ref.version is not None:
         query = query.where(VersionRow.number == ref.version)

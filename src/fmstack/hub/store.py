@@ -493,7 +493,8 @@ class Hub:
             downstream = [r for r in lineage_mod.output_refs(session, row) if r not in problems]
             problems += [f"{r} was produced from version {row.number}" for r in downstream]
         if problems:
-            raise Conflict("refusing to remove: " + "; ".join(problems) + ". Move the alias, or pass --force")
+            way_out = "Move the alias, or pass --force" if aliases else "Pass --force to remove it anyway"
+            raise Conflict("refusing to remove: " + "; ".join(problems) + f". {way_out}")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
