@@ -172,6 +172,10 @@ def test_user_text_is_printed_as_is_never_as_rich_markup(
     assert code == 1 and "acme/[/b]" in err
     src = make_folder(tmp_path / "src", {"[red]w.bin": "weights"})
     assert run(capsys, "hub", "push", "acme/m", str(src), "--kind", "model")[0] == 0
+    code, out, _ = run(capsys, "hub", "push", "acme/m", str(src), "--kind", "model")  # the same bytes
+    assert code == 0 and "unchanged, already acme/m:1" in out
+    code, _, err = run(capsys, "hub", "push", "badname", str(src), "--kind", "model")
+    assert code == 1 and "bad repo name 'badname'" in err
     code, out, _ = run(capsys, "hub", "info", "acme/m")
     assert code == 0 and "[red]w.bin" in out
 

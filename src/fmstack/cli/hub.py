@@ -12,13 +12,14 @@ from rich.text import Text
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, NotFound
 from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.cards import parse_card
 from fmstack.hub.importers import import_builtin, import_hf
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.manifest import collect_files
+from fmstack.hub.refs import parse_repo
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -48,8 +49,17 @@ def push(
     """Store a folder or file as a new immutable version. Identical content returns the latest version."""
     total = sum(p.stat().st_size for _, p in collect_files(path))
     with Hub.open() as hub, byte_progress(f"push {repo}", total, not json_output) as advance:
+        latest = _latest_number(hub, repo)
         version = hub.push(repo, path, kind, message=message, alias=alias, progress=advance)
-    emit(version, json_output, lambda: _show_version(version, "stored"))
+    verb = "unchanged, already" if version.number == latest else "stored"
+    emit(version, json_output, lambda: _show_version(version, verb))
+
+
+def _latest_number(hub: Hub, repo: str) -> int | None:
+    try:
+        return hub.resolve(parse_repo(repo).repo).number
+    except NotFound:
+        return None
 
 
 @app.command()
@@ -294,7 +304,10 @@ def gc_cmd(
     emit(
         result,
         json_output,
-        lambda: console.print(f"{verb} {len(result.removed)} blobs, {human_size(result.bytes_freed)}"),
+        lambda: console.print(
+            f"{verb} {len(result.removed)} blobs, {human_size(result.bytes_freed)}"
+            + (f", and {result.temp_files_removed} unfinished upload(s)" if result.temp_files_removed else "")
+        ),
     )
 
 
