@@ -12,6 +12,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -277,6 +278,7 @@ def _card(spec: IngestSpec, folder: Path, result: Built) -> str:
 
 def ingest(hub: Hub, spec: IngestSpec, progress: Callable[[int], None] | None = None) -> IngestResult:
     hub.check_repo_kind(spec.name, "dataset")  # before reading any file
+    started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="fmstack-ingest-") as tmp:
         folder = Path(tmp)
         result = build(spec, folder, progress)
@@ -293,5 +295,6 @@ def ingest(hub: Hub, spec: IngestSpec, progress: Callable[[int], None] | None = 
             run_kind="data.ingest",
             spec=run_spec,
             message=f"ingest {len(result.sources)} file(s)",
+            started_at=started,
         )
     return IngestResult(published, result)

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -274,6 +275,7 @@ def process(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ProcessResult:
+    started = datetime.now(UTC)
     run = _prepare(hub, spec, resume)
     with make_executor(executor, workers, ray_address) as pool:
         totals, resumed = _run_stages(run, pool, progress)
@@ -322,6 +324,7 @@ def process(
             spec=run_spec,
             inputs=[run.input.ref, *run.models.values()],
             message=f"process {run.input.ref}: {', '.join(op['op'] for op in op_rows)}",
+            started_at=started,
         )
     shutil.rmtree(run.workdir, ignore_errors=True)
     return ProcessResult(published, rows, op_rows, len(run.units), resumed)

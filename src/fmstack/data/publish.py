@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,14 @@ def publish(
     spec: dict[str, Any],
     inputs: Sequence[str] = (),
     message: str = "",
+    started_at: datetime | None = None,
 ) -> Published:
+    """The run is recorded here, once there is something new to store; ``started_at`` (when the work
+    began) gives it its true duration."""
     existing = latest_with_digest(hub, repo, folder_digest(folder))
     if existing is not None:
         return Published(existing, True, existing.run_id)
-    run_id = hub.runs.start(run_kind, spec, inputs=list(inputs))
+    run_id = hub.runs.start(run_kind, spec, inputs=list(inputs), started_at=started_at)
     try:
         version = hub.push(repo, folder, "dataset", message=message, card=card, run_id=run_id)
     except BaseException:

@@ -60,9 +60,15 @@ class RunLog:
         self._user = user
 
     def start(
-        self, kind: str, spec: dict[str, Any], inputs: Sequence[str] = (), device: str | None = None
+        self,
+        kind: str,
+        spec: dict[str, Any],
+        inputs: Sequence[str] = (),
+        device: str | None = None,
+        started_at: datetime | None = None,
     ) -> int:
-        """Record a new running run that consumes the versions named by ``inputs`` (refs)."""
+        """Record a new running run that consumes the versions named by ``inputs`` (refs).
+        ``started_at``: when the work began, for runs recorded only once their result is known."""
         with self._sessions.begin() as session:
             versions = [version_row(session, parse_ref(ref)) for ref in inputs]
             run = RunRow(
@@ -70,7 +76,7 @@ class RunLog:
                 spec=spec,
                 status="running",
                 creator=self._user,
-                started_at=_now(),
+                started_at=started_at or _now(),
                 environment=environment(device),
                 logs="",
             )
