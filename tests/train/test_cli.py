@@ -230,3 +230,93 @@ def test_pretrain_gpt2_tiny_on_packed_blocks_then_generate(
     sample = _json(capsys)
     assert sample["prompt"] == "the bank" and len(sample["completion"].split()) >= 1
     assert main(["generate", tokenizer_ref, "--prompt", "x"]) == 1  # not a causal LM
+
+
+def test_generate_refuses_bad_sampling_options_by_flag(
+    hub: Hub, tiny_bert: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = ["--max-new-tokens", "0", "--temperature", "-1", "--top-k", "-2"]
+    assert main(["generate", tiny_bert, "--prompt", "hi", *bad]) == 1
+    err = capsys.readouterr().err
+    assert "--max-new-tokens must be at least 1" in err and "--temperature" in err and "--top-k" in err
+
+
+def test_continuation_keeps_the_space_after_the_prompt(tmp_path: Path) -> None:
+    import torch
+
+    from fmstack.train.generate import continuation
+    from tests.tiny import make_tokenizer
+
+    tok = make_tokenizer(tmp_path)
+    ids = torch.tensor(tok("the bank card loan", add_special_tokens=False)["input_ids"])
+    assert "the bank" + continuation(tok, ids, 2) == "the bank card loan"
+
+
+def _finetune(base: str, data: str, *extra: str) -> list[str]:
+    return ["train", "finetune", "--base", base, "--data", data, "--max-steps", "1", "-b", "8", *extra]
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("bad_name", "--output: bad "),  # the rest of the message is the hub's (fmstack.hub.refs)
+        ("acme/x:3", "--output: bad "),
+        ("test/topics", "--output: test/topics is a dataset repo, so it cannot take a model version"),
+    ],
+)
+def test_a_bad_output_is_refused_before_training(
+    hub: Hub,
+    tiny_bert: str,
+    topics: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    output: str,
+    expected: str,
+) -> None:
+    assert main(_finetune(tiny_bert, topics, "--output", output)) == 1
+    assert expected in capsys.readouterr().err
+    assert hub.runs.recent() == []  # refused before a run record or a training step
+
+
+def test_an_adapter_run_refuses_a_model_repo_as_output(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_finetune(tiny_bert, topics, "--method", "lora", "--output", "test/tiny-bert")) == 1
+    err = capsys.readouterr().err
+    assert "--output: test/tiny-bert is a model repo, so it cannot take an adapter version" in err
+
+
+def test_refs_of_the_wrong_kind_are_refused_by_ref_and_flag(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_finetune(topics, topics)) == 1
+    assert "test/topics:1 is a dataset, not a model; --base takes a model version" in capsys.readouterr().err
+    assert main(_finetune(tiny_bert, tiny_bert)) == 1
+    assert "test/tiny-bert:1 is a model, not a dataset; --data takes a dataset version" in (
+        capsys.readouterr().err
+    )
+    assert main(["eval", tiny_bert, "--data", tiny_bert]) == 1
+    assert "test/tiny-bert:1 is a model, not a dataset" in capsys.readouterr().err
+    assert main(["eval", topics, "--data", topics]) == 1
+    assert "test/topics:1 is a dataset, not a model or adapter" in capsys.readouterr().err
+    assert hub.runs.recent() == []
+
+
+def test_pretrain_names_objective_and_takes_early_stopping(
+    hub: Hub, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "pretrain", "--arch", "bert-tiny", "--data", topics]
+    assert main([*args, "--objective", "foo"]) == 1
+    err = capsys.readouterr().err
+    assert "--objective: unknown objective 'foo' (use mlm (masked) or clm (causal))" in err
+    assert main([*args, "--early-stopping", "2"]) == 1  # the flag reaches the spec's rules
+    assert "early_stopping: needs eval_every" in capsys.readouterr().err
+
+
+def test_save_spec_leaves_resume_out(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "spec.yaml"
+    assert main(_finetune(tiny_bert, topics, "--resume", "--save-spec", str(saved), "--json")) == 0
+    assert _json(capsys)["resumed_from"] is None
+    assert "resume" not in saved.read_text() and "max_steps: 1\n" in saved.read_text()

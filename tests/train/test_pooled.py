@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
 from fmstack.train import descriptor
 from fmstack.train.evaluate import evaluate
@@ -110,3 +110,20 @@ def test_a_cosine_head_is_refused_where_it_would_not_be_built(hub: Hub, tiny_ber
         parse_spec({"task": "embedding", "base": "a/b", "data": "c/d", "head": "cosine"})
     with pytest.raises(InvalidInput, match="already a classifier"):
         finetune(hub, finetune(hub, tiny_bert, topics), topics, head="cosine")
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "adapter"])
+def test_a_gpt2_base_gets_the_mean_pooled_head(hub: Hub, tiny_gpt2: str, topics: str, method: str) -> None:
+    # GPT-2 names its width n_embd; the wrapper config must still answer hidden_size
+    ref = finetune(hub, tiny_gpt2, topics, method=method)
+    loaded = load(hub, ref)
+    if method == "full":
+        config = loaded.model.config
+        assert config.encoder_model_type == "gpt2" and config.hidden_size == config.n_embd == 32
+    ids = torch.tensor([[2, 7, 9, 3]])
+    assert loaded.model(input_ids=ids).logits.shape == (1, 3)
+
+
+def test_prefix_tuning_refuses_a_gpt2_base_by_name(hub: Hub, tiny_gpt2: str, topics: str) -> None:
+    with pytest.raises(Unsupported, match="this gpt2 model has none: use --method lora"):
+        finetune(hub, tiny_gpt2, topics, method="prefix")

@@ -12,9 +12,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console
+from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 
 app = typer.Typer(no_args_is_help=True)
+OBJECTIVES = ("mlm", "clm")  # the tasks `pretrain` trains (`finetune --task` takes them all)
 
 Opt = typer.Option
 Data = Annotated[str, Opt("--data", "-d", help="Dataset version ref (NS/NAME[:N|@ALIAS]).")]
@@ -91,7 +93,9 @@ def _run(raw: dict[str, Any], json_output: bool, save_spec: Path | None = None) 
     if save_spec:
         import yaml
 
-        save_spec.write_text(yaml.safe_dump(spec.model_dump(exclude_defaults=True), sort_keys=False))
+        # Without resume: a saved spec describes the training, and would otherwise resume every later run.
+        fields = spec.model_dump(exclude_defaults=True, exclude={"resume"})
+        save_spec.write_text(yaml.safe_dump(fields, sort_keys=False))
     with Hub.open() as hub, _bar(not json_output) as bar:
         task_id = bar.add_task("train", total=None, loss=0.0, rate=0.0) if bar else None
 
@@ -236,6 +240,7 @@ def pretrain(
     output: Output = None,
     eval_split: EvalSplit = None,
     eval_every: EvalEvery = None,
+    early_stopping: EarlyStop = None,
     save_every: SaveEvery = None,
     checkpoint_dir: CkptDir = None,
     resume: Resume = False,
@@ -246,6 +251,8 @@ def pretrain(
     json_output: JsonFlag = False,
 ) -> None:
     """Pretrain a masked or causal language model from scratch (--arch) or continue a base (--base)."""
+    if objective not in OBJECTIVES:
+        raise InvalidInput(f"--objective: unknown objective {objective!r} (use mlm (masked) or clm (causal))")
     values = dict(locals())
     values["task"] = values.pop("objective")
     for key in ("json_output", "save_spec"):
@@ -261,8 +268,6 @@ def run_spec(
 ) -> None:
     """Run a training spec from a YAML file."""
     import yaml
-
-    from fmstack.errors import InvalidInput
 
     try:
         raw = yaml.safe_load(spec_file.read_text())

@@ -504,6 +504,9 @@ class Hub:
 
 
 def _kind_conflict(repo: str, existing: str, kind: str) -> Conflict:
+    def a(noun: str) -> str:
+        return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
     return Conflict(
-        f"{repo} is a {existing} repo, so it cannot take a {kind} version: choose another repo name"
+        f"{repo} is {a(existing)} repo, so it cannot take {a(kind)} version: choose another repo name"
     )

@@ -14,6 +14,7 @@ from fmstack.hub import Hub
 from fmstack.train import registry
 from fmstack.train.inference import Loaded, load
 from fmstack.train.loop import scalar_metrics
+from fmstack.train.versions import resolve_as
 
 
 @torch.no_grad()
@@ -42,7 +43,8 @@ def eval_run(
 ) -> tuple[int, dict[str, Any]]:
     """Evaluate a model or adapter version and record it as an ``eval`` run; returns (run id, metrics).
     ``loader`` loads the version (compress passes one that also runs ONNX versions)."""
-    model_ref, data_ref = hub.resolve(ref).ref, hub.resolve(data).ref
+    model_ref = resolve_as(hub, ref, ("model", "adapter"), "fmstack eval").ref
+    data_ref = resolve_as(hub, data, ("dataset",), "--data").ref
     run_id = hub.runs.start(
         "eval", {"model": model_ref, "data": data_ref, "split": split}, inputs=[model_ref, data_ref]
     )

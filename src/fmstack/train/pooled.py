@@ -81,7 +81,7 @@ class PooledClassifierConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
         """The config of a classifier over an encoder with config ``encoder``; ``options`` are
         classifier fields such as ``num_labels`` and ``id2label``."""
         fields = {k: v for k, v in encoder.to_dict().items() if k not in _OWN_FIELDS}
-        return cls(encoder_model_type=encoder.model_type, **{**fields, **options})
+        return cls(encoder_model_type=encoder.model_type, **{**fields, **_standard_names(encoder), **options})
 
     def encoder_config(self) -> PretrainedConfig:
         fields = {k: v for k, v in self.to_dict().items() if k not in _OWN_FIELDS}
@@ -149,6 +149,14 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):  # type: ignore[n
         ``options`` are config fields such as ``num_labels`` and ``id2label``."""
         encoder = AutoModel.from_pretrained(str(folder), dtype=torch.float32)
         return cls(PooledClassifierConfig.wrapping(encoder.config, **options), encoder)
+
+
+def _standard_names(encoder: PretrainedConfig) -> dict[str, Any]:
+    """The encoder's fields under their standard names (``hidden_size`` for GPT-2's ``n_embd``...).
+    Its ``attribute_map`` translates them on the encoder's config but not on this wrapper, whose
+    readers (this head, the adapter method) ask for ``hidden_size``."""
+    names: dict[str, str] = getattr(encoder, "attribute_map", {})
+    return {name: getattr(encoder, name) for name in names if hasattr(encoder, name)}
 
 
 def is_pooled(config: Any) -> bool:

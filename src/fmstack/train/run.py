@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import Hub, Kind, VersionInfo
 from fmstack.hub.refs import parse_ref
+from fmstack.train import registry
 from fmstack.train.loop import FitResult, Progress, scalar_metrics
 from fmstack.train.precision import check_precision, pick_device
 from fmstack.train.spec import TrainSpec
+from fmstack.train.versions import check_output, resolve_as
 
 Reporter = Callable[[Progress], None]
 
@@ -33,10 +35,27 @@ class TrainResult:
     resumed_from: int | None
 
 
+# spec field -> (the kind of version it takes, the flag that sets it)
+INPUTS: dict[str, tuple[Kind, str]] = {
+    "base": ("model", "--base"),
+    "data": ("dataset", "--data"),
+    "tokenizer": ("model", "--tokenizer"),
+}
+
+
 def pin(hub: Hub, spec: TrainSpec) -> TrainSpec:
-    """Refs -> exact versions (``ns/name:N``), so the run record and lineage name what was used."""
-    update = {k: hub.resolve(getattr(spec, k)).ref for k in ("base", "data", "tokenizer") if getattr(spec, k)}
+    """Refs -> exact versions (``ns/name:N``), so the run record and lineage name what was used;
+    a ref of the wrong kind (a dataset as --base...) is refused here."""
+    update = {
+        field: resolve_as(hub, ref, (kind,), flag).ref
+        for field, (kind, flag) in INPUTS.items()
+        if (ref := getattr(spec, field))
+    }
     return spec.model_copy(update=update)
+
+
+def output_kind(spec: TrainSpec) -> Kind:
+    return "adapter" if registry.method(spec.method).is_adapter else "model"
 
 
 def default_output(spec: TrainSpec, user: str) -> str:
@@ -71,6 +90,7 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     check_precision(spec.precision, device)
     spec = pin(hub, spec)
     output_repo = spec.output or default_output(spec, hub.settings.user)
+    check_output(hub, output_repo, output_kind(spec))
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
     run_id = hub.runs.start("train", spec.model_dump(), inputs=inputs, device=device)
     try:

@@ -20,6 +20,7 @@ from torch import nn
 from fmstack.errors import Unsupported
 from fmstack.train.methods import adapter as adapter_files
 from fmstack.train.methods.heads import freeze_all_but_heads
+from fmstack.train.pooled import encoder_type
 
 name = "prefix"
 is_adapter = True
@@ -78,8 +79,10 @@ def _inject(model: nn.Module, length: int) -> None:
         and all(hasattr(m, p) for p in ("query", "key", "value"))
     ]
     if not targets:
+        family = encoder_type(getattr(model, "config", None)) or type(model).__name__
         raise Unsupported(
-            f"prefix tuning supports encoders with query/key/value self-attention; {type(model).__name__} has none"
+            f"prefix tuning supports encoders with query/key/value self-attention (BERT-likes); this "
+            f"{family} model has none: use --method lora, ia3 or adapter"
         )
     for target in targets:
         parent_name, _, child = target.rpartition(".")

@@ -1,0 +1,31 @@
+"""The hub versions a training or eval run reads and writes, checked before any work starts: each
+input ref resolved and of the kind its flag takes, the output a valid repo name of the right kind.
+A run that would fail at its push fails here instead, before a run record exists or a step is trained."""
+
+from __future__ import annotations
+
+from fmstack.errors import Conflict, InvalidInput
+from fmstack.hub import Hub, Kind, VersionInfo
+
+
+def resolve_as(hub: Hub, ref: str, kinds: tuple[Kind, ...], flag: str) -> VersionInfo:
+    """The version ``ref`` names, refused with a message naming ``flag`` unless it is one of ``kinds``."""
+    version = hub.resolve(ref)
+    if version.kind not in kinds:
+        wanted = _a(" or ".join(kinds))
+        raise InvalidInput(
+            f"{version.ref} is {_a(version.kind)}, not {wanted}; {flag} takes {wanted} version"
+        )
+    return version
+
+
+def check_output(hub: Hub, repo: str, kind: Kind) -> None:
+    """Refuse an output (``--output``) that is not a plain NS/NAME or names a repo of another kind."""
+    try:
+        hub.check_repo_kind(repo, kind)
+    except (InvalidInput, Conflict) as exc:
+        raise type(exc)(f"--output: {exc}") from None
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
