@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fmstack.compress import CompressSpec, compress
-from fmstack.errors import InvalidInput, NotFound, Unsupported
+from fmstack.errors import Conflict, InvalidInput, NotFound, Unsupported
 from fmstack.hub import Hub
 from fmstack.servable import read_descriptor
 from tests.compress.conftest import LABELS, build_dataset
@@ -94,6 +94,8 @@ def test_bad_inputs_fail_before_any_run(hub: Hub, classifier: str, eval_data: st
         compress(hub, classifier, CompressSpec(structured="heads"))
     with pytest.raises(InvalidInput):
         compress(hub, classifier, CompressSpec(output="not a repo"))
+    with pytest.raises(Conflict, match="acme/other-data is a dataset repo"):
+        compress(hub, classifier, CompressSpec(output="acme/other-data"))
     assert hub.runs.recent(kind="compress") == []
 
 

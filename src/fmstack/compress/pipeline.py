@@ -39,7 +39,6 @@ from fmstack.compress.spec import CompressSpec
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
-from fmstack.hub.refs import parse_repo
 from fmstack.servable import ServableModel, write_descriptor
 from fmstack.train.pooled import encoder_type
 
@@ -214,7 +213,7 @@ def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None =
     say(f"loading {ref}")
     parent = load_parent(hub, ref)
     output = spec.output or f"{hub.resolve(parent.ref).repo}-onnx"
-    parse_repo(output)  # a bad output name fails now, not after minutes of work
+    hub.check_repo_kind(output, "model")  # a bad or clashing output fails now, not after minutes of work
     data = (
         load_eval(
             hub,
