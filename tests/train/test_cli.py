@@ -320,3 +320,6 @@ def test_save_spec_leaves_resume_out(
     assert main(_finetune(tiny_bert, topics, "--resume", "--save-spec", str(saved), "--json")) == 0
     assert _json(capsys)["resumed_from"] is None
     assert "resume" not in saved.read_text() and "max_steps: 1\n" in saved.read_text()
+    assert main(["train", "run", str(saved), "--resume"]) == 0  # the same training: the same weights
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unchanged, already" in out and "--resume found no checkpoint of this run" in out

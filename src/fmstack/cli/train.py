@@ -107,12 +107,17 @@ def _run(raw: dict[str, Any], json_output: bool, save_spec: Path | None = None) 
                 err_console.print(f"step {p.step}/{p.total}: {shown}", highlight=False)
 
         result = train(hub, spec, report=report)
-    emit(result, json_output, lambda: _show(result))
+    emit(result, json_output, lambda: _show(result, spec.resume))
 
 
-def _show(result: Any) -> None:
+def _show(result: Any, resume: bool) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()) or "no eval split"
-    console.print(f"run {result.run_id}: pushed [bold]{result.output.ref}[/] ({result.output.kind})")
+    pushed = "pushed" if result.output.run_id == result.run_id else "unchanged, already"  # identical weights
+    console.print(f"run {result.run_id}: {pushed} [bold]{result.output.ref}[/] ({result.output.kind})")
+    if result.resumed_from is not None:
+        console.print(f"  resumed from the checkpoint of step {result.resumed_from}")
+    elif resume:
+        console.print("  --resume found no checkpoint of this run: trained from the start")
     console.print(
         f"  {result.steps} steps in {result.train_seconds:.1f}s, {result.samples_per_s:.1f} samples/s, "
         f"{result.tokens_per_s:.0f} tokens/s; trainable {result.trainable_params:,} of {result.total_params:,} params"
