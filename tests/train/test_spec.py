@@ -97,3 +97,11 @@ def test_yaml_spec_file(tmp_path: Path) -> None:
     path.write_text("- not a mapping\n")
     with pytest.raises(InvalidInput, match="mapping"):
         load_spec_file(path)
+
+
+def test_an_unknown_field_is_told_the_field_it_probably_meant() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_spec({"task": "mlm", "arch": "bert-tiny", "data": "a/b", "learning_rate": 1e-3, "epochz": 2})
+    message = str(err.value)
+    assert "learning_rate: not a training spec field; did you mean 'lr'?" in message
+    assert "epochz: not a training spec field; did you mean 'epochs'?" in message

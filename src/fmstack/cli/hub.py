@@ -321,7 +321,7 @@ def import_hf_cmd(
         bool,
         typer.Option("--convert", help="Load pickle weights with weights_only=True and store safetensors."),
     ] = False,
-    message: Annotated[str, typer.Option("--message", "-m")] = "",
+    message: Annotated[str, typer.Option("--message", "-m", help="A note kept with the version.")] = "",
     json_output: JsonFlag = False,
 ) -> None:
     """Import a Hugging Face model folder as a model version with a card derived from its config."""

@@ -67,8 +67,8 @@ def show(run_id: RunArg, json_output: JsonFlag = False) -> None:
 
 
 @app.command()
-def logs(run_id: RunArg) -> None:
+def logs(run_id: RunArg, json_output: JsonFlag = False) -> None:
     """Print a run's log."""
     with Hub.open() as hub:
         text = hub.runs.logs(run_id)
-    typer.echo(text, nl=False)
+    emit({"run_id": run_id, "log": text}, json_output, lambda: typer.echo(text, nl=False))

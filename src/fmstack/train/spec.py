@@ -6,6 +6,7 @@ fixes a bad spec in one pass.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -217,6 +218,9 @@ def parse_spec(raw: dict[str, Any]) -> TrainSpec:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "spec"
             bad.add(str(err["loc"][0]) if err["loc"] else "")
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{loc}: not a training spec field{_did_you_mean(loc)}")
+                continue
             shown = f" (got {err['input']!r})" if err["type"] != "missing" else ""
             problems.append(f"{loc}: {err['msg']}{shown}")
     good = {k: v for k, v in raw.items() if k not in bad}
@@ -227,6 +231,27 @@ def parse_spec(raw: dict[str, Any]) -> TrainSpec:
     if spec is None:  # unreachable: a pydantic failure always adds a problem above
         raise InvalidInput("the training spec is invalid")
     return spec
+
+
+# Hugging Face TrainingArguments names people bring with them.
+_KNOWN_AS = {
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "num_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "lr_scheduler_type": "schedule",
+    "eval_steps": "eval_every",
+    "save_steps": "save_every",
+    "bf16": "precision",
+    "fp16": "precision",
+}
+
+
+def _did_you_mean(name: str) -> str:
+    close = [_KNOWN_AS[name]] if name in _KNOWN_AS else []
+    close = close or difflib.get_close_matches(name, TrainSpec.model_fields, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else " (docs/train.md lists the fields)"
 
 
 def load_spec_file(path: Path) -> TrainSpec:
