@@ -21,7 +21,10 @@ OBJECTIVES = ("mlm", "clm")  # the tasks `pretrain` trains (`finetune --task` ta
 Opt = typer.Option
 Data = Annotated[str, Opt("--data", "-d", help="Dataset version ref (NS/NAME[:N|@ALIAS]).")]
 Epochs = Annotated[int | None, Opt("--epochs", help="Passes over the train split (default 3).")]
-MaxSteps = Annotated[int | None, Opt("--max-steps", help="Stop after this many optimizer steps.")]
+MaxSteps = Annotated[
+    int | None,
+    Opt("--max-steps", help="Stop after this many optimizer steps (or when --epochs end, if sooner)."),
+]
 Lr = Annotated[float | None, Opt("--lr", help="Peak learning rate (default depends on the method).")]
 Batch = Annotated[
     int | None, Opt("--batch-size", "-b", help="Examples per micro-batch per process (default 32).")

@@ -88,7 +88,11 @@ class TrainSpec(BaseModel):
     )
     # optimisation
     epochs: int = Field(3, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many optimizer steps, or at the end of --epochs if that comes first.",
+    )
     lr: float | None = Field(None, gt=0, description="Peak learning rate (default depends on the method).")
     head_lr: float | None = Field(
         None,
