@@ -178,6 +178,10 @@ def test_user_text_is_printed_as_is_never_as_rich_markup(
     assert code == 1 and "bad repo name 'badname'" in err
     code, out, _ = run(capsys, "hub", "info", "acme/m")
     assert code == 0 and "[red]w.bin" in out
+    with Hub.open() as hub:
+        hub.push("acme/c", src, "model", card="---\ntags: ['[/]x']\n---\nA card.\n")
+    code, out, _ = run(capsys, "hub", "info", "acme/c")
+    assert code == 0 and "[/]x" in out
 
 
 def test_an_unusable_hub_folder_or_database_is_a_user_error(
@@ -187,7 +191,11 @@ def test_an_unusable_hub_folder_or_database_is_a_user_error(
     monkeypatch.setenv("FMSTACK_HOME", str(tmp_path / "a-file"))
     code, _, err = run(capsys, "hub", "ls")
     assert code == 1 and "cannot use" in err and "set FMSTACK_HOME to a folder you can write to" in err
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "fmstack.db").write_text("not a database")
     monkeypatch.setenv("FMSTACK_HOME", str(tmp_path / "home"))
+    code, _, err = run(capsys, "hub", "ls")
+    assert code == 1 and "file is not a database; move the file aside" in err
     monkeypatch.setenv("FMSTACK_DATABASE_URL", "postgresql+psycopg://u:secret@127.0.0.1:1/db")
     code, _, err = run(capsys, "hub", "ls")
     assert code == 1 and "cannot open the hub database postgresql+psycopg://u:***@127.0.0.1:1/db" in err

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -183,7 +184,7 @@ def _print_card(text: str) -> None:
     meta, body = parse_card(text)
     console.rule("card")
     for key, value in meta.model_dump(exclude_defaults=True).items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        console.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
     console.print(Markdown(body))
 
 
@@ -279,7 +280,7 @@ def fsck_cmd(
             ("incomplete", report.incomplete),
         ):
             for item in items:
-                console.print(f"[red]{label}[/] {item}")
+                console.print(f"[red]{label}[/] {escape(item)}")
         if report.orphans:
             console.print(
                 f"{len(report.orphans)} orphan blobs ({human_size(report.orphan_bytes)}): `fmstack hub gc` removes them"

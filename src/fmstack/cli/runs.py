@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit
@@ -52,9 +53,10 @@ def show(run_id: RunArg, json_output: JsonFlag = False) -> None:
 
     def human() -> None:
         took = f" in {(run.ended_at - run.started_at).total_seconds():.1f}s" if run.ended_at else ""
-        console.print(f"[bold]run {run.id}[/] {run.kind} {run.status}{took}, by {run.creator}")
+        console.print(f"[bold]run {run.id}[/] {run.kind} {run.status}{took}, by {escape(run.creator)}")
         console.print(f"inputs: {', '.join(run.inputs) or '-'}   outputs: {', '.join(run.outputs) or '-'}")
-        console.print("environment: " + ", ".join(f"{k} {v}" for k, v in run.environment.items() if v))
+        environment = ", ".join(f"{k} {v}" for k, v in run.environment.items() if v)
+        console.print("environment: " + escape(environment))
         console.print_json(json.dumps(run.spec, default=str))
         last: dict[str, tuple[int, float]] = {m.name: (m.step, m.value) for m in metrics}
         if last:

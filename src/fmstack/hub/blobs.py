@@ -235,7 +235,11 @@ class FsspecBlobStore:
         with open(src, "rb") as fin:
             sha256 = hashlib.file_digest(fin, "sha256").hexdigest()
         blob = StoredBlob(sha256, src.stat().st_size)
-        if not self.has(sha256) or self.size(sha256) != blob.size:  # missing, or truncated since
+        try:
+            stored = int(self.fs.info(self._path(sha256))["size"])  # one round trip for both questions
+        except FileNotFoundError:
+            stored = -1
+        if stored != blob.size:  # missing, or truncated since
             self.fs.put_file(str(src), self._path(sha256))
         return blob
 

@@ -8,6 +8,13 @@ from typing import Any, Literal
 
 Kind = Literal["model", "dataset", "adapter"]
 KINDS: tuple[Kind, ...] = ("model", "dataset", "adapter")
+
+
+def a_kind(kind: str) -> str:
+    """``a model``, ``an adapter``: a kind (or "model or adapter") in a sentence."""
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 Visibility = Literal["public", "private"]
 RunStatus = Literal["running", "succeeded", "failed"]
 

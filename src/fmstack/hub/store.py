@@ -8,6 +8,7 @@ leaves at most orphan blobs, never a visible partial version.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,11 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy.exc
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from fmstack.errors import Conflict, InvalidInput, NotFound, Unavailable
+from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unavailable
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.blobs import BlobStore, open_blob_store
 from fmstack.hub.cards import parse_card
@@ -36,6 +37,7 @@ from fmstack.hub.entities import (
     RepoInfo,
     VersionDetail,
     VersionInfo,
+    a_kind,
 )
 from fmstack.hub.gc_lock import GcLock
 from fmstack.hub.manifest import ManifestEntry, check_relative_path, collect_files, manifest_digest
@@ -82,23 +84,14 @@ class Hub:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        try:
-            self.engine = create_hub_engine(settings.database_url)
-            migrate(self.engine, settings.home if self.engine.dialect.name == "sqlite" else None)
-        except OSError as exc:  # FMSTACK_HOME is a file, or not writable, or on a missing mount
-            raise Unavailable(
-                f"cannot use {settings.home} as the hub folder: {exc.strerror or exc}; "
-                "set FMSTACK_HOME to a folder you can write to"
-            ) from None
-        except sqlalchemy.exc.OperationalError as exc:
-            url = make_url(settings.database_url).render_as_string(hide_password=True)
-            raise Unavailable(
-                f"cannot open the hub database {url}: {' '.join(str(exc.orig).split())}; check "
-                "FMSTACK_DATABASE_URL and that its server is running"
-            ) from None
+        self.engine = _open_database(settings)
         self._sessions = session_factory(self.engine)
-        self.blobs: BlobStore = open_blob_store(settings.store_url)
-        self.gc_lock = GcLock(settings.home / ".gc.lock")
+        try:
+            self.blobs: BlobStore = open_blob_store(settings.store_url)
+            self.gc_lock = GcLock(settings.home / ".gc.lock")
+        except OSError as exc:
+            self.engine.dispose()
+            raise _unusable_folder(exc, settings.home) from None
         self.runs = RunLog(self._sessions, settings.user)
 
     @classmethod
@@ -504,9 +497,40 @@ class Hub:
 
 
 def _kind_conflict(repo: str, existing: str, kind: str) -> Conflict:
-    def a(noun: str) -> str:
-        return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
+    a = a_kind
     return Conflict(
         f"{repo} is {a(existing)} repo, so it cannot take {a(kind)} version: choose another repo name"
+    )
+
+
+def _open_database(settings: Settings) -> Engine:
+    """The hub's engine with its schema current; a folder or database that cannot be used is the
+    user's to fix (``Unavailable``), not a bug."""
+    engine: Engine | None = None
+    try:
+        engine = create_hub_engine(settings.database_url)
+        migrate(engine, settings.home if engine.dialect.name == "sqlite" else None)
+        return engine
+    except OSError as exc:  # FMSTACK_HOME is a file, or not writable, or on a missing mount
+        problem: FmstackError = _unusable_folder(exc, settings.home)
+    except (sqlite3.Error, sqlalchemy.exc.DatabaseError) as exc:
+        url = make_url(settings.database_url)
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        way_out = (
+            "move the file aside or point FMSTACK_HOME / FMSTACK_DATABASE_URL elsewhere"
+            if url.get_backend_name() == "sqlite"
+            else "check FMSTACK_DATABASE_URL and that its server is running"
+        )
+        problem = Unavailable(
+            f"cannot open the hub database {url.render_as_string(hide_password=True)}: {reason}; {way_out}"
+        )
+    if engine is not None:
+        engine.dispose()
+    raise problem
+
+
+def _unusable_folder(exc: OSError, home: Path) -> Unavailable:
+    where = exc.filename or home
+    return Unavailable(
+        f"cannot use {where} for the hub: {exc.strerror or exc}; set FMSTACK_HOME to a folder you can write to"
     )

@@ -143,8 +143,8 @@ def _check_texts(texts: list[str], limit: int) -> None:
         raise InvalidInput("'input' is empty: send at least one text")
     if len(texts) > limit:
         raise InputTooLarge(f"{len(texts)} texts in one request; the limit is {limit} (--max-inputs)")
-    if not all(t and not t.isspace() for t in texts):  # a model's answer to no text means nothing
-        blank = next(i for i, t in enumerate(texts) if not t or t.isspace())
+    if not all(map(str.strip, texts)):  # a model's answer to no text means nothing
+        blank = next(i for i, t in enumerate(texts) if not t.strip())
         raise InvalidInput(f"input {blank} is empty or only whitespace: send text")
 
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from fmstack.errors import Conflict, InvalidInput
 from fmstack.hub import Hub, Kind, VersionInfo
+from fmstack.hub.entities import a_kind
 
 
 def resolve_as(hub: Hub, ref: str, kinds: tuple[Kind, ...], flag: str) -> VersionInfo:
     """The version ``ref`` names, refused with a message naming ``flag`` unless it is one of ``kinds``."""
     version = hub.resolve(ref)
     if version.kind not in kinds:
-        wanted = _a(" or ".join(kinds))
+        wanted = a_kind(" or ".join(kinds))
         raise InvalidInput(
-            f"{version.ref} is {_a(version.kind)}, not {wanted}; {flag} takes {wanted} version"
+            f"{version.ref} is {a_kind(version.kind)}, not {wanted}; {flag} takes {wanted} version"
         )
     return version
 
@@ -25,7 +26,3 @@ def check_output(hub: Hub, repo: str, kind: Kind) -> None:
         hub.check_repo_kind(repo, kind)
     except (InvalidInput, Conflict) as exc:
         raise type(exc)(f"--output: {exc}") from None
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
