@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from fmstack.errors import Conflict, InvalidInput, NotFound
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck
+from fmstack.settings import Settings
 from tests.hub.folders import make_folder
 
 
@@ -197,3 +200,16 @@ def test_checkout_is_a_cached_verified_copy(any_hub: Hub, tmp_path: Path) -> Non
     assert any_hub.read_file("acme/m", "config.json") == b"{}"
     with pytest.raises(NotFound, match="no file 'nope'"):
         any_hub.read_file("acme/m", "nope")
+
+
+def test_a_run_whose_process_died_reads_abandoned(backend_settings: Settings) -> None:
+    # A real process records a running run and dies without finishing it (as under SIGKILL).
+    code = "from fmstack.hub import Hub\nwith Hub.open() as hub: print(hub.runs.start('train', {}))"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    with Hub(backend_settings) as hub:
+        assert hub.runs.get(int(child.stdout)).status == "abandoned"
+        alive = hub.runs.start("train", {})  # this process is alive: still running
+        assert hub.runs.get(alive).status == "running"
+        hub.runs.finish(alive, "failed")
+        assert hub.runs.get(alive).status == "failed"

@@ -16,7 +16,8 @@ def a_kind(kind: str) -> str:
 
 
 Visibility = Literal["public", "private"]
-RunStatus = Literal["running", "succeeded", "failed"]
+# "abandoned" is never stored: a run still "running" whose process is gone from this machine reads so.
+RunStatus = Literal["running", "succeeded", "failed", "abandoned"]
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -7,7 +7,9 @@ outputs. Together they are the hub's lineage.
 
 from __future__ import annotations
 
+import os
 import platform
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -45,6 +47,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "torch": pkg("torch"),
         "transformers": pkg("transformers"),
         "device": device,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),  # with host: whether a "running" run's process is still alive
     }
 
 
@@ -154,7 +158,7 @@ class RunLog:
             id=run.id,
             kind=run.kind,
             spec=run.spec,
-            status=run.status,  # type: ignore[arg-type]
+            status="abandoned" if _abandoned(run) else run.status,  # type: ignore[arg-type]
             creator=run.creator,
             started_at=run.started_at,
             ended_at=run.ended_at,
@@ -162,3 +166,19 @@ class RunLog:
             inputs=inputs,
             outputs=outputs,
         )
+
+
+def _abandoned(run: RunRow) -> bool:
+    """A run recorded as running by a process of this machine that no longer exists (killed before
+    it could record how it ended). Runs of other machines, or without a pid, are taken at their word."""
+    env = run.environment or {}
+    pid = env.get("pid")
+    if run.status != "running" or env.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
