@@ -53,6 +53,7 @@ def test_finetune_pushes_a_model_with_lineage_card_and_metrics(
     assert set(run.inputs) == {"test/tiny-bert:1", "test/topics:1"}
     assert run.outputs == ["acme/topics:1"]
     assert run.spec["result"]["metrics"]["accuracy"] == out["metrics"]["accuracy"]
+    assert run.spec["lr"] == 1e-2 and run.spec["head_lr"] == 3e-3  # the rates used, defaults resolved
     assert [m.step for m in hub.runs.metrics(out["run_id"], "eval_accuracy")] == [4, 8, 12, 16]
     meta, _ = parse_card(hub.card("acme/topics"))
     assert meta.base_model == "test/tiny-bert:1" and meta.datasets == ["test/topics:1"]

@@ -92,7 +92,9 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     output_repo = spec.output or default_output(spec, hub.settings.user)
     check_output(hub, output_repo, output_kind(spec))
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
-    run_id = hub.runs.start("train", spec.model_dump(), inputs=inputs, device=device)
+    # The record names the rates used, not "the method's default" (null).
+    recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}
+    run_id = hub.runs.start("train", recorded, inputs=inputs, device=device)
     try:
         with tempfile.TemporaryDirectory(prefix="fmstack-train-") as tmp:
             folder = Path(tmp) / "output"
