@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fmstack.data.ops.base import SPLIT_COLUMN, Context
+from fmstack.data.ops.dedup_near import band_hashes
 from fmstack.data.ops.registry import OPS
 from fmstack.data.ops.split import assign
 
@@ -103,3 +104,36 @@ def test_tokenize_then_pack_into_fixed_blocks(tmp_path: Path) -> None:
     packed, stats = apply("pack", out, ctx, block_size=5)
     assert packed.column("input_ids").to_pylist() == [[1, 3, 4, 2, 1], [7, 8, 2, 1, 4]]
     assert stats["tokens_dropped"] == 1 and stats["rows_out"] == 2
+
+
+def _near_keys(signatures: list[list[int]], config: Any) -> dict[str, np.ndarray]:
+    sig = np.array(signatures, dtype=np.uint32)
+    bands, rows = config.band_layout()
+    return {"bands": band_hashes(sig, bands, rows), "signatures": sig}
+
+
+def test_dedup_near_checks_every_pair_of_a_bucket_not_only_neighbours() -> None:
+    # Rows 0 and 2 are near duplicates (7 of 8 signature values agree); row 1 only collides with them
+    # in band 0 (columns 0-3) and is below the threshold with both. Sorted by band hash the
+    # bucket reads 0, 1, 2: checking neighbours only (0~1, 1~2) would keep row 2.
+    config = OPS["dedup_near"].model_validate(
+        {"op": "dedup_near", "num_perm": 8, "bands": 2, "threshold": 0.6}
+    )
+    near = config.build()
+    a = [1, 2, 3, 4, 5, 6, 7, 8]
+    b = [1, 2, 3, 4, 90, 91, 92, 93]
+    c = [1, 2, 3, 4, 50, 6, 7, 8]
+    masks, stats = near.decide([_near_keys([a, b], config), _near_keys([c], config)], CTX)
+    assert [m.tolist() for m in masks] == [[True, True], [False]]
+    assert stats == {"duplicates_removed": 1, "candidate_pairs_verified": 3, "near_duplicate_pairs": 1}
+
+
+def test_dedup_near_folds_identical_copies_before_pairing() -> None:
+    config = OPS["dedup_near"].model_validate(
+        {"op": "dedup_near", "num_perm": 8, "bands": 2, "threshold": 0.6}
+    )
+    a, other = [1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15, 16]
+    masks, stats = config.build().decide([_near_keys([a, other, a, a, a], config)], CTX)
+    assert masks[0].tolist() == [True, True, False, False, False]
+    # 3 copies folded onto row 0 (one check each), not the 6 pairs of a 4-row bucket.
+    assert stats == {"duplicates_removed": 3, "candidate_pairs_verified": 3, "near_duplicate_pairs": 3}
