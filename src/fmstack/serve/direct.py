@@ -26,10 +26,14 @@ Handler = Callable[[Request, re.Match[str]], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 ErrorHandlers = Mapping[type[Exception], ErrorHandler]
 
-# POST routes only; each path is matched whole.
+# POST routes only; each path is matched whole, the first match wins.
 ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"/v1/embeddings"), lambda request, _: embeddings.embeddings(request)),
     (re.compile(r"/v1/classify"), lambda request, _: classify.classify(request)),
+    (
+        re.compile(r"/v2/models/(?P<name>.+)/versions/(?P<version>[^/]+)/infer"),
+        lambda request, m: kserve.infer_version(m["name"], m["version"], request),
+    ),
     (re.compile(r"/v2/models/(?P<name>.+)/infer"), lambda request, m: kserve.infer(m["name"], request)),
 ]
 

@@ -92,6 +92,12 @@ class ClassifyResponse(BaseModel):
 # -- KServe Open Inference Protocol v2 -------------------------------------------------------------
 
 
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
 class TensorMetadata(BaseModel):
     name: str
     datatype: str
@@ -106,12 +112,45 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
+class ConfigTensor(BaseModel):
+    """A tensor in Triton's model configuration form (``TYPE_STRING``, ``TYPE_FP32``)."""
+
+    name: str
+    data_type: str
+    dims: list[int]
+
+
+class ModelConfig(BaseModel):
+    """``GET /v2/models/{name}/config``: the subset of Triton's model configuration that describes
+    a served model (``max_batch_size`` 0: the batch dimension is part of ``dims``; the server batches
+    on its own)."""
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    input: list[ConfigTensor]
+    output: list[ConfigTensor]
+    version_policy: dict[str, Any]
+    parameters: dict[str, dict[str, str]]
+
+
 class InferTensor(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    # Absent when the tensor's bytes follow the JSON (binary tensor data extension:
+    # parameters.binary_data_size says how many).
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    # binary_data (bool): this output's bytes after the JSON; classification (int k): the top k
+    # scores as "score:index:label" strings.
     parameters: dict[str, Any] | None = None
 
 
@@ -119,6 +158,8 @@ class InferRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str | None = None
     inputs: list[InferTensor] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+    # binary_data_output (bool): the default binary_data of every output that does not set its own.
     parameters: dict[str, Any] | None = None
 
 
