@@ -3,6 +3,9 @@
 Quality is accuracy (classifiers, in percent) or the mean cosine similarity of each text's
 embedding to the parent's embedding of the same text (embedding models, in percent; the parent
 scores 100 by definition). Both are in points, so one ``--max-accuracy-drop`` gates either task.
+
+``--eval-limit`` takes a seeded random sample of the split, stratified by label when it has labels:
+the first N rows of a split are often one source or one class (files are written in order).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ FALLBACK_TEXTS = [
 
 
 WARMUP_CALLS = 5
+EVAL_SAMPLE_SEED = 0  # fixed: the same model, data and limit are always measured on the same rows
 
 
 @dataclass
@@ -61,7 +65,9 @@ def load_eval(hub: Hub, ref: str, split: str | None, limit: int, model_labels: l
     folder = hub.checkout(version.ref)
     manifest = read_manifest(folder)
     name = pick_split(list(manifest.splits), split, version.ref)
-    table = read_split(folder, name).slice(0, limit)
+    table = read_split(folder, name)
+    strata = table.column("label").to_pylist() if "label" in table.column_names else None
+    table = table.take(sample_rows(table.num_rows, limit, strata, EVAL_SAMPLE_SEED))
     if "text" not in table.column_names:
         raise InvalidInput(
             f"{version.ref}:{name} has no 'text' column (columns: {', '.join(table.column_names)})"
@@ -87,6 +93,27 @@ def load_eval(hub: Hub, ref: str, split: str | None, limit: int, model_labels: l
             "evaluate on data labelled like the training data"
         )
     return EvalData(version.ref, name, texts, [index[v] for v in raw])
+
+
+def sample_rows(rows: int, limit: int, strata: list[object] | None, seed: int) -> np.ndarray:
+    """Sorted indices of ``limit`` of ``rows`` rows drawn with ``seed`` (all of them when they fit).
+
+    With ``strata`` (one label per row) each label keeps its share: ``limit * count / rows`` rows,
+    rounded by largest remainder, so a 1,000-row sample of skewed data has the split's class mix.
+    """
+    if rows <= limit:
+        return np.arange(rows)
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.choice(rows, size=limit, replace=False))
+    keys = np.array([str(v) for v in strata])
+    _, codes, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    quota = counts * limit / rows
+    take = np.floor(quota).astype(np.int64)
+    # Hand the rows lost to rounding down to the labels with the largest remainders (ties: label order).
+    take[np.argsort(take - quota, kind="stable")[: limit - int(take.sum())]] += 1
+    chosen = [rng.choice(np.flatnonzero(codes == c), size=int(k), replace=False) for c, k in enumerate(take)]
+    return np.sort(np.concatenate(chosen))
 
 
 def batches(tokenizer: object, texts: list[str], max_length: int, size: int) -> list[Batch]:
