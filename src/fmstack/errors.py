@@ -2,14 +2,17 @@
 
     FmstackError            base; the CLI maps it to exit code 1, the HTTP server to a 4xx
     ├── InvalidInput        the caller gave something malformed (a bad ref, a bad path, a bad spec)
+    │   └── TrainingDiverged    the loss became NaN or infinite (usually a learning rate too high)
     ├── NotFound            a repo, version, alias, run or file that does not exist
     ├── Conflict            the request is valid but clashes with current state (alias in use, ...)
     ├── Unsupported         a valid request this installation cannot do (missing extra, fp16 on CPU)
     ├── Unavailable         a service fmstack needs cannot be reached or used (database server, hub folder)
+    ├── Unauthorized        the request has no credentials, or ones not valid here (HTTP 401)
     └── IntegrityError      stored bytes do not match their recorded hash
 
 Messages say what happened, show the offending value and say what to do next. Anything that is not
-an ``FmstackError`` is a bug: the CLI reports it as an internal error (exit code 2).
+an ``FmstackError`` is a bug: the CLI reports it as an internal error (exit code 2). A message quotes
+user input through ``clip``, so a 50 MB line or file name never floods the terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ class FmstackError(Exception):
 
 class InvalidInput(FmstackError):
     """The input is malformed; the message names the problem and how to fix it."""
+
+
+class TrainingDiverged(InvalidInput):
+    """The training loss became NaN or infinite; the message names the step and a smaller learning rate."""
 
 
 class NotFound(FmstackError):
@@ -41,3 +48,18 @@ class Unavailable(FmstackError):
 
 class IntegrityError(FmstackError):
     """Stored bytes do not match the hash they were stored under."""
+
+
+class Unauthorized(FmstackError):
+    """The request carries no credentials (API key, token), or ones that are not valid here."""
+
+
+CLIP_CHARS = 200  # the most characters of one piece of user input a message quotes
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """``str(value)``, cut to ``limit`` characters with the count of what was left out."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"

@@ -125,6 +125,11 @@ def test_rm_refusal_and_card_edit(
     card.write_text("---\ndatasets: 3\n---\n")
     code, _, err = run(capsys, "hub", "card", "acme/a", "--edit", str(card))
     assert code == 1 and "datasets" in err
+    card.write_bytes("---\nlicense: mit\n---\n# Caf\xe9\n".encode("cp1252"))
+    code, _, err = run(capsys, "hub", "card", "acme/a", "--edit", str(card))
+    assert code == 1 and "not UTF-8 text (byte 0xe9 on line 4); save the card file as UTF-8" in err
+    code, _, err = run(capsys, "hub", "card", "acme/a", "--edit", str(tmp_path / "none.md"))
+    assert code == 1 and "no card file at" in err
     lineage = run_json(capsys, "hub", "lineage", "acme/a")
     assert lineage == {
         "ref": "acme/a:1",

@@ -62,3 +62,31 @@ def test_user_errors_exit_1_with_one_line(
     assert "--name" in capsys.readouterr().err
     assert main(["data", "ingest", str(bad), "--name", "a/b", "--max-rejected-fraction", "3"]) == 1
     assert "--max-rejected-fraction: Input should be less than or equal to 1" in capsys.readouterr().err
+
+
+def test_a_spec_that_is_not_utf8_is_refused_with_the_fix(
+    tmp_path: Path, fmstack_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes("input: a/b\noutput: a/c\n# r\xe9sum\xe9\nops: []\n".encode("latin-1"))
+    assert main(["data", "process", str(spec)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{spec}: not UTF-8 text (byte 0xe9 on line 3); save the processing spec as UTF-8" in err
+    assert main(["data", "process", str(tmp_path)]) == 1
+    assert "is a folder: give the processing spec file itself" in capsys.readouterr().err
+
+
+def test_a_huge_one_line_csv_is_quoted_clipped(
+    tmp_path: Path, fmstack_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One 2 MB line: "the column names" of a file without newlines, once echoed whole.
+    (tmp_path / "train.csv").write_text("x" * 2_000_000)
+    assert main(["data", "ingest", str(tmp_path / "train.csv"), "--name", "acme/line"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot tell the text column" in err and "more characters)" in err and len(err) < 1000
+    assert (
+        main(["data", "ingest", str(tmp_path / "train.csv"), "--name", "a/b", "--text-column", "y" * 5000])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "column 'yyy" in err and "(4,800 more characters)" in err and len(err) < 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -324,3 +325,54 @@ def test_save_spec_leaves_resume_out(
     assert main(["train", "run", str(saved), "--resume"]) == 0  # the same training: the same weights
     out = " ".join(capsys.readouterr().out.split())
     assert "unchanged, already" in out and "--resume found no checkpoint of this run" in out
+
+
+def test_a_diverging_run_stops_at_the_first_nan_loss_and_is_recorded_failed(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Adam moves every weight by about lr per step: at 1e30 the second forward pass overflows.
+    args = ["train", "finetune", "--base", tiny_bert, "--data", topics, "--max-steps", "4", "-b", "8"]
+    assert main([*args, "--lr", "1e30", "--output", "acme/diverged"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "training diverged: the loss became nan at step" in err
+    assert "(peak learning rate 1e+30)" in err and "try a lower learning rate, e.g. --lr 1e+29" in err
+    (run,) = hub.runs.recent()
+    assert run.status == "failed" and run.spec["error"].startswith("TrainingDiverged: training diverged")
+    assert all(math.isfinite(m.value) for m in hub.runs.metrics(run.id))  # no NaN point was written
+    assert "acme/diverged" not in {r.repo for r in hub.ls()}
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_non_finite_learning_rate_is_refused_before_a_run(
+    hub: Hub, tiny_bert: str, topics: str, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert main(_finetune(tiny_bert, topics, "--lr", value)) == 1
+    assert "lr: Input should be a finite number" in capsys.readouterr().err
+    assert hub.runs.recent() == []
+
+
+def test_an_unwritable_checkpoint_dir_or_a_missing_eval_split_leave_no_run(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert (
+        main(_finetune(tiny_bert, topics, "--checkpoint-dir", str(a_file / "ckpt"), "--save-every", "1")) == 1
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--checkpoint-dir '{a_file / 'ckpt'}': cannot write there" in err
+    assert "pick a folder you can write to" in err
+    assert main(_finetune(tiny_bert, topics, "--eval-split", "nosuch")) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--eval-split: the dataset test/topics:1 has no split 'nosuch' (splits: train, validation)" in err
+    assert hub.runs.recent() == []  # docs/train.md: a refused run creates no record
+
+
+def test_a_spec_file_that_is_not_utf8_is_refused(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes("task: classification\nbase: caf\xe9/x\n".encode("latin-1"))
+    assert main(["train", "run", str(spec)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{spec}: not UTF-8 text (byte 0xe9 on line 2)" in err and "save the training spec as UTF-8" in err

@@ -13,7 +13,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size
-from fmstack.errors import InvalidInput, NotFound
+from fmstack.errors import NotFound
 from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.cards import parse_card
@@ -21,6 +21,7 @@ from fmstack.hub.importers import import_builtin, import_hf
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.manifest import collect_files
 from fmstack.hub.refs import parse_repo
+from fmstack.textfile import read_user_text
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -249,9 +250,7 @@ def card(
     """Show a version's card, or replace it with --edit FILE (front matter is validated)."""
     with Hub.open() as hub:
         if edit is not None:
-            if not edit.is_file():
-                raise InvalidInput(f"no card file at {str(edit)!r}")
-            hub.set_card(ref, edit.read_text())
+            hub.set_card(ref, read_user_text(edit, "card file"))
         text = hub.card(ref)
     emit(
         {"ref": ref, "card": text},

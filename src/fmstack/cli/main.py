@@ -17,7 +17,11 @@ from rich.markup import escape
 
 from fmstack import __version__
 from fmstack.cli.output import err_console
-from fmstack.errors import FmstackError
+from fmstack.errors import FmstackError, clip
+
+# The most characters of one error message: messages clip each piece of user input they quote, and this
+# catches any that does not (a 50 MB line must not flood the terminal).
+MESSAGE_CHARS = 5000
 
 # name -> (module, help). One line per command group; the module defines ``app`` (a Typer).
 GROUPS: dict[str, tuple[str, str]] = {
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, prog_name="fmstack", standalone_mode=False)
     except FmstackError as exc:
         # Messages quote user input (paths, refs, texts) and hints like pip install 'fmstack[s3]': never markup.
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        message = escape(clip(exc, MESSAGE_CHARS))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if _debug:
             err_console.print_exception()
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(clip(exc, MESSAGE_CHARS))}\n"
             "This is a bug in fmstack; re-run with --debug for the traceback and report it.",
             highlight=False,
             soft_wrap=True,

@@ -89,10 +89,11 @@ def _bar(enabled: bool) -> Iterator[Any]:
 
 
 def _run(raw: dict[str, Any], json_output: bool, save_spec: Path | None = None) -> None:
-    from fmstack.train.run import train
     from fmstack.train.spec import parse_spec
 
-    spec = parse_spec(raw)
+    spec = parse_spec(raw)  # before importing torch and transformers: a bad flag is refused in a second
+    from fmstack.train.run import train
+
     if save_spec:
         import yaml
 
@@ -275,14 +276,9 @@ def run_spec(
     json_output: JsonFlag = False,
 ) -> None:
     """Run a training spec from a YAML file."""
-    import yaml
+    from fmstack.train.spec import read_spec_file
 
-    try:
-        raw = yaml.safe_load(spec_file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"cannot read spec {str(spec_file)!r}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"{spec_file}: a training spec is a YAML mapping of field: value")
+    raw = read_spec_file(spec_file)
     if resume:
         raw["resume"] = True
     _run(raw, json_output)

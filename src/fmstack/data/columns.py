@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
 
 TEXT_NAMES = ("text", "sentence", "content", "document", "body", "utterance", "review", "query", "prompt")
 LABEL_NAMES = ("label", "labels", "intent", "category", "class", "target")
@@ -42,10 +42,10 @@ def infer(
     label_column: str | None = None,
     pair_columns: tuple[str, str] | None = None,
 ) -> ColumnMap:
-    have = ", ".join(repr(c) for c in columns) or "none"
+    have = clip(", ".join(repr(c) for c in columns) or "none")  # a 50 MB one-line CSV is one "column"
     for given in [text_column, label_column, *(pair_columns or ())]:
         if given is not None and given not in columns:
-            raise InvalidInput(f"column {given!r} is not in the input (columns: {have})")
+            raise InvalidInput(f"column {clip(given)!r} is not in the input (columns: {have})")
     if pair_columns is not None:
         text, pair = pair_columns
     elif text_column is not None:
@@ -67,10 +67,10 @@ def infer(
         labels = [c for c in _pick(columns, LABEL_NAMES) if c not in (text, pair)]
         if len(labels) > 1:
             raise InvalidInput(
-                f"cannot tell the label column: {', '.join(labels)} all look like labels (columns: {have}); "
+                f"cannot tell the label column: {clip(', '.join(labels))} all look like labels (columns: {have}); "
                 "pass --label-column NAME"
             )
         label_column = labels[0] if labels else None
     if label_column is not None and label_column in (text, pair):
-        raise InvalidInput(f"column {label_column!r} cannot be both text and label")
+        raise InvalidInput(f"column {clip(label_column)!r} cannot be both text and label")
     return ColumnMap(text=text, text_pair=pair, label=label_column)

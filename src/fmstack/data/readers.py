@@ -24,7 +24,7 @@ import zstandard
 
 from fmstack.data.columns import ColumnMap
 from fmstack.data.sources import Source, find_bad_utf8, open_binary
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
 
 BATCH_ROWS = 8192
 TextMode = Literal["lines", "document"]
@@ -82,7 +82,7 @@ def peek_columns(source: Source) -> list[str]:
                 if not header:
                     raise InvalidInput(f"{source.name}: empty file, expected a header line with column names")
                 if len(set(header)) != len(header):
-                    raise InvalidInput(f"{source.name}: repeated column names in the header {header}")
+                    raise InvalidInput(f"{source.name}: repeated column names in the header {clip(header)}")
                 return header
             for line in f:
                 try:
@@ -124,7 +124,9 @@ def _read_csv(source: Source, columns: ColumnMap) -> Iterator[RawBatch]:
         index = {k: header.index(c) for k, c in names.items() if c in header}
         missing = [c for c in names.values() if c not in header]
         if missing:
-            raise InvalidInput(f"{source.name}: no column {missing[0]!r} (columns: {', '.join(header)})")
+            raise InvalidInput(
+                f"{source.name}: no column {clip(missing[0])!r} (columns: {clip(', '.join(header))})"
+            )
         batch, start = _empty(names), reader.line_num + 1
         for row in reader:
             if len(row) != len(header):
@@ -179,7 +181,9 @@ def _read_parquet(source: Source, columns: ColumnMap) -> Iterator[RawBatch]:
     have = file.schema_arrow.names
     missing = [c for c in names.values() if c not in have]
     if missing:
-        raise InvalidInput(f"{source.name}: no column {missing[0]!r} (columns: {', '.join(have)})")
+        raise InvalidInput(
+            f"{source.name}: no column {clip(missing[0])!r} (columns: {clip(', '.join(have))})"
+        )
     line = 1
     for record_batch in file.iter_batches(batch_size=BATCH_ROWS, columns=list(dict.fromkeys(names.values()))):
         values = {k: record_batch.column(c).to_pylist() for k, c in names.items()}

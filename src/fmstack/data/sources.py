@@ -19,7 +19,7 @@ from typing import IO, Literal, cast
 
 import zstandard
 
-from fmstack.errors import InvalidInput, NotFound
+from fmstack.errors import InvalidInput, NotFound, clip
 
 Format = Literal["csv", "tsv", "jsonl", "parquet", "text"]
 Compression = Literal["gzip", "zstd"] | None
@@ -70,7 +70,7 @@ def expand(patterns: Sequence[str]) -> list[Path]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise NotFound(f"no file matches {pattern!r}; check the path or quote the glob")
+            raise NotFound(f"no file matches {clip(pattern)!r}; check the path or quote the glob")
         for match in matches:
             path = Path(match)
             if path.is_dir():
@@ -78,10 +78,10 @@ def expand(patterns: Sequence[str]) -> list[Path]:
             elif path.is_file():
                 found.append(path)
             else:
-                raise NotFound(f"no such file: {match!r}")
+                raise NotFound(f"no such file: {clip(match)!r}")
     unique = sorted({p.resolve(): p for p in found})
     if not unique:
-        raise NotFound(f"no input files in {', '.join(patterns)}")
+        raise NotFound(f"no input files in {clip(', '.join(patterns))}")
     return unique
 
 
@@ -97,11 +97,11 @@ def detect(path: Path, forced: Format | None = None) -> tuple[Format, Compressio
     if fmt is None:
         known = ", ".join(sorted(_FORMAT_SUFFIXES))
         raise InvalidInput(
-            f"{str(path)!r}: cannot tell the format from the name (known endings: {known}, "
+            f"{clip(path)!r}: cannot tell the format from the name (known endings: {known}, "
             "optionally followed by .gz or .zst); pass --format csv|tsv|jsonl|parquet|text"
         )
     if fmt == "parquet" and compression:
-        raise InvalidInput(f"{str(path)!r}: Parquet compresses itself; store it without .gz/.zst")
+        raise InvalidInput(f"{clip(path)!r}: Parquet compresses itself; store it without .gz/.zst")
     return fmt, compression
 
 
@@ -135,7 +135,7 @@ def check_split_name(name: str) -> str:
     name = SPLIT_ALIASES.get(name, name)
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or name == "rejected":
         raise InvalidInput(
-            f"bad split name {name!r}: use lower-case letters, digits and '_' (e.g. train, validation, "
+            f"bad split name {clip(name)!r}: use lower-case letters, digits and '_' (e.g. train, validation, "
             "test); 'rejected' is reserved for unusable rows"
         )
     return name

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fmstack.data.ops.base import OpConfig
 from fmstack.data.ops.registry import OPS
 from fmstack.data.shards import DEFAULT_SHARD_ROWS
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
+from fmstack.textfile import read_user_text
 
 if TYPE_CHECKING:
     AnyOp = OpConfig
@@ -86,10 +87,9 @@ def parse_spec(data: Any, origin: str = "spec") -> ProcessSpec:
 
 
 def load_spec(path: Path) -> ProcessSpec:
-    if not path.is_file():
-        raise InvalidInput(f"no spec file at {str(path)!r}")
+    text = read_user_text(path, "processing spec")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML ({exc})") from None
+        raise InvalidInput(f"{clip(path)}: not valid YAML ({clip(exc, 1000)})") from None
     return parse_spec(data, str(path))

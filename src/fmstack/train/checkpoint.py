@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from fmstack.errors import InvalidInput, Unavailable, clip
 
 KEEP = 2  # newest checkpoints kept on disk
 
@@ -32,6 +36,31 @@ def latest(root: Path) -> Path | None:
 def clear(root: Path) -> None:
     for path in root.glob("*step-*"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def check_writable(root: Path) -> None:
+    """Refuse a checkpoint folder that cannot be written before any training (or run record) starts."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"--checkpoint-dir {clip(root)!r}: cannot write there ({exc.strerror or exc}); "
+            "pick a folder you can write to"
+        ) from None
+
+
+@contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    # A full disk or a folder removed mid-run: the user's to fix, with the place named.
+    try:
+        yield
+    except OSError as exc:
+        raise Unavailable(
+            f"cannot write a checkpoint to {clip(root)!r} ({exc.strerror or exc}); free space there or "
+            "pick another --checkpoint-dir, then rerun with --resume"
+        ) from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,32 +90,33 @@ def save(
     scaler: Any,
     state: dict[str, Any],
 ) -> None:
-    tmp = root / f".tmp-step-{step:08d}"
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    barrier()
-    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
-    barrier()
-    if rank == 0:
-        save_file(weights, str(tmp / "weights.safetensors"))
-        if best is not None:
-            save_file(best, str(tmp / "best.safetensors"))
-        if average is not None:
-            save_file(average, str(tmp / "average.safetensors"))
-        torch.save(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None,
-            },
-            tmp / "optimizer.pt",
-        )
-        (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
-        tmp.rename(step_dir(root, step))
-        for old in sorted(root.glob("step-*"))[:-KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
-    barrier()
+    with _writing(root):
+        tmp = root / f".tmp-step-{step:08d}"
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        barrier()
+        torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+        barrier()
+        if rank == 0:
+            save_file(weights, str(tmp / "weights.safetensors"))
+            if best is not None:
+                save_file(best, str(tmp / "best.safetensors"))
+            if average is not None:
+                save_file(average, str(tmp / "average.safetensors"))
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler else None,
+                },
+                tmp / "optimizer.pt",
+            )
+            (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
+            tmp.rename(step_dir(root, step))
+            for old in sorted(root.glob("step-*"))[:-KEEP]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier()
 
 
 def load(path: Path, rank: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ gradient whether the global batch ran as 1x32, 2x16 or 4x8, or over several proc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -18,14 +19,14 @@ import torch
 from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch import nn
 
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, TrainingDiverged
 from fmstack.train import checkpoint
 from fmstack.train.average import WeightAverage
 from fmstack.train.batches import epoch_batches, micro_batches
 from fmstack.train.methods import probe
 from fmstack.train.optim import make_optimizer
 from fmstack.train.prepare import Prepared
-from fmstack.train.throughput import flops_per_token, peak_flops
+from fmstack.train.throughput import flops_per_token, peak_flops, utilisation
 
 
 @dataclass
@@ -239,6 +240,19 @@ class Loop:
         total = self.acc.reduce(local, reduction="sum") if self.world > 1 else local
         return float(total[0]) / count, int(total[1]), int(total[2])
 
+    def _check_finite(self, loss: float, step: int) -> None:
+        """Stop at the first NaN or infinite loss: every later step would only train on garbage. The loss
+        is already a Python float (reduced over processes), so the check costs nothing and every rank
+        stops at the same step."""
+        if math.isfinite(loss):
+            return
+        lr, head = self.spec.learning_rate, self.spec.head_lr
+        lowered = f"--lr {lr / 10:g}" + (f" --head-lr {head / 10:g}" if head is not None else "")
+        raise TrainingDiverged(
+            f"training diverged: the loss became {loss} at step {step} of {self.total} "
+            f"(peak learning rate {lr:g}). Nothing was saved; try a lower learning rate, e.g. {lowered}"
+        )
+
     def fit(self) -> FitResult:
         from fmstack.train.schedule import make_scheduler
 
@@ -264,6 +278,7 @@ class Loop:
                 started = time.perf_counter()
                 loss, n, t = self._train_step(ids, epoch, optimizer, scheduler)
                 seconds += time.perf_counter() - started
+                self._check_finite(loss, self.step + 1)
                 examples, tokens, self.step = examples + n, tokens + t, self.step + 1
                 lr = float(scheduler.get_last_lr()[0])
                 progress = Progress(
@@ -302,7 +317,8 @@ class Loop:
         total_params = sum(p.numel() for p in self.model.parameters())
         tokens_per_s = tokens / seconds if seconds else 0.0
         peak = self.spec.peak_flops or peak_flops(self.acc.device)
-        per_token = flops_per_token(total_params, self.prep.method.name)
+        seq_len = tokens / examples if examples else 0.0  # mean non-padding tokens per example
+        per_token = flops_per_token(self.model, trainable, self.prep.method.name, seq_len)
         return FitResult(
             model=self.model,
             steps=self.step,
@@ -310,7 +326,7 @@ class Loop:
             best_step=self.best_step,
             samples_per_s=examples / seconds if seconds else 0.0,
             tokens_per_s=tokens_per_s,
-            mfu=(per_token * tokens_per_s / peak) if peak and tokens_per_s else None,
+            mfu=utilisation(per_token, tokens_per_s, peak),
             train_seconds=seconds,
             trainable_params=trainable,
             total_params=total_params,

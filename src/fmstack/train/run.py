@@ -3,15 +3,18 @@ or across processes with torchrun), push the output with lineage, and close the 
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmstack.data import format as dataformat
+from fmstack.errors import InvalidInput, clip
 from fmstack.hub import Hub, Kind, VersionInfo
 from fmstack.hub.refs import parse_ref
-from fmstack.train import registry
+from fmstack.train import checkpoint, registry
 from fmstack.train.loop import FitResult, Progress, scalar_metrics
 from fmstack.train.precision import check_precision, pick_device
 from fmstack.train.spec import TrainSpec
@@ -71,17 +74,33 @@ def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
     return hub.settings.home / "checkpoints" / spec.identity()
 
 
+def check_splits(hub: Hub, spec: TrainSpec) -> None:
+    """The train split and an explicit eval split exist: refused before a run record, not after loading."""
+    splits = dataformat.read_manifest(hub.checkout(str(spec.data))).splits
+    have = ", ".join(splits) or "none"
+    for flag, split in (("train_split", spec.train_split), ("--eval-split", spec.eval_split)):
+        if split is not None and split not in splits:
+            raise InvalidInput(
+                f"{flag}: the dataset {spec.data} has no split {clip(split)!r} (splits: {have})"
+            )
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    # A perplexity of exp(800) is inf; a metric store holds numbers, so such a point is left out.
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
 def _record(hub: Hub, run_id: int, progress: Progress) -> None:
     every = max(1, progress.total // 200)  # about 200 points per curve, whatever the run length
     if progress.step % every == 0 or progress.step == progress.total or progress.eval:
         hub.runs.log_metrics(
             run_id,
             progress.step,
-            {"loss": progress.loss, "lr": progress.lr, "samples_per_s": progress.samples_per_s},
+            _finite({"loss": progress.loss, "lr": progress.lr, "samples_per_s": progress.samples_per_s}),
         )
     if progress.eval:
         hub.runs.log_metrics(
-            run_id, progress.step, {f"eval_{k}": v for k, v in scalar_metrics(progress.eval).items()}
+            run_id, progress.step, _finite({f"eval_{k}": v for k, v in scalar_metrics(progress.eval).items()})
         )
 
 
@@ -91,6 +110,9 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     spec = pin(hub, spec)
     output_repo = spec.output or default_output(spec, hub.settings.user)
     check_output(hub, output_repo, output_kind(spec))
+    check_splits(hub, spec)
+    if spec.checkpoint_dir or spec.save_every:
+        checkpoint.check_writable(checkpoint_root(hub, spec))
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
     # The record names the rates used, not "the method's default" (null).
     recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}
@@ -118,8 +140,9 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
                 run_id=run_id,
             )
     except BaseException as exc:
-        hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
-        hub.runs.finish(run_id, "failed")
+        reason = f"{type(exc).__name__}: {exc}"
+        hub.runs.append_log(run_id, f"failed: {reason}")
+        hub.runs.finish(run_id, "failed", spec_update={"error": reason})
         raise
     summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
     hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})

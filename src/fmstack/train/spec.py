@@ -15,7 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
+from fmstack.textfile import read_user_text
 
 TaskName = Literal["classification", "embedding", "mlm", "clm"]
 MethodName = Literal["probe", "full", "lora", "ia3", "adapter", "prefix"]
@@ -44,7 +45,8 @@ DEFAULT_HEAD_LR: dict[str, float] = {"full": 3e-3}
 class TrainSpec(BaseModel):
     """Everything that decides a training run. Field docs are the CLI's --help."""
 
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: "--lr inf" or "nan" is refused here, not after a run of NaN losses.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     schema_version: Literal[1] = 1
     # what
     task: TaskName = Field(description="classification | embedding | mlm | clm")
@@ -258,13 +260,17 @@ def _did_you_mean(name: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else " (docs/train.md lists the fields)"
 
 
-def load_spec_file(path: Path) -> TrainSpec:
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """The fields of a YAML spec file, not yet validated (the CLI adds --resume before parsing)."""
+    text = read_user_text(path, "training spec")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput(f"spec file {str(path)!r} does not exist") from None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+        raise InvalidInput(f"{clip(path)}: not valid YAML: {clip(exc, 1000)}") from None
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{path}: a training spec is a YAML mapping of field: value")
-    return parse_spec(raw)
+        raise InvalidInput(f"{clip(path)}: a training spec is a YAML mapping of field: value")
+    return raw
+
+
+def load_spec_file(path: Path) -> TrainSpec:
+    return parse_spec(read_spec_file(path))
