@@ -9,12 +9,18 @@ and a linear head over the attention-masked mean of the last hidden states.
 It saves as an ordinary transformers folder whose ``config.json`` has ``model_type:
 fmstack-pooled-classifier``, the encoder's own config fields and ``encoder_model_type``. Importing this
 module registers it with ``AutoConfig`` and ``AutoModelForSequenceClassification``, so every loader in
-fmstack (train, compress, serve) loads it like any classifier. transformers without fmstack refuses
-the folder (unknown model type) instead of loading it with a [CLS] head and answering wrongly.
+fmstack (train, compress, serve) loads it like any classifier.
+
+``save_pretrained`` also copies this file into the folder (as ``pooled.py``) and writes an ``auto_map``
+naming its two classes: with fmstack absent, ``AutoModelForSequenceClassification.from_pretrained(folder,
+trust_remote_code=True)`` runs this code and answers exactly as fmstack does; without
+``trust_remote_code`` transformers refuses the folder (unknown model type) instead of loading it with a
+[CLS] head and answering wrongly. So this module imports only torch and transformers: it must run alone.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +165,18 @@ def _standard_names(encoder: PretrainedConfig) -> dict[str, Any]:
     return {name: getattr(encoder, name) for name in names if hasattr(encoder, name)}
 
 
+def save_config_with_code(config: PooledClassifierConfig, folder: Path) -> None:
+    """Write ``config.json`` with an ``auto_map`` for both classes, and this file next to it: what an
+    adapter folder carries so that the classifier it adapts can be built without fmstack."""
+    config = copy.deepcopy(config)
+    module = Path(__file__).stem
+    config.auto_map = {
+        "AutoConfig": f"{module}.{PooledClassifierConfig.__name__}",
+        "AutoModelForSequenceClassification": f"{module}.{PooledEncoderForSequenceClassification.__name__}",
+    }
+    config.save_pretrained(str(folder))  # copies this file too (register_for_auto_class below)
+
+
 def is_pooled(config: Any) -> bool:
     return getattr(config, "model_type", None) == MODEL_TYPE
 
@@ -175,5 +193,13 @@ def _without_pooler(encoder: nn.Module) -> nn.Module:
     return encoder
 
 
-AutoConfig.register(MODEL_TYPE, PooledClassifierConfig)
-AutoModelForSequenceClassification.register(PooledClassifierConfig, PooledEncoderForSequenceClassification)
+# save_pretrained ships this file and an auto_map with every folder (see the module docstring).
+PooledClassifierConfig.register_for_auto_class()  # type: ignore[no-untyped-call]
+PooledEncoderForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")  # type: ignore[no-untyped-call]
+# fmstack's own copy registers itself; a copy that transformers loads from a folder through auto_map
+# (under another module name) must not replace it in the Auto mappings.
+if __name__ == "fmstack.train.pooled":
+    AutoConfig.register(MODEL_TYPE, PooledClassifierConfig)
+    AutoModelForSequenceClassification.register(
+        PooledClassifierConfig, PooledEncoderForSequenceClassification
+    )

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from fmstack.hub.cards import CardMeta, render_card
+from fmstack.hub.importers import BUILTIN_REPO, BUILTIN_SOURCE
+from fmstack.hub.refs import parse_ref
 from fmstack.servable import ServableModel, write_descriptor
 from fmstack.train import descriptor
 from fmstack.train.methods.heads import head_modules
+from fmstack.train.pooled import is_pooled, save_config_with_code
 from fmstack.train.prepare import Prepared
 
 PEFT_METHODS = ("lora", "ia3")
@@ -21,8 +24,8 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
     spec, ctx = prep.spec, prep.ctx
     if prep.method.is_adapter:
         prep.method.save(model, folder)
-        if spec.method in PEFT_METHODS and base_ref:
-            _point_peft_config_at(folder, base_ref)
+        if spec.method in PEFT_METHODS:
+            _make_standard(_task_model(model), folder, base_ref)
         heads = list(head_modules(_task_model(model)))
         descriptor.write(
             folder,
@@ -71,11 +74,26 @@ def _task_model(model: Any) -> Any:
     return inner if inner is not None and hasattr(model, "peft_config") else model
 
 
-def _point_peft_config_at(folder: Path, base_ref: str) -> None:
-    # PEFT records the local checkout path; the hub ref of the base is what means something later.
+def _make_standard(task_model: Any, folder: Path, base_ref: str | None) -> None:
+    """What PEFT users need beyond PEFT's own files (docs/interop.md): a base name PEFT can load, and,
+    over fmstack's mean-pooled classifier, that classifier's config and code (``auto_map``)."""
+    if base_ref:
+        _point_peft_config_at(folder, standard_base_name(base_ref))
+    if is_pooled(getattr(task_model, "config", None)):
+        save_config_with_code(task_model.config, folder)
+
+
+def standard_base_name(base_ref: str) -> str:
+    """The ``base_model_name_or_path`` to record: the Hugging Face id of the built-in base (which is
+    that model, byte for byte), else the hub ref (users pass their pulled copy of it)."""
+    return BUILTIN_SOURCE if parse_ref(base_ref).repo == BUILTIN_REPO else base_ref
+
+
+def _point_peft_config_at(folder: Path, base: str) -> None:
+    # PEFT records the local checkout path, which means nothing on another machine.
     path = folder / "adapter_config.json"
     config = json.loads(path.read_text())
-    config["base_model_name_or_path"] = base_ref
+    config["base_model_name_or_path"] = base
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

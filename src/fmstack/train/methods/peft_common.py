@@ -1,12 +1,17 @@
 """Shared by the PEFT-backed methods (LoRA, IA3): PEFT's own adapter folder format, so
-``PeftModel.from_pretrained`` loads what we write and ``merge_and_unload`` folds it into the base."""
+``PeftModel.from_pretrained`` loads what we write and ``merge_and_unload`` folds it into the base.
+The saved ``target_modules`` name the adapted modules in full, so that PEFT refuses a model of another
+layout instead of half-loading the adapter (docs/interop.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from peft import PeftConfig, PeftModel, get_peft_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from fmstack.errors import InvalidInput
@@ -42,6 +47,32 @@ def save(model: nn.Module, folder: Path) -> None:
     if not isinstance(model, PeftModel):
         raise InvalidInput(f"expected a PEFT model to save, got {type(model).__name__}")
     model.save_pretrained(str(folder))
+    pin_targets(model, folder / "adapter_config.json")
+
+
+def pin_targets(model: PeftModel, config_file: Path) -> None:
+    """Name the adapted modules exactly, as one regular expression, in the saved ``adapter_config.json``.
+
+    PEFT's default targets are short suffixes (``query``, ``value``) that exist in any BERT, so on a
+    model of another layout (``BertForSequenceClassification``'s ``bert.encoder...`` where we trained
+    ``encoder.encoder...``) PEFT injects fresh layers, finds none of the saved weights for them, and
+    only warns: the model then answers as if untrained. A pattern of the full names matches no module
+    of another layout, and PEFT raises "Target modules ... not found in the base model" instead.
+    """
+    task_model: nn.Module = model.base_model.model  # type: ignore[assignment]
+    tuned = {name: m for name, m in task_model.named_modules() if isinstance(m, BaseTunerLayer)}
+    config = json.loads(config_file.read_text())
+    config["target_modules"] = _pattern(tuned)
+    if "feedforward_modules" in config:  # IA3: which of them scale inputs rather than outputs
+        config["feedforward_modules"] = _pattern(
+            [n for n, m in tuned.items() if getattr(m, "is_feedforward", False)]
+        )
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _pattern(names: Iterable[str]) -> str:
+    # PEFT full-matches a string target against each module name; "(?!)" matches nothing.
+    return "|".join(re.escape(name) for name in sorted(names)) or "(?!)"
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:

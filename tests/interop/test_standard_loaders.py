@@ -1,0 +1,177 @@
+"""The interop table (docs/interop.md): each kind of artifact fmstack saves, loaded by the standard tool a
+user would reach for, answers exactly as fmstack's own loading does, or is refused loudly.
+
+Every row trains (or compresses) a tiny version through fmstack, pulls it like a user, loads it with
+the standard tool only, and compares logits on the same texts (argmax equal, fp32 logits within 1e-4).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fmstack.hub import Hub
+from fmstack.train.inference import load
+from fmstack.train.run import train
+from fmstack.train.spec import parse_spec
+from tests.interop.conftest import pulled
+from tests.train.conftest import texts
+
+ATOL = 1e-4
+TEXTS = texts(12, seed=7)[0]
+
+
+def _train(hub: Hub, base: str, data: str, **fields: Any) -> str:
+    spec = {"task": "classification", "base": base, "data": data, "max_steps": 4, "lr": 1e-2, "seed": 3}
+    return train(hub, parse_spec({**spec, **fields})).output.ref
+
+
+def _fmstack_logits(hub: Hub, ref: str) -> torch.Tensor:
+    loaded = load(hub, ref)
+    return _logits(loaded.model, loaded.tokenizer)
+
+
+@torch.no_grad()
+def _logits(model: Any, tokenizer: Any) -> torch.Tensor:
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    return model.eval()(**batch).logits.float()  # type: ignore[no-any-return]
+
+
+def _same(standard: torch.Tensor, ours: torch.Tensor) -> None:
+    assert torch.equal(standard.argmax(-1), ours.argmax(-1))
+    torch.testing.assert_close(standard, ours, atol=ATOL, rtol=0)
+
+
+def _pooled_base(adapter: Path, base: Path) -> Any:
+    """The documented way to build, without fmstack, the classifier an adapter of a mean-pooled
+    classifier applies to: its config and code ship in the adapter folder, the weights are the base's."""
+    from transformers import AutoConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    config = AutoConfig.from_pretrained(adapter, trust_remote_code=True)
+    classifier = get_class_from_dynamic_module("pooled.PooledEncoderForSequenceClassification", str(adapter))
+    return classifier.from_pretrained(base, config=config)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_peft_adapter_loads_in_peft_with_fmstacks_predictions(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+) -> None:
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    ref = _train(hub, tiny_bert, topics, method=method)
+    adapter, base = pulled(hub, ref, tmp_path), pulled(hub, tiny_bert, tmp_path)
+    model = PeftModel.from_pretrained(_pooled_base(adapter, base), adapter)
+    _same(_logits(model, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_peft_adapter_on_a_cls_head_is_refused_not_half_loaded(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+) -> None:
+    """The issue's report: loaded on BertForSequenceClassification, PEFT skipped every LoRA weight
+    with a warning and the model scored at chance. Now PEFT raises."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    adapter = pulled(hub, _train(hub, tiny_bert, topics, method=method), tmp_path)
+    wrong = AutoModelForSequenceClassification.from_pretrained(pulled(hub, tiny_bert, tmp_path), num_labels=3)
+    with pytest.raises(ValueError, match="[Tt]arget"):
+        PeftModel.from_pretrained(wrong, adapter)
+
+
+def test_cls_pooled_lora_loads_on_the_standard_head(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    """``pooling: cls`` trains the architecture's own head: plain PEFT on plain transformers loads it."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    ref = _train(hub, tiny_bert, topics, method="lora", pooling="cls")
+    adapter, base = pulled(hub, ref, tmp_path), pulled(hub, tiny_bert, tmp_path)
+    labels = load(hub, ref).labels
+    plain = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
+    model = PeftModel.from_pretrained(plain, adapter)
+    _same(_logits(model, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
+    assert not (adapter / "config.json").exists()  # nothing of fmstack's classifier to ship
+
+
+@pytest.mark.parametrize("method", ["full", "probe"])
+def test_classifier_folder_loads_with_auto_classes(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    ref = _train(hub, tiny_bert, topics, method=method)
+    folder = pulled(hub, ref, tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    _same(_logits(model, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
+    assert model.config.id2label == dict(enumerate(load(hub, ref).labels))
+    assert (
+        AutoConfig.from_pretrained(folder, trust_remote_code=True).model_type == "fmstack-pooled-classifier"
+    )
+
+
+STANDALONE = """
+import json, sys
+sys.modules["fmstack"] = None  # any import of fmstack fails: the folders must carry what they need
+import torch
+from peft import PeftModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+classifier, adapter, base, texts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+def logits(model, folder):
+    batch = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model.eval()(**batch).logits.tolist()
+full = AutoModelForSequenceClassification.from_pretrained(classifier, trust_remote_code=True)
+config = AutoConfig.from_pretrained(adapter, trust_remote_code=True)
+pooled = get_class_from_dynamic_module("pooled.PooledEncoderForSequenceClassification", adapter)
+lora = PeftModel.from_pretrained(pooled.from_pretrained(base, config=config), adapter)
+print("LOGITS", json.dumps({"full": logits(full, classifier), "lora": logits(lora, base)}))
+"""
+
+
+@pytest.mark.slow
+def test_folders_load_where_fmstack_is_not_installed(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    """In this process fmstack's own registered classes would answer; a fresh interpreter that cannot
+    import fmstack runs the code shipped in the folders."""
+    import subprocess
+    import sys
+
+    full, lora = _train(hub, tiny_bert, topics, method="full"), _train(hub, tiny_bert, topics, method="lora")
+    folders = [str(pulled(hub, ref, tmp_path)) for ref in (full, lora, tiny_bert)]
+    done = subprocess.run(
+        [sys.executable, "-c", STANDALONE, *folders, json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = json.loads(done.stdout.rpartition("LOGITS ")[2])
+    _same(torch.tensor(out["full"]), _fmstack_logits(hub, full))
+    _same(torch.tensor(out["lora"]), _fmstack_logits(hub, lora))
+
+
+def test_adapters_saved_before_the_interop_change_still_load_in_fmstack(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    """Hub versions are immutable: an adapter saved with PEFT's short target names, the hub ref as its
+    base and no classifier config still loads in fmstack, with the same answers."""
+    ref = _train(hub, tiny_bert, topics, method="lora", output="acme/lora")
+    old = pulled(hub, ref, tmp_path)
+    config = json.loads((old / "adapter_config.json").read_text())
+    config.update(target_modules=["query", "value"], base_model_name_or_path=tiny_bert)
+    (old / "adapter_config.json").write_text(json.dumps(config))
+    for name in ("config.json", "pooled.py"):
+        (old / name).unlink()
+    before = hub.push("acme/lora-old", old, "adapter").ref
+    _same(_fmstack_logits(hub, before), _fmstack_logits(hub, ref))
