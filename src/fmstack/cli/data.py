@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.markdown import Markdown
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from fmstack.cli.output import JsonFlag, console, emit, err_console
+from fmstack.cli.output import JsonFlag, console, emit, err_console, markdown
 from fmstack.data import ingest as ingest_mod
 from fmstack.data import sources
 from fmstack.data.format import read_manifest
@@ -182,7 +181,7 @@ def show(ref: RefArg, json_output: JsonFlag = False) -> None:
 
     def human() -> None:
         console.print(f"[bold]{version.ref}[/]  digest {version.digest}", highlight=False)
-        console.print(Markdown(body))
+        console.print(markdown(body))
 
     emit(data, json_output, human)
 

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size
+from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size, markdown, rule
 from fmstack.errors import NotFound
 from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
@@ -183,10 +182,10 @@ def history(repo: RepoArg, json_output: JsonFlag = False) -> None:
 
 def _print_card(text: str) -> None:
     meta, body = parse_card(text)
-    console.rule("card")
+    rule("card")
     for key, value in meta.model_dump(exclude_defaults=True).items():
         console.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
-    console.print(Markdown(body))
+    console.print(markdown(body))
 
 
 def _tree(node: LineageNode, tree: Tree) -> None:

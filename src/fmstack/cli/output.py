@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,11 +19,22 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from fmstack.hub.entities import to_jsonable
 
-console = Console()
-err_console = Console(stderr=True)
+# Output that goes to a file or another program is not cut to a terminal's width: Rich would wrap it at
+# 80 columns and cut table cells (refs in `runs ls`) with an ellipsis.
+PIPE_WIDTH = 10_000
+
+
+def _console(stderr: bool = False) -> Console:
+    on_screen = Console(stderr=stderr)
+    return on_screen if on_screen.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 
@@ -33,6 +45,19 @@ def emit(data: Any, json_output: bool, human: Callable[[], None]) -> None:
         sys.stdout.write(json.dumps(to_jsonable(data), indent=2, default=str) + "\n")
     else:
         human()
+
+
+def markdown(text: str) -> Markdown | Text:
+    """Markdown rendered for a terminal; the text itself for a file or a pipe (``> card.md`` keeps it)."""
+    return Markdown(text) if console.is_terminal else Text(text)
+
+
+def rule(title: str) -> None:
+    """A titled separator line, as wide as the terminal (or a short one in a file)."""
+    if console.is_terminal:
+        console.rule(title)
+    else:
+        console.print(Text(f"--- {title} ---"))
 
 
 def human_size(n: float) -> str:
