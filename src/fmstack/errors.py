@@ -7,6 +7,7 @@
     ├── Conflict            the request is valid but clashes with current state (alias in use, ...)
     ├── Unsupported         a valid request this installation cannot do (missing extra, fp16 on CPU)
     ├── Unavailable         a service fmstack needs cannot be reached or used (database server, hub folder)
+    ├── Unauthorized        the request has no credentials, or ones not valid here (HTTP 401)
     └── IntegrityError      stored bytes do not match their recorded hash
 
 Messages say what happened, show the offending value and say what to do next. Anything that is not
@@ -47,6 +48,10 @@ class Unavailable(FmstackError):
 
 class IntegrityError(FmstackError):
     """Stored bytes do not match the hash they were stored under."""
+
+
+class Unauthorized(FmstackError):
+    """The request carries no credentials (API key, token), or ones that are not valid here."""
 
 
 CLIP_CHARS = 200  # the most characters of one piece of user input a message quotes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -65,6 +66,7 @@ def serve(
     poll_aliases_s: Annotated[float, typer.Option(help=_help("poll_aliases_s"))] = _default("poll_aliases_s"),
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
     opentelemetry: Annotated[bool, typer.Option(help=_help("opentelemetry"))] = _default("opentelemetry"),
+    api_key_file: Annotated[Path | None, typer.Option(help=_help("api_key_file"))] = None,
     log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
@@ -75,6 +77,7 @@ def serve(
     Example: fmstack serve acme/intent@production fmstack/minilm-l6 --port 8080
     """
     from fmstack.serve import ServeSettings, run
+    from fmstack.serve.auth import key_checkers
 
     try:
         settings = ServeSettings(
@@ -93,6 +96,7 @@ def serve(
             poll_aliases_s=poll_aliases_s,
             threads=threads,
             opentelemetry=opentelemetry,
+            api_key_file=api_key_file,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{_flag(e['loc'])}: {e['msg']}" for e in exc.errors())
@@ -104,6 +108,7 @@ def serve(
     with Hub.open() as hub:  # an unknown ref fails here, before the server starts listening
         for ref in refs:
             hub.resolve(ref)
+    key_checkers(settings)  # an unusable --api-key-file is refused here, before listening
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)

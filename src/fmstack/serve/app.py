@@ -21,8 +21,17 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmstack import __version__
-from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unavailable, Unsupported
+from fmstack.errors import (
+    Conflict,
+    FmstackError,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    Unsupported,
+)
 from fmstack.hub import Hub
+from fmstack.serve.auth import ApiKeys, key_checkers
 from fmstack.serve.direct import ErrorHandlers, InferenceRoutes
 from fmstack.serve.errors import (
     ClientDisconnected,
@@ -50,6 +59,7 @@ _STATUS: list[tuple[type[FmstackError], int, str]] = [
     (ModelNotReady, 503, "server_unavailable"),
     (ClientDisconnected, 499, "client_closed_request"),
     (NotFound, 404, "not_found_error"),
+    (Unauthorized, 401, "invalid_request_error"),
     (InvalidInput, 422, "invalid_request_error"),
     (Unsupported, 400, "invalid_request_error"),
     (Conflict, 409, "conflict_error"),
@@ -113,6 +123,9 @@ def create_app(
     for error, handler in _ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(InferenceRoutes, errors=_ERROR_HANDLERS)  # innermost: inside metrics and limit
+    checkers = key_checkers(settings)  # InvalidInput for an unusable --api-key-file: no server starts
+    if checkers:  # inside metrics (refusals are counted), outside the inference routes
+        app.add_middleware(ApiKeys, checkers=checkers, on_error=_fmstack_error)
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -6,6 +6,7 @@ same model, so every limit has one name, one default and one check.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -68,6 +69,12 @@ class ServeSettings(BaseModel):
         description="Compute threads per model (default: every core of this machine). An ONNX model "
         "computes up to 2 batches at once and splits each across its share of the threads; PyTorch "
         "splits each batch across all of them.",
+    )
+    api_key_file: Path | None = Field(
+        None,
+        description="File of API keys, one per line: the key, or sha256: and its hex digest. Every route "
+        "but health, metrics and docs then needs 'Authorization: Bearer KEY' (401 otherwise). Re-read "
+        "when it changes: edit it to rotate keys without a restart.",
     )
 
     @field_validator("models")
