@@ -1,5 +1,6 @@
-"""A push killed with SIGKILL at any point leaves no visible partial version; fsck then reports at most
-orphan blobs, and gc removes them."""
+"""Work killed with SIGKILL leaves nothing that fsck and gc cannot see: a push leaves no visible partial
+version, at most orphan blobs and an unfinished upload; an ingest leaves its temp folder under
+FMSTACK_HOME, not in the system temp folder; a pull leaves partial files that the next pull removes."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from fmstack.cli import main as cli_main
 from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck, gc
+from fmstack.hub.scratch import owner_tag
 from fmstack.settings import Settings
 from tests.hub.folders import make_folder
 
@@ -60,3 +64,123 @@ def test_sigkill_during_push_leaves_no_partial_version(
         after = fsck(hub)
         assert after.ok and after.orphans == []
         assert list((backend_settings.home / "blobs/tmp").glob("*.part")) == []
+
+
+# The real CLI in a child process, paused inside its work (the patched function prints "paused" and
+# sleeps), so that the test can look at what it has written while it is alive, then SIGKILL it.
+PAUSED_CLI = """
+import sys, time
+import {module} as target
+{setup}
+def paused(*args, **kwargs):
+    {before}
+    print("paused", flush=True)
+    time.sleep(600)
+target.{func} = paused
+from fmstack.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start_paused(module: str, func: str, *args: str, before: str = "pass") -> subprocess.Popen[str]:
+    code = PAUSED_CLI.format(module=module, func=func, setup="", before=before)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "paused":
+        child.kill()
+        raise AssertionError(f"child did not reach its pause: {line!r} {child.communicate()[1]}")
+    return child
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+
+
+def test_a_killed_push_leaves_an_upload_that_fsck_lists_and_gc_removes(
+    fmstack_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Hub(Settings.from_env()) as hub:
+        hub.push("acme/other", make_folder(tmp_path / "small", {"a": "1"}), "model")
+    big = make_folder(tmp_path / "big", {"w.bin": os.urandom(64 * 1024)})
+    child = _start_paused(
+        "fmstack.hub.blobs", "_copy_hashing", "hub", "push", "acme/big", str(big), "--kind", "model",
+        before="args[1].write(args[0].read(4096)); args[1].flush()",
+    )  # fmt: skip
+    try:
+        with Hub(Settings.from_env()) as hub:
+            (upload,) = fsck(hub).leftovers
+            assert upload.what == "unfinished upload" and upload.size == 4096 and upload.live
+    finally:
+        _kill(child)
+    with Hub(Settings.from_env()) as hub:
+        report = fsck(hub)
+        assert report.ok and [(u.what, u.size, u.live) for u in report.leftovers] == [
+            ("unfinished upload", 4096, False)
+        ]
+        dry = gc(hub, dry_run=True)
+        assert [u.path for u in dry.leftovers] == [upload.path] and Path(upload.path).exists()
+    assert cli_main.main(["hub", "fsck"]) == 0 and cli_main.main(["hub", "gc", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"leftover unfinished upload {upload.path} (4.1 KB)") == 2, out
+    assert "`fmstack hub gc` removes the leftovers whose process is gone" in out
+    assert "would remove 0 blobs, 0 B, and 1 leftover(s) of killed work, 4.1 KB" in out
+    with Hub(Settings.from_env()) as hub:
+        assert gc(hub).temp_files_removed == 1 and not Path(upload.path).exists()
+        assert fsck(hub).leftovers == []
+
+
+def test_a_killed_ingest_leaves_its_work_under_fmstack_home_for_gc(
+    fmstack_home: Path, tmp_path: Path
+) -> None:
+    rows = "".join(f"row {i} with some words,label{i % 3}\n" for i in range(2000))
+    (tmp_path / "train.csv").write_text("text,label\n" + rows)
+    system_tmp = set(Path(tempfile.gettempdir()).glob("fmstack-ingest-*"))
+    child = _start_paused(
+        "fmstack.data.ingest", "_card", "data", "ingest", str(tmp_path / "train.csv"), "--name", "acme/raw"
+    )
+    try:
+        with Hub(Settings.from_env()) as hub:
+            (work,) = fsck(hub).leftovers
+            assert work.what == "temp folder" and work.live and work.size > 1000
+            assert Path(work.path).parent == fmstack_home / "tmp"
+            assert gc(hub).leftovers == [] and Path(work.path).is_dir()  # a live process's work is kept
+            (run,) = hub.runs.recent(kind="data.ingest")
+            assert run.status == "running"  # recorded when the work started
+    finally:
+        _kill(child)
+    assert set(Path(tempfile.gettempdir()).glob("fmstack-ingest-*")) == system_tmp
+    with Hub(Settings.from_env()) as hub:
+        assert [(left.what, left.live) for left in fsck(hub).leftovers] == [("temp folder", False)]
+        assert hub.runs.get(run.id).status == "abandoned"
+        removed = gc(hub)
+        assert [left.path for left in removed.leftovers] == [
+            work.path
+        ] and removed.leftover_bytes == work.size
+        assert not Path(work.path).exists() and fsck(hub).leftovers == []
+
+
+def test_a_second_pull_removes_the_partial_files_of_a_killed_one(fmstack_home: Path, tmp_path: Path) -> None:
+    files = {"w.bin": os.urandom(64 * 1024), "sub/config.json": "{}"}
+    with Hub(Settings.from_env()) as hub:
+        hub.push("acme/m", make_folder(tmp_path / "src", files), "model")
+    dest = tmp_path / "dest"
+    child = _start_paused(
+        "fmstack.hub.blobs", "_copy_hashing", "hub", "pull", "acme/m", str(dest),
+        before="args[1].write(args[0].read(100)); args[1].flush()",
+    )  # fmt: skip
+    _kill(child)
+    partials = sorted(p.name for p in dest.rglob(".*.part"))
+    assert partials and all(p.startswith((".w.bin.", ".config.json.")) for p in partials)
+    mine = dest / f".w.bin.{owner_tag()}-0000abcd.part"  # a pull of a live process: not touched
+    older = dest / ".w.bin.0123abcd.part"  # named by an older fmstack, without its owner
+    other = dest / ".notes.txt.0123abcd.part"  # not a file of this version: not ours to remove
+    for path in (mine, older, other):
+        path.write_bytes(b"x")
+    with Hub(Settings.from_env()) as hub:
+        hub.pull("acme/m", dest)
+    assert sorted(p.name for p in dest.rglob(".*.part")) == sorted([mine.name, other.name])
+    assert (dest / "w.bin").read_bytes() == files["w.bin"]

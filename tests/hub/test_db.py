@@ -1,21 +1,28 @@
 """The Alembic migrations build exactly the schema the ORM declares, on both backends; SQLite files
-open in WAL mode even when many engines open a new one at once."""
+open in WAL mode even when many engines open a new one at once, and read-only where the home cannot
+be written."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from fmstack.cli import main as cli_main
+from fmstack.errors import Unavailable
 from fmstack.hub import Hub
 from fmstack.hub.db import HEAD_REVISION, create_hub_engine, current_revision
 from fmstack.hub.schema import Base
 from fmstack.settings import Settings
+from tests.hub.folders import make_folder
+from tests.hub.mounts import read_only
 
 
 def test_migrations_match_the_orm(backend_settings: Settings) -> None:
@@ -65,3 +72,43 @@ def _open_and_write(database: Path, barrier: threading.Barrier, errors: list[Exc
     finally:
         if engine is not None:
             engine.dispose()
+
+
+def test_a_read_only_home_can_be_read_and_refuses_writes_clearly(
+    fmstack_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A shared, read-only mount of a hub another machine writes: listing, info, pull and fsck work;
+    # anything that writes is refused with what to do, not an internal error.
+    with Hub(Settings.from_env()) as hub:
+        hub.push("acme/m", make_folder(tmp_path / "src", {"w.bin": "weights"}), "model", alias="prod")
+        hub.runs.start("train", {})
+    before = sorted(p.name for p in fmstack_home.iterdir())
+    with read_only(fmstack_home):
+        assert json.loads(_cli(capsys, 0, "hub", "ls", "--json"))[0]["repo"] == "acme/m"
+        assert json.loads(_cli(capsys, 0, "hub", "info", "acme/m@prod", "--json"))["aliases"] == ["prod"]
+        _cli(capsys, 0, "hub", "pull", "acme/m", str(tmp_path / "out"))
+        assert (tmp_path / "out/w.bin").read_text() == "weights"
+        assert json.loads(_cli(capsys, 0, "hub", "fsck", "--json"))["ok"]
+        assert json.loads(_cli(capsys, 0, "hub", "gc", "--dry-run", "--json"))["removed"] == []
+        assert len(json.loads(_cli(capsys, 0, "runs", "ls", "--json"))) == 1
+        for args in (
+            ("hub", "push", "acme/m", str(tmp_path / "src"), "--kind", "model"),
+            ("hub", "tag", "acme/m:1", "staging"),
+            ("hub", "gc"),
+        ):
+            err = _cli(capsys, 1, *args)
+            assert "FMSTACK_HOME is read-only" in err and "reading works" in err, (args, err)
+        with Hub(Settings.from_env()) as hub:
+            assert hub.read_only
+            with pytest.raises(Unavailable, match="FMSTACK_HOME is read-only"):
+                hub.runs.start("train", {})
+            with pytest.raises(Unavailable, match="FMSTACK_HOME is read-only"):
+                hub.checkout("acme/m")
+        assert sorted(p.name for p in fmstack_home.iterdir()) == before
+
+
+def _cli(capsys: pytest.CaptureFixture[str], expected: int, *args: str) -> str:
+    code = cli_main.main(list(args))
+    out, err = capsys.readouterr()
+    assert code == expected, (args, err)
+    return out if expected == 0 else " ".join(err.split())

@@ -48,7 +48,7 @@ def test_relative_paths_may_not_escape(name: str) -> None:
 def test_special_files_are_refused(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "m", {"a": "x"})
     os.mkfifo(folder / "pipe")
-    with pytest.raises(InvalidInput, match="'pipe' is not a regular file"):
+    with pytest.raises(InvalidInput, match=r"'pipe' is a named pipe \(FIFO\), not a regular file"):
         collect_files(folder)
 
 

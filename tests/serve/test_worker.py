@@ -7,14 +7,19 @@ import threading
 import time
 from collections.abc import Sequence
 
+import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from fmstack.hub import Hub, VersionInfo
+from fmstack.serve import start_server
 from fmstack.serve.batching import Limits
-from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, QueueFull
-from fmstack.serve.runtimes.base import RuntimeInfo
-from fmstack.serve.worker import ModelWorker, Observer
+from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, ModelNotReady, QueueFull
+from fmstack.serve.models import hub_loader
+from fmstack.serve.runtimes.base import Runtime, RuntimeInfo
+from fmstack.serve.worker import BatchOutputMismatch, ModelWorker, Observer
+from tests.serve.conftest import settings
 
 pytestmark = pytest.mark.anyio
 
@@ -31,6 +36,8 @@ class EchoRuntime:
         self.batches: list[list[int]] = []
         self.gate = gate
         self.fail = fail
+        self.rows_short = 0  # rows left out of the next answers: a runtime with a bug
+        self.crash: BaseException | None = None  # raised by the next forward, past the worker's guard
         self.together = together  # each forward waits here until as many are in flight as it has parties
 
     @property
@@ -48,8 +55,11 @@ class EchoRuntime:
             self.together.wait()
         if self.fail:
             raise RuntimeError("forward failed")
+        if self.crash is not None:
+            raise self.crash
         self.batches.append([len(ids) for ids in batch])
-        return np.array([[len(ids), ids[0]] for ids in batch], dtype=np.float32)
+        out = np.array([[len(ids), ids[0]] for ids in batch], dtype=np.float32)
+        return out[: len(out) - self.rows_short]
 
     def close(self) -> None:
         pass
@@ -174,3 +184,118 @@ async def test_close_finishes_queued_texts_without_waiting_for_company() -> None
     await asyncio.to_thread(worker.close)
     assert time.monotonic() - start < 5
     assert (await ticket.future).shape == (1, 2)
+
+
+async def test_a_wrong_row_count_fails_its_batch_clearly_and_the_next_request_succeeds() -> None:
+    runtime = EchoRuntime()
+    worker = _worker(runtime)
+    runtime.rows_short = 1
+    ticket = worker.submit([[1, 1], [2, 2]], time.monotonic() + 5)
+    with pytest.raises(BatchOutputMismatch, match="returned 1 rows for a batch of 2 texts"):
+        await ticket.future
+    runtime.rows_short = 0
+    assert (await worker.submit([[3, 3, 3]], time.monotonic() + 5).future).tolist() == [[3.0, 3.0]]
+    assert worker.alive
+    worker.close()
+
+
+class Crash(BaseException):
+    """What no ``except Exception`` catches (as a C extension's abort may raise)."""
+
+
+async def test_a_worker_whose_thread_dies_fails_what_it_held_and_refuses_the_rest() -> None:
+    gate = threading.Event()
+    runtime = EchoRuntime(gate)
+    worker = _worker(runtime)
+    runtime.crash = Crash("boom")
+    computing = worker.submit([[1]], time.monotonic() + 5)
+    await asyncio.sleep(0.1)  # the worker is now blocked in forward
+    queued = worker.submit([[2, 2]], time.monotonic() + 5)
+    gate.set()
+    for ticket in (computing, queued):  # answered now, not at their deadlines
+        with pytest.raises(ModelNotReady, match="batch thread stopped"):
+            await asyncio.wait_for(ticket.future, 2)
+    assert not worker.alive and "Crash: boom" in str(worker.failure)
+    with pytest.raises(ModelNotReady, match="restart the server"):
+        worker.submit([[3]], time.monotonic() + 5)
+    worker.close()
+
+
+async def test_a_request_the_queue_cannot_serve_in_time_is_refused_with_the_drain_time() -> None:
+    gate = threading.Event()
+    worker = _worker(EchoRuntime(gate), max_queue=1000)
+    worker.throughput.update(tokens=100, seconds=1.0)  # as measured: 0.01 s per token, one thread
+    worker.submit([[1] * 50], time.monotonic() + 10)  # taken by the worker, which blocks on the gate
+    await asyncio.sleep(0.1)
+    worker.submit([[2] * 100, [3] * 100], time.monotonic() + 10)  # 2.5 s of work ahead: fits 10 s
+    with pytest.raises(QueueFull, match="about 2.60 s") as info:
+        worker.submit([[4] * 10], time.monotonic() + 1.0)
+    assert info.value.retry_after_s == 3  # ceil(250 tokens x 0.01 s)
+    assert worker.depth == 2  # the refused text never joined the queue
+    gate.set()
+    worker.close()
+
+
+async def test_the_full_queue_retry_hint_counts_the_compute_threads() -> None:
+    gate = threading.Event()
+    runtime = EchoRuntime(gate, together=None)
+    worker = _worker(runtime, max_queue=2)
+    worker.throughput.parallel = 2  # as a runtime of two batches at once
+    worker.throughput.update(tokens=100, seconds=2.0)  # 0.02 s per token per thread
+    worker.submit([[1] * 100], time.monotonic() + 60)
+    await asyncio.sleep(0.1)
+    worker.submit([[1] * 100, [2] * 100], time.monotonic() + 60)
+    with pytest.raises(QueueFull, match="max-queue 2") as info:
+        worker.submit([[5]], time.monotonic() + 60)
+    assert info.value.retry_after_s == 3  # 300 tokens x 0.02 s / 2 threads
+    gate.set()
+    worker.close()
+
+
+class Crashing:
+    """A real runtime whose forward passes raise ``Crash`` once ``crash`` is set."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.crash = False
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return self.runtime.info
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.runtime.encode(texts)
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        if self.crash:
+            raise Crash("the runtime aborted")
+        return self.runtime.forward(batch)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+def test_a_dead_worker_makes_readyz_503_with_the_reason(served_hub: Hub) -> None:
+    real = hub_loader(served_hub, 1)
+    made: list[Crashing] = []
+
+    def load(ref: str) -> tuple[VersionInfo, Runtime]:
+        version, runtime = real(ref)
+        made.append(Crashing(runtime))
+        return version, made[-1]
+
+    body = {"model": "acme/intent", "input": "hello"}
+    with (
+        start_server(settings(["acme/intent"]), served_hub.settings, load=load) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        assert client.post("/v1/classify", json=body).status_code == 200
+        made[0].crash = True
+        crashed = client.post("/v1/classify", json=body)
+        assert crashed.status_code == 503 and "batch thread stopped" in crashed.json()["error"]["message"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "Crash: the runtime aborted" in ready.json()["reason"]
+        assert client.get("/v2/health/ready").status_code == 503
+        start = time.monotonic()
+        assert client.post("/v1/classify", json=body).status_code == 503  # refused, not left to time out
+        assert time.monotonic() - start < 5

@@ -20,6 +20,7 @@ from fmstack.hub.importers import import_builtin, import_hf
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.manifest import collect_files
 from fmstack.hub.refs import parse_repo
+from fmstack.hub.scratch import Leftover
 from fmstack.textfile import read_user_text
 
 app = typer.Typer(no_args_is_help=True)
@@ -283,6 +284,9 @@ def fsck_cmd(
             console.print(
                 f"{len(report.orphans)} orphan blobs ({human_size(report.orphan_bytes)}): `fmstack hub gc` removes them"
             )
+        _print_leftovers(report.leftovers)
+        if any(not left.live for left in report.leftovers):
+            console.print("`fmstack hub gc` removes the leftovers whose process is gone")
         if report.ok:
             console.print("[green]ok[/]")
 
@@ -300,14 +304,26 @@ def gc_cmd(
     with Hub.open() as hub:
         result = gc(hub, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    emit(
-        result,
-        json_output,
-        lambda: console.print(
+
+    def human() -> None:
+        _print_leftovers(result.leftovers)
+        left = len(result.leftovers)
+        console.print(
             f"{verb} {len(result.removed)} blobs, {human_size(result.bytes_freed)}"
-            + (f", and {result.temp_files_removed} unfinished upload(s)" if result.temp_files_removed else "")
-        ),
-    )
+            + (
+                f", and {left} leftover(s) of killed work, {human_size(result.leftover_bytes)}"
+                if left
+                else ""
+            )
+        )
+
+    emit(result, json_output, human)
+
+
+def _print_leftovers(leftovers: list[Leftover]) -> None:
+    for left in leftovers:
+        note = ", its process is still running" if left.live else ""
+        console.print(Text(f"leftover {left.what} {left.path} ({human_size(left.size)}{note})"))
 
 
 @app.command("import-hf")

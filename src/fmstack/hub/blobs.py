@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from fmstack.errors import IntegrityError, NotFound, Unsupported
+from fmstack.hub.scratch import Leftover, is_running, owner_tag, parse_owner
 
 CHUNK = 8 * 1024 * 1024
+Leftovers = list[Leftover]  # named here: inside the stores, ``list`` is their method
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,40 @@ def _copy_hashing_userspace(src: BinaryIO, dst: BinaryIO) -> StoredBlob:
     return StoredBlob(digest.hexdigest(), size)
 
 
+def partial_path(dest: Path) -> Path:
+    """Where a read writes ``dest`` before renaming it into place: hidden, beside it (same
+    filesystem), and named for its owner (``.NAME.<host>-<pid>-<random>.part``) so that a later pull
+    can tell the leftovers of a killed one from the work of one still running."""
+    return dest.with_name(f".{dest.name}.{owner_tag()}-{uuid.uuid4().hex[:8]}.part")
+
+
+def stale_partials(folder: Path, names: set[str]) -> list[Path]:
+    """Partial files in ``folder`` for the files ``names`` whose writer is gone (killed pulls)."""
+    if not folder.is_dir():
+        return []
+    stale = []
+    for entry in folder.iterdir():
+        middle = _partial_of(entry.name, names)
+        if middle is None:
+            continue
+        owner = parse_owner(middle.rpartition("-")[0])  # None for names of older fmstack versions
+        if owner is None or not is_running(*owner):
+            stale.append(entry)
+    return stale
+
+
+def _partial_of(entry: str, names: set[str]) -> str | None:
+    """The ``<owner>-<random>`` part of ``.NAME.<owner>-<random>.part`` when NAME is one of ``names``
+    (NAME may hold dots itself, so every split is tried)."""
+    if not (entry.startswith(".") and entry.endswith(".part")):
+        return None
+    core = entry[1:-5]
+    for i, char in enumerate(core):
+        if char == "." and core[:i] in names:
+            return core[i + 1 :]
+    return None
+
+
 def _corrupt(label: str, sha256: str, actual: str) -> IntegrityError:
     return IntegrityError(
         f"{label}: stored blob sha256:{sha256} is corrupt (its bytes hash to {actual[:12]}...); "
@@ -121,14 +157,14 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._tmp = root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp = root / "tmp"  # created by the first write: a read-only store is still readable
 
     def _path(self, sha256: str) -> Path:
         return self.root / _rel(sha256)
 
     def put_file(self, src: Path) -> StoredBlob:
-        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp / f"{owner_tag()}-{uuid.uuid4().hex}.part"
         try:
             with open(src, "rb") as fin, open(tmp, "w+b") as fout:
                 blob = _copy_hashing(fin, fout)
@@ -151,7 +187,7 @@ class LocalBlobStore:
         return self._path(sha256).is_file()
 
     def read_to(self, sha256: str, dest: Path, label: str) -> None:
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        tmp = partial_path(dest)
         try:
             with self._open(sha256, label) as fin, open(tmp, "w+b") as fout:
                 actual = _copy_hashing(fin, fout).sha256
@@ -196,12 +232,21 @@ class LocalBlobStore:
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
-    def clean_temp(self) -> int:
-        """Remove temp files left by killed writers; returns how many."""
-        leftovers = list(self._tmp.glob("*.part"))
-        for path in leftovers:
-            path.unlink(missing_ok=True)
-        return len(leftovers)
+    def leftovers(self) -> Leftovers:
+        """Unfinished uploads in ``tmp/``; ``live`` when their pushing process may still be running."""
+        if not self._tmp.is_dir():
+            return []
+        found = []
+        for path in sorted(self._tmp.glob("*.part")):
+            owner = parse_owner(path.name.removesuffix(".part").rpartition("-")[0])
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # its push just finished
+                continue
+            found.append(
+                Leftover(str(path), "unfinished upload", size, owner is not None and is_running(*owner))
+            )
+        return found
 
 
 def _fsync_dir(path: Path) -> None:
@@ -249,7 +294,7 @@ class FsspecBlobStore:
     def read_to(self, sha256: str, dest: Path, label: str) -> None:
         """Stream the object into a temp file beside ``dest``, hashing as it goes; rename only if the
         hash matches, so bad bytes never appear under ``dest``."""
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        tmp = partial_path(dest)
         try:
             with self._open(sha256, label) as fin, open(tmp, "wb") as fout:
                 actual = _copy_hashing_userspace(fin, fout).sha256

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import os
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, text
@@ -16,9 +19,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fmstack.errors import InvalidInput, Unsupported
+from fmstack.errors import InvalidInput, Unavailable, Unsupported
 
 HEAD_REVISION = "0001"
+_READ_ONLY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines opened read-only
 
 
 def create_hub_engine(url: str) -> Engine:
@@ -39,11 +43,20 @@ def create_hub_engine(url: str) -> Engine:
     raise Unsupported(f"unsupported database {url!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
+def is_read_only(engine: Engine) -> bool:
+    """Whether the engine was opened read-only (a SQLite file in a folder this user cannot write)."""
+    return engine in _READ_ONLY
+
+
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-        _use_wal(Path(database))
-    engine = create_engine(url, connect_args={"timeout": 60})
+    if database and database != ":memory:" and _cannot_write(Path(database)):
+        engine = _read_only_engine(Path(database))
+    else:
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _use_wal(Path(database))
+        engine = create_engine(url, connect_args={"timeout": 60})
+    _explain_failed_writes(engine, Path(database or "."))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -59,9 +72,53 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if is_read_only(engine) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _cannot_write(database: Path) -> bool:
+    """An existing database in a folder (a read-only mount, a shared folder) this user cannot write:
+    SQLite needs to write the folder for its WAL and lock files even to read."""
+    folder = database.parent
+    if not database.is_file():
+        return False
+    return not (os.access(folder, os.W_OK) and os.access(database, os.W_OK))
+
+
+def _read_only_engine(database: Path) -> Engine:
+    """Open without creating any file: ``mode=ro``, and ``immutable=1`` when no ``-wal`` file is there
+    (nothing on this machine can be writing it, and SQLite would otherwise need to create ``-shm``)."""
+    params = "mode=ro" if Path(f"{database}-wal").exists() else "mode=ro&immutable=1"
+    uri = f"file:{quote(database.resolve().as_posix())}?{params}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+
+    engine = create_engine("sqlite://", creator=connect)
+    _READ_ONLY.add(engine)
+    return engine
+
+
+def _explain_failed_writes(engine: Engine, database: Path) -> None:
+    """A write to a read-only or full database is the user's to fix: say so, not "OperationalError"."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> Exception | None:
+        text_ = str(context.original_exception).lower()
+        folder = database.parent
+        if "readonly" in text_ or "read-only" in text_:
+            return Unavailable(
+                f"FMSTACK_HOME is read-only: {folder} cannot be written (a read-only mount, or a "
+                "folder of another user); reading works, but this command writes: run it with a "
+                "writable FMSTACK_HOME, or point FMSTACK_DATABASE_URL at a database you can write"
+            )
+        if "disk is full" in text_:
+            return Unavailable(
+                f"cannot write the hub database in {folder}: {context.original_exception}; free space "
+                "on that disk (`fmstack hub gc` removes unreferenced blobs) and run the command again"
+            )
+        return None
 
 
 def _use_wal(database: Path) -> None:

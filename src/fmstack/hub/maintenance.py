@@ -1,17 +1,22 @@
-"""Store checks and clean-up: ``fsck`` compares metadata with the blob store; ``gc`` removes blobs that
-no version references. Never changes a version."""
+"""Store checks and clean-up: ``fsck`` compares metadata with the blob store and lists what killed
+work left behind; ``gc`` removes blobs that no version references and those leftovers (unfinished
+uploads, temp folders of processes that are gone). Never changes a version."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import func, select
 
+from fmstack.hub import checkouts
 from fmstack.hub.blobs import LocalBlobStore
 from fmstack.hub.manifest import ManifestEntry, manifest_digest
 from fmstack.hub.resolve import ref_of
 from fmstack.hub.schema import FileRow, VersionRow
+from fmstack.hub.scratch import Leftover, remove_tree, temp_folders
 from fmstack.hub.store import Hub
 
 
@@ -24,10 +29,12 @@ class FsckReport:
     incomplete: list[str] = field(default_factory=list)  # versions whose manifest disagrees with their record
     orphans: list[str] = field(default_factory=list)  # blob hashes no version references
     orphan_bytes: int = 0
+    leftovers: list[Leftover] = field(default_factory=list)  # unfinished uploads, temp folders
+    leftover_bytes: int = 0
 
     @property
     def ok(self) -> bool:
-        """Orphans are harmless (left by interrupted pushes or removed versions): gc removes them."""
+        """Orphans and leftovers are harmless (left by killed work or removed versions): gc removes them."""
         return not (self.missing or self.corrupt or self.incomplete)
 
 
@@ -70,7 +77,19 @@ def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None =
         if sha not in known:
             report.orphans.append(sha)
             report.orphan_bytes += hub.blobs.size(sha)
+    report.leftovers = leftovers(hub)
+    report.leftover_bytes = sum(left.size for left in report.leftovers)
     return report
+
+
+def leftovers(hub: Hub) -> list[Leftover]:
+    """What ``gc`` removes besides orphan blobs: unfinished uploads in the local blob store's ``tmp/``,
+    folders in ``$FMSTACK_HOME/tmp`` (``live`` ones belong to processes that may still be running, and
+    are kept), and checkouts that went unused."""
+    uploads = hub.blobs.leftovers() if isinstance(hub.blobs, LocalBlobStore) else []
+    with hub.session() as session:
+        digests = set(session.scalars(select(VersionRow.digest)))
+    return uploads + temp_folders(hub.settings.home) + checkouts.stale(hub.settings.home, digests)
 
 
 def _check_blob(hub: Hub, sha: str, verify: bool, report: FsckReport, label: str) -> bool:
@@ -87,21 +106,35 @@ def _check_blob(hub: Hub, sha: str, verify: bool, report: FsckReport, label: str
 class GcResult:
     removed: list[str]
     bytes_freed: int
-    temp_files_removed: int
+    temp_files_removed: int  # unfinished uploads among ``leftovers``
     dry_run: bool
+    leftovers: list[Leftover] = field(default_factory=list)  # removed (or, dry run, to remove)
+    leftover_bytes: int = 0
 
 
 def gc(hub: Hub, dry_run: bool = False) -> GcResult:
-    """Remove blobs no version references, and temp files of killed writers. Holds the gc lock
-    exclusively, so no push on this machine is between writing its blobs and committing them."""
-    with hub.gc_lock.exclusive():
+    """Remove blobs no version references, and what killed writers left behind. Holds the gc lock
+    exclusively, so no push on this machine is between writing its blobs and committing them; temp
+    folders of processes still running are kept."""
+    if not dry_run:
+        hub.check_writable("remove unreferenced blobs and leftovers")
+    # A read-only hub has no lock file to take, and no push of this machine can be writing to it.
+    with nullcontext() if hub.read_only else hub.gc_lock.exclusive():
         known = referenced_blobs(hub)
         orphans = [sha for sha in hub.blobs.list() if sha not in known]
         freed = sum(hub.blobs.size(sha) for sha in orphans)
-        temp = 0
+        stale = [left for left in leftovers(hub) if not left.live]
         if not dry_run:
             for sha in orphans:
                 hub.blobs.delete(sha)
-            if isinstance(hub.blobs, LocalBlobStore):
-                temp = hub.blobs.clean_temp()
-    return GcResult(removed=orphans, bytes_freed=freed, temp_files_removed=temp, dry_run=dry_run)
+            for left in stale:
+                _remove(left)
+    uploads = sum(left.what == "unfinished upload" for left in stale)
+    return GcResult(orphans, freed, uploads, dry_run, stale, sum(left.size for left in stale))
+
+
+def _remove(left: Leftover) -> None:
+    if "checkout" in left.what:
+        checkouts.remove(Path(left.path))
+    else:
+        remove_tree(Path(left.path))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -36,7 +37,11 @@ def collect_files(path: Path) -> list[tuple[str, Path]]:
     if not path.exists():
         raise NotFound(f"nothing to push at {str(path)!r}: no such file or folder")
     if path.is_file():
-        return [(check_relative_path(path.name), path)]
+        return [(_utf8_name(check_relative_path(path.name)), path)]
+    if not path.is_dir():
+        raise InvalidInput(
+            f"{str(path)!r} is {_special_kind(path)}, not a regular file or a folder: push a file or a folder of files"
+        )
     root = path.resolve()
     files: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
@@ -55,11 +60,37 @@ def collect_files(path: Path) -> list[tuple[str, Path]]:
                     raise InvalidInput(f"{rel!r} is a symlink to a folder; push the folder itself instead")
             if name in filenames:
                 if not entry.is_file():
-                    raise InvalidInput(f"{rel!r} is not a regular file; remove it before pushing")
-                files.append((check_relative_path(rel), entry))
+                    raise InvalidInput(
+                        f"{rel!r} is {_special_kind(entry)}, not a regular file; remove it before pushing"
+                    )
+                files.append((_utf8_name(check_relative_path(rel)), entry))
     if not files:
         raise InvalidInput(f"{str(path)!r} is an empty folder: there is nothing to push")
     return sorted(files)
+
+
+def _special_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _utf8_name(rel: str) -> str:
+    """Names are stored as UTF-8 text; a name the OS gave as undecodable bytes is refused up front."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(rel)
+        raise InvalidInput(
+            f"file name {raw!r} is not valid UTF-8, and the hub stores names as UTF-8 text: rename it "
+            "(e.g. `convmv -f latin1 -t utf-8 -r --notest FOLDER`); nothing was stored"
+        ) from None
+    return rel
 
 
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fmstack.errors import InvalidInput, NotFound
@@ -26,6 +29,36 @@ from fmstack.hub.resolve import ref_of, version_row
 from fmstack.hub.schema import MetricRow, RunInputRow, RunRow, VersionRow
 
 _STATUSES = ("running", "succeeded", "failed")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during recorded work, raised like Ctrl-C so that the work unwinds the same way (temp
+    folders removed, the run recorded as failed) and the CLI says "interrupted"."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise Terminated("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "interrupted (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
@@ -90,6 +123,46 @@ class RunLog:
                 RunInputRow(run_id=run.id, version_id=v.id) for v in {v.id: v for v in versions}.values()
             )
             return run.id
+
+    @contextmanager
+    def recorded(
+        self,
+        kind: str,
+        spec: dict[str, Any],
+        inputs: Sequence[str] = (),
+        device: str | None = None,
+    ) -> Iterator[int]:
+        """Record the work of the block as a run: created as running when the work starts; failed,
+        with the reason in its log and spec (``error``), when the block raises, Ctrl-C and SIGTERM
+        included; succeeded when the block ends, unless it closed the run itself (``finish`` with
+        its own details, or ``discard``). Yields the run's id."""
+        run_id = self.start(kind, spec, inputs, device)
+        try:
+            with sigterm_interrupts():
+                yield run_id
+        except BaseException as exc:
+            self._record_failure(run_id, failure_reason(exc))
+            raise
+        if self._status(run_id) == "running":
+            self.finish(run_id, "succeeded")
+
+    def _record_failure(self, run_id: int, reason: str) -> None:
+        # The work's own error is the one to report, not a failure to record it (a read-only hub).
+        with suppress(Exception):
+            self.append_log(run_id, f"failed: {reason}")
+            self.finish(run_id, "failed", spec_update={"error": reason})
+
+    def _status(self, run_id: int) -> str | None:
+        with self._sessions() as session:
+            run = session.get(RunRow, run_id)
+            return run.status if run is not None else None
+
+    def discard(self, run_id: int) -> None:
+        """Forget a run that turned out to produce nothing new (its result was already stored)."""
+        with self._sessions.begin() as session:
+            session.execute(delete(MetricRow).where(MetricRow.run_id == run_id))
+            session.execute(delete(RunInputRow).where(RunInputRow.run_id == run_id))
+            session.execute(delete(RunRow).where(RunRow.id == run_id))
 
     def log_metrics(self, run_id: int, step: int, metrics: dict[str, float]) -> None:
         with self._sessions.begin() as session:

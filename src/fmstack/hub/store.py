@@ -7,13 +7,12 @@ leaves at most orphan blobs, never a visible partial version.
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 import sqlite3
-import tempfile
-import uuid
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -24,10 +23,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unavailable
+from fmstack.hub import checkouts
 from fmstack.hub import lineage as lineage_mod
-from fmstack.hub.blobs import BlobStore, open_blob_store
+from fmstack.hub.blobs import BlobStore, open_blob_store, stale_partials
 from fmstack.hub.cards import parse_card
-from fmstack.hub.db import create_hub_engine, migrate, session_factory
+from fmstack.hub.db import create_hub_engine, is_read_only, migrate, session_factory
 from fmstack.hub.entities import (
     KINDS,
     AliasEvent,
@@ -53,6 +53,8 @@ from fmstack.hub.schema import (
     RunInputRow,
     VersionRow,
 )
+from fmstack.hub.scratch import remove_tree, scratch_dir
+from fmstack.hub.writes import store_way_out, write_error
 from fmstack.settings import Settings
 
 T = TypeVar("T")
@@ -101,6 +103,20 @@ class Hub:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def read_only(self) -> bool:
+        """Opened on a database this user cannot write (a read-only FMSTACK_HOME): reads work."""
+        return is_read_only(self.engine)
+
+    def check_writable(self, doing: str) -> None:
+        """Refuse ``doing`` up front on a read-only hub, before any work or bytes are copied."""
+        if self.read_only:
+            raise Unavailable(
+                f"FMSTACK_HOME is read-only: {self.settings.home} cannot be written (a read-only "
+                f"mount, or a folder of another user), so it cannot {doing}; reading works. Use a "
+                "writable FMSTACK_HOME for commands that change the hub"
+            )
+
     def __enter__(self) -> Hub:
         return self
 
@@ -112,6 +128,7 @@ class Hub:
     def _write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in one write transaction; retry when a concurrent writer won a unique-key race
         (two processes creating the same repo or version number on PostgreSQL)."""
+        self.check_writable("record this change")
         for attempt in range(8):
             try:
                 with self._sessions.begin() as session:
@@ -148,10 +165,14 @@ class Hub:
             check_alias(alias)
         if card is not None:
             parse_card(card)
+        self.check_writable(f"store a new version of {target.repo}")
         self.check_repo_kind(repo, kind)  # before copying any bytes; the commit checks again
         files = collect_files(Path(path))
         with self.gc_lock.shared():
-            entries = self._store_blobs(files, progress)
+            try:
+                entries = self._store_blobs(files, progress)
+            except OSError as exc:
+                raise write_error(exc, self.settings.store_url, store_way_out()) or exc from None
             digest = manifest_digest(entries)
             return self._write(
                 lambda s: self._commit_version(s, target, kind, entries, digest, message, alias, card, run_id)
@@ -252,44 +273,72 @@ class Hub:
             raise _kind_conflict(target.repo, existing, kind)
 
     def pull(self, ref: str, dest: Path | str, progress: Callable[[int], None] | None = None) -> VersionInfo:
-        """Write a version's files under ``dest``, verifying every hash."""
+        """Write a version's files under ``dest``, verifying every hash. A pull that fails leaves
+        nothing of its own behind (a folder it created is removed again); partial files left in
+        ``dest`` by earlier pulls that were killed are removed first."""
         detail = self.info(ref)
         dest = Path(dest)
-        if dest.exists() and not dest.is_dir():
-            raise InvalidInput(f"cannot pull into {str(dest)!r}: it is a file, not a folder")
-        label = detail.version.ref
+        _check_destination(dest)
+        targets = {dest / check_relative_path(f.path): f for f in detail.files}
+        new_root = _first_missing(dest)
+        fresh = [t for t in targets if not t.exists()]
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            _remove_stale_partials(list(targets))
+            self._fetch_all(detail.version.ref, targets, progress)
+        except BaseException as exc:
+            with suppress(OSError):  # the pull's own error is the one to report
+                _undo_pull(new_root, fresh, dest)
+            if isinstance(exc, OSError):
+                way_out = "nothing of this pull was left there; pull into a folder you can write to, on a disk with room"
+                raise write_error(exc, dest, way_out) or exc from None
+            raise
+        return detail.version
 
-        def fetch(file: FileInfo) -> None:
-            target = dest / check_relative_path(file.path)
+    def _fetch_all(
+        self, label: str, targets: dict[Path, FileInfo], progress: Callable[[int], None] | None
+    ) -> None:
+        def fetch(item: tuple[Path, FileInfo]) -> None:
+            target, file = item
             target.parent.mkdir(parents=True, exist_ok=True)
             self.blobs.read_to(file.sha256, target, f"{label} {file.path}")
             if progress is not None:
                 progress(file.size)
 
-        dest.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(_WORKERS) as pool:
-            list(pool.map(fetch, detail.files))
-        return detail.version
+            list(pool.map(fetch, targets.items()))
 
     def checkout(self, ref: str) -> Path:
-        """A verified, read-only local copy of a version's files, cached by content digest, for
-        loading a model or dataset in place without a pull of one's own."""
+        """A verified, read-only local copy of a version's files, cached by content digest, for loading
+        a model or dataset in place without a pull of one's own. A cached copy whose files changed
+        since they were verified is re-hashed, and made again when it no longer matches; ``gc``
+        removes copies that go unused (see ``checkouts``)."""
         version = self.resolve(ref)
-        cache = self.settings.home / "cache" / "versions" / version.digest
-        if cache.is_dir():
-            return cache
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{uuid.uuid4().hex[:8]}-"))
-        try:
-            self.pull(version.ref, staging)
-            try:
-                staging.rename(cache)
-            except OSError:  # another process finished the same checkout first
-                if not cache.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return cache
+        folder = checkouts.cache_root(self.settings.home) / version.digest
+        with _CHECKOUT_LOCK:  # one thread of this process checks a copy at a time; processes race safely
+            if folder.is_dir() and (checkouts.intact(folder) or self._reverified(version.ref, folder)):
+                checkouts.touch(folder)
+                return folder
+            self.check_writable(
+                f"make a local copy of {version.ref} (`fmstack hub pull` writes one where you choose)"
+            )
+            with scratch_dir(self.settings.home, "checkout") as staging:
+                self.pull(version.ref, staging / "copy")
+                checkouts.install(staging / "copy", folder)
+        return folder
+
+    def _reverified(self, ref: str, folder: Path) -> bool:
+        """Re-hash a cached copy whose stamp no longer matches; seal it again when every byte is right."""
+        files = {f.path: f.sha256 for f in self.info(ref).files}
+        if set(checkouts.snapshot(folder)) != set(files):
+            return False
+        for path, sha256 in files.items():
+            with open(folder / path, "rb") as fin:
+                if hashlib.file_digest(fin, "sha256").hexdigest() != sha256:
+                    return False
+        if not self.read_only:
+            checkouts.seal(folder)
+        return True
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -494,6 +543,56 @@ class Hub:
         """A read session, for modules (lineage, maintenance) that query the tables directly."""
         with self._sessions() as session:
             yield session
+
+
+_CHECKOUT_LOCK = threading.Lock()
+
+
+def _check_destination(dest: Path) -> None:
+    """A pull destination is a folder, or can become one: no file on the way."""
+    for place in (dest, *dest.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "it is" if place == dest else f"{str(place)!r} is"
+                raise InvalidInput(
+                    f"cannot pull into {str(dest)!r}: {what} a file, not a folder; choose another destination"
+                )
+            return
+
+
+def _first_missing(dest: Path) -> Path | None:
+    """The outermost folder of ``dest`` that does not exist yet (what a pull creates), or None."""
+    missing = None
+    for place in (dest, *dest.parents):
+        if place.exists():
+            break
+        missing = place
+    return missing
+
+
+def _remove_stale_partials(targets: list[Path]) -> None:
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(target.parent, set()).add(target.name)
+    for folder, names in by_folder.items():
+        for path in stale_partials(folder, names):
+            path.unlink(missing_ok=True)
+
+
+def _undo_pull(new_root: Path | None, fresh: list[Path], dest: Path) -> None:
+    """Remove what a failed pull wrote: the folder it created, or the files that were not there."""
+    if new_root is not None:
+        remove_tree(new_root)
+        return
+    for path in fresh:
+        path.unlink(missing_ok=True)
+    for folder in sorted({p.parent for p in fresh}, key=lambda p: len(p.parts), reverse=True):
+        while folder != dest and folder.is_relative_to(dest):
+            try:
+                folder.rmdir()  # only when empty: it held nothing but this pull's files
+            except OSError:
+                break
+            folder = folder.parent
 
 
 def _kind_conflict(repo: str, existing: str, kind: str) -> Conflict:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import VersionInfo
+from fmstack.serve.admission import TIMEOUT_HEADER, request_timeout
 from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, InputTooLarge, ModelNotReady
 from fmstack.serve.models import Loaded, ServedModel
 from fmstack.serve.runtimes.base import RuntimeInfo, Task
@@ -40,7 +41,8 @@ async def predict(
     served = state.models.get(name)
     request.state.model = served.name
     _check_texts(texts, state.settings.max_inputs)
-    deadline = time.monotonic() + state.settings.request_timeout_s
+    timeout_s = request_timeout(request.headers.get(TIMEOUT_HEADER), state.settings.request_timeout_s)
+    deadline = time.monotonic() + timeout_s
     gone = _client_gone(request)
     for _attempt in range(3):
         loaded = served.loaded()
@@ -53,7 +55,7 @@ async def predict(
             ticket = loaded.worker.submit(ids, deadline, gone)
         except ModelNotReady:
             continue
-        outputs = await _wait(ticket, request, deadline, watch=gone is None)
+        outputs = await _wait(ticket, request, deadline, timeout_s, watch=gone is None)
         tokens = sum(len(t) for t in ids)
         return Prediction(served, loaded.version, loaded.runtime.info, outputs, tokens)
     raise ModelNotReady(f"model {served.name!r} is being swapped; retry")
@@ -80,7 +82,9 @@ def _client_gone(request: Request) -> Callable[[], bool] | None:
     return lambda: bool(cycle.disconnected)
 
 
-async def _wait(ticket: Ticket, request: Request, deadline: float, watch: bool) -> NDArray[np.float32]:
+async def _wait(
+    ticket: Ticket, request: Request, deadline: float, timeout_s: float, watch: bool
+) -> NDArray[np.float32]:
     """The ticket's result, or the error of whatever came first: the client's disconnect, the deadline.
 
     Each ends the wait by failing ``ticket.future`` from a callback, so a request awaits one future
@@ -93,7 +97,7 @@ async def _wait(ticket: Ticket, request: Request, deadline: float, watch: bool) 
         watcher = asyncio.ensure_future(_disconnected(request))
         watcher.add_done_callback(lambda w: _disconnected_fails(ticket, w))
     timer = asyncio.get_running_loop().call_later(
-        max(0.0, deadline - time.monotonic()), _deadline_fails, ticket, state.settings.request_timeout_s
+        max(0.0, deadline - time.monotonic()), _deadline_fails, ticket, timeout_s
     )
     try:
         return await ticket.future
@@ -125,7 +129,8 @@ def _deadline_fails(ticket: Ticket, timeout_s: float) -> None:
     ticket.abandon("deadline")
     ticket.future.set_exception(
         DeadlineExceeded(
-            f"no answer within the request deadline of {timeout_s} s (--request-timeout): the server "
+            f"no answer within the request deadline of {timeout_s} s (X-Request-Timeout or "
+            "--request-timeout): the server "
             "is busy, or the deadline is too short for this request"
         )
     )

@@ -65,7 +65,13 @@ class ModelSet:
 
     @property
     def ready(self) -> bool:
-        return all(m.current is not None for m in self.models.values())
+        return all(m.current is not None and m.current.worker.alive for m in self.models.values())
+
+    @property
+    def failure(self) -> str | None:
+        """Why a loaded model cannot compute any more (its batch worker died), if one cannot."""
+        dead = [(m.name, m.current.worker.failure) for m in self.models.values() if m.current]
+        return next((f"model {name!r}: {why}" for name, why in dead if why is not None), None)
 
     def get(self, name: str) -> ServedModel:
         """A served model by the ref it was started with, or by ``ns/name`` when only one ref of that

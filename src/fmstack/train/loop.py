@@ -26,7 +26,7 @@ from fmstack.train.batches import epoch_batches, micro_batches
 from fmstack.train.methods import probe
 from fmstack.train.optim import make_optimizer
 from fmstack.train.prepare import Prepared
-from fmstack.train.throughput import flops_per_token, peak_flops
+from fmstack.train.throughput import flops_per_token, peak_flops, utilisation
 
 
 @dataclass
@@ -317,7 +317,8 @@ class Loop:
         total_params = sum(p.numel() for p in self.model.parameters())
         tokens_per_s = tokens / seconds if seconds else 0.0
         peak = self.spec.peak_flops or peak_flops(self.acc.device)
-        per_token = flops_per_token(total_params, self.prep.method.name)
+        seq_len = tokens / examples if examples else 0.0  # mean non-padding tokens per example
+        per_token = flops_per_token(self.model, trainable, self.prep.method.name, seq_len)
         return FitResult(
             model=self.model,
             steps=self.step,
@@ -325,7 +326,7 @@ class Loop:
             best_step=self.best_step,
             samples_per_s=examples / seconds if seconds else 0.0,
             tokens_per_s=tokens_per_s,
-            mfu=(per_token * tokens_per_s / peak) if peak and tokens_per_s else None,
+            mfu=utilisation(per_token, tokens_per_s, peak),
             train_seconds=seconds,
             trainable_params=trainable,
             total_params=total_params,

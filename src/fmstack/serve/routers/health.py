@@ -17,7 +17,7 @@ def _readiness(state: ServerState) -> JSONResponse:
     models = {name: m.current.version.ref if m.current else None for name, m in state.models.models.items()}
     if state.ready:
         return JSONResponse({"status": "ready", "models": models})
-    reason = "draining" if state.draining else state.load_error or "loading"
+    reason = "draining" if state.draining else state.load_error or state.models.failure or "loading"
     return JSONResponse({"status": "not ready", "reason": reason, "models": models}, status_code=503)
 
 

@@ -1,0 +1,116 @@
+"""Scratch space: the temporary work folders of ingest, process, train and checkout, kept under
+``$FMSTACK_HOME/tmp`` (never the system temp folder, whose leftovers nothing here could see), and the
+leftovers that killed processes leave there, for ``fsck`` to list and ``gc`` to remove.
+
+A folder is named ``<kind>-<host>-<pid>-<random>``, so a later process can tell the work of a process
+still running on this machine (kept) from that of one that is gone (a leftover). Work of another
+machine sharing the folder cannot be checked and is kept. Knows nothing of repos or versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something a writer left behind: a temp folder or an unfinished upload."""
+
+    path: str
+    what: str  # "temp folder" | "unfinished upload"
+    size: int
+    live: bool  # its process may still be running (here, or on another machine): gc keeps it
+
+
+def this_host() -> str:
+    return _UNSAFE.sub("_", socket.gethostname()) or "localhost"
+
+
+def is_running(host: str, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` may still be running: only this machine's can be checked."""
+    if host != this_host():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def owner_tag() -> str:
+    """``<host>-<pid>``: put in temp names so that their owner can be checked later."""
+    return f"{this_host()}-{os.getpid()}"
+
+
+def parse_owner(tag: str) -> tuple[str, int] | None:
+    """``(host, pid)`` from a name ending in ``<host>-<pid>``, or None when it does not."""
+    host, _, pid = tag.rpartition("-")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def scratch_root(home: Path) -> Path:
+    return home / "tmp"
+
+
+@contextmanager
+def scratch_dir(home: Path, kind: str) -> Iterator[Path]:
+    """A fresh folder under ``$FMSTACK_HOME/tmp`` for one piece of work, removed when it ends; a
+    process killed before then leaves it for ``gc``."""
+    root = scratch_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(dir=root, prefix=f"{kind}-{owner_tag()}-"))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+
+
+def remove_tree(path: Path) -> None:
+    """``rmtree`` that also removes read-only trees (checkouts are made read-only), or one file."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        path.unlink()
+        return
+    for dirpath, _dirs, _files in os.walk(path):
+        with contextlib.suppress(OSError):  # not ours to change: rmtree reports what it cannot remove
+            os.chmod(dirpath, stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def temp_folders(home: Path) -> list[Leftover]:
+    """Every folder under ``$FMSTACK_HOME/tmp``, with its size and whether its owner may be running."""
+    root = scratch_root(home)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        owner = parse_owner(path.name.rpartition("-")[0].partition("-")[2])
+        live = owner is not None and is_running(*owner)
+        found.append(Leftover(str(path), "temp folder", tree_size(path), live))
+    return found
+
+
+def tree_size(path: Path) -> int:
+    if not path.is_dir():
+        return path.lstat().st_size if path.exists() or path.is_symlink() else 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):  # removed while we looked
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

@@ -1,0 +1,107 @@
+"""Deadline-aware admission: how long a model's queue takes to drain, and whether a request still fits.
+
+The batch worker measures every batch it computes (tokens, seconds) into a ``Throughput``; when a
+request arrives it asks ``refusal`` whether the work ahead of it plus its own would be computed before
+its deadline. A request that cannot make it is refused at once (HTTP 429, ``Retry-After`` the time the
+queue takes to drain) instead of waiting, timing out and having taken compute from requests that could
+have been answered.
+
+Pure: no clock, no threads, no HTTP. The worker passes the time, the queue's size and takes its lock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fmstack.errors import InvalidInput
+
+# Share of a request's remaining time the queue ahead may take. The estimate is an average, batch times
+# vary around it, and the answer must still travel back through the event loop: a request admitted at
+# 100 % would finish after its deadline about half the time. Under overload the queue settles at this
+# share of the deadline's worth of work, which keeps every compute thread busy whatever the share.
+HEADROOM = 0.8
+
+# The header a client sets to shorten its own deadline (seconds, decimal); the server's
+# ``--request-timeout`` stays the longest.
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+@dataclass
+class Throughput:
+    """Exponential average of one compute thread's seconds per token, measured over whole batches.
+
+    Seconds per real (not padding) token: the fixed cost of a forward pass and the padding a batch
+    carries are spread over its tokens, so the average prices a token as the batches under this load
+    cost it. ``parallel`` threads compute batches at once, each at that rate.
+    """
+
+    parallel: int = 1
+    alpha: float = 0.2  # weight of the newest batch: a change of load shows within ~5 batches
+    seconds_per_token: float | None = None  # None until a batch is measured
+
+    def update(self, tokens: int, seconds: float) -> None:
+        sample = seconds / max(tokens, 1)
+        if self.seconds_per_token is None:
+            self.seconds_per_token = sample
+        else:
+            self.seconds_per_token += self.alpha * (sample - self.seconds_per_token)
+
+    def drain_s(self, tokens: int) -> float | None:
+        """Seconds the compute threads take for ``tokens`` (None before the first measured batch)."""
+        if self.seconds_per_token is None:
+            return None
+        return tokens * self.seconds_per_token / max(self.parallel, 1)
+
+    def tokens_per_s(self) -> float | None:
+        if not self.seconds_per_token:
+            return None
+        return max(self.parallel, 1) / self.seconds_per_token
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is not admitted: the estimated wait and when to retry."""
+
+    wait_s: float  # estimated seconds until its texts would be computed
+    budget_s: float  # seconds left before its deadline
+    retry_after_s: int  # seconds until the work queued now is computed (at least 1)
+
+
+def refusal(throughput: Throughput, ahead_tokens: int, own_tokens: int, budget_s: float) -> Refusal | None:
+    """None when a request of ``own_tokens``, behind ``ahead_tokens`` queued or computing, is expected to
+    be computed within ``HEADROOM`` of its remaining ``budget_s``; else the refusal to send.
+
+    A worker with nothing ahead admits any request: the estimate may be stale (one slow first batch
+    would otherwise refuse every later request, and no batch would ever run to correct it), and a request
+    alone is computed as soon as it arrives.
+    """
+    if ahead_tokens <= 0:
+        return None
+    wait = throughput.drain_s(ahead_tokens + own_tokens)
+    if wait is None or wait <= HEADROOM * budget_s:
+        return None
+    return Refusal(wait, budget_s, retry_after(throughput, ahead_tokens))
+
+
+def retry_after(throughput: Throughput, queued_tokens: int) -> int:
+    """Whole seconds (at least 1, as ``Retry-After`` counts) until ``queued_tokens`` are computed."""
+    drain = throughput.drain_s(queued_tokens)
+    return max(1, math.ceil(drain)) if drain is not None else 1
+
+
+def request_timeout(header: str | None, limit_s: float) -> float:
+    """A request's timeout: the client's ``X-Request-Timeout`` (seconds) when it sets one, never more
+    than the server's ``--request-timeout``."""
+    if header is None:
+        return limit_s
+    try:
+        asked = float(header)
+    except ValueError:
+        asked = math.nan
+    if not math.isfinite(asked) or asked <= 0:
+        raise InvalidInput(
+            f"X-Request-Timeout {header!r} is not a number of seconds above 0: send e.g. "
+            "'X-Request-Timeout: 1.5', or leave it out for the server's --request-timeout"
+        )
+    return min(asked, limit_s)

@@ -1,0 +1,44 @@
+"""Scratch folders live under FMSTACK_HOME/tmp, are named for their owner, go away when the work ends,
+and are told apart as live (owner running, or on another machine) or left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmstack.hub.scratch import owner_tag, scratch_dir, temp_folders, this_host
+
+
+def test_a_scratch_folder_is_removed_when_the_work_ends_or_fails(tmp_path: Path) -> None:
+    with scratch_dir(tmp_path, "ingest") as folder:
+        assert folder.parent == tmp_path / "tmp" and folder.name.startswith(f"ingest-{owner_tag()}-")
+        (folder / "sub").mkdir()
+        (folder / "sub/x").write_text("x")
+        (folder / "sub").chmod(0o555)  # read-only trees (checkouts) are removed too
+        assert [(f.what, f.live, f.size) for f in temp_folders(tmp_path)] == [("temp folder", True, 1)]
+    assert temp_folders(tmp_path) == []
+    with pytest.raises(RuntimeError), scratch_dir(tmp_path, "train") as folder:
+        raise RuntimeError("boom")
+    assert not folder.exists()
+
+
+def test_folders_of_dead_processes_are_leftovers_and_other_machines_are_trusted(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    root = tmp_path / "tmp"
+    for name in (
+        f"ingest-{this_host()}-{int(dead.stdout)}-abc",
+        "train-other-machine.example-1-abc",
+        "no-owner",
+    ):
+        (root / name).mkdir(parents=True)
+    live = {Path(f.path).name: f.live for f in temp_folders(tmp_path)}
+    assert live == {
+        f"ingest-{this_host()}-{int(dead.stdout)}-abc": False,
+        "train-other-machine.example-1-abc": True,
+        "no-owner": False,
+    }
