@@ -83,6 +83,16 @@ def test_reingest_returns_the_same_version(hub: Hub, tmp_path: Path) -> None:
     assert len(hub.runs.recent(kind="data.ingest")) == 1
 
 
+def test_a_failed_ingest_is_a_failed_run_with_its_reason_and_leaves_no_work(hub: Hub, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", [("", "1"), ("  ", "2")])
+    with pytest.raises(InvalidInput, match="no usable rows"):
+        ingest(hub, IngestSpec(name="acme/raw", paths=[str(path)]))
+    (run,) = hub.runs.recent(kind="data.ingest")
+    assert run.status == "failed" and run.spec["error"].startswith("InvalidInput: no usable rows")
+    assert run.spec["paths"] == [str(path)] and hub.ls() == []
+    assert list((hub.settings.home / "tmp").iterdir()) == []
+
+
 @pytest.mark.parametrize("fmt", ["csv.zst", "tsv", "jsonl", "parquet", "txt"])
 def test_every_format_gives_the_same_rows(hub: Hub, tmp_path: Path, fmt: str) -> None:
     rows = [("first example", "a"), ("second, with comma", "b")]

@@ -54,6 +54,7 @@ def test_resume_after_sigkill_gives_the_same_digest(hub: Hub, fmstack_home: Path
     assert child.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     finished = len(list(work.glob("*/stage-0/*.done.json")))
     assert 3 <= finished < 27
+    assert [r.status for r in hub.runs.recent(kind="data.process")] == ["abandoned"]
     resumed = _run([*args, "--resume"], env)
     assert resumed["resumed_shards"] == finished and not list(work.glob("*"))  # work folder cleaned up
     fresh = _run([*args[:-1], "--json"], env)
@@ -90,6 +91,8 @@ def test_ctrl_c_stops_the_workers_and_exits_130(hub: Hub, fmstack_home: Path, tm
         time.sleep(0.05)
     assert not _group_alive(child.pid), "worker processes outlived the interrupted run"
     assert [r.repo for r in hub.ls()] == ["acme/raw"]  # nothing half-published
+    (run,) = hub.runs.recent(kind="data.process")  # recorded from the start, closed by the interrupt
+    assert run.status == "failed" and run.spec["error"] == "interrupted (Ctrl-C)"
 
 
 def _group_alive(pgid: int) -> bool:

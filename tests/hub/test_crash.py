@@ -184,3 +184,45 @@ def test_a_second_pull_removes_the_partial_files_of_a_killed_one(fmstack_home: P
         hub.pull("acme/m", dest)
     assert sorted(p.name for p in dest.rglob(".*.part")) == sorted([mine.name, other.name])
     assert (dest / "w.bin").read_bytes() == files["w.bin"]
+
+
+def _start_training(hub: Hub, tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A real `fmstack train finetune` of a tiny model, once it is past its first logged step."""
+    from tests.train.conftest import push_classification, push_tiny_bert
+
+    base, data = push_tiny_bert(hub, tmp_path / "base"), push_classification(hub, tmp_path / "data")
+    args = ["train", "finetune", "--base", base, "--data", data, "-b", "8", "--epochs", "200"]
+    child = subprocess.Popen([str(Path(sys.executable).with_name("fmstack")), *args, "--output", "acme/t"])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and child.poll() is None:
+        running = [r for r in hub.runs.recent(kind="train") if r.status == "running"]
+        if running and hub.runs.metrics(running[0].id):
+            return child, running[0].id
+        time.sleep(0.1)
+    child.kill()
+    raise AssertionError("training did not start within 180 s")
+
+
+@pytest.mark.slow
+def test_sigterm_fails_a_training_run_and_sigkill_leaves_its_folder_for_gc(
+    hub: Hub, fmstack_home: Path, tmp_path: Path
+) -> None:
+    system_tmp = set(Path(tempfile.gettempdir()).glob("fmstack-train-*"))
+    child, run_id = _start_training(hub, tmp_path / "a")
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 130  # "interrupted", as for Ctrl-C
+    run = hub.runs.get(run_id)
+    assert run.status == "failed" and run.spec["error"] == "interrupted (SIGTERM)"
+    assert fsck(hub).leftovers == []  # its scratch folder went with it
+
+    child, run_id = _start_training(hub, tmp_path / "b")
+    (work,) = fsck(hub).leftovers
+    assert work.live and Path(work.path).name.startswith(
+        f"train-{owner_tag().rpartition('-')[0]}-{child.pid}-"
+    )
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert hub.runs.get(run_id).status == "abandoned"
+    assert [(left.path, left.live) for left in fsck(hub).leftovers] == [(work.path, False)]
+    assert [left.path for left in gc(hub).leftovers] == [work.path] and not Path(work.path).exists()
+    assert set(Path(tempfile.gettempdir()).glob("fmstack-train-*")) == system_tmp

@@ -8,11 +8,9 @@ rejected fraction, so a failed ingest registers nothing.
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +26,7 @@ from fmstack.data.shards import DEFAULT_SHARD_ROWS, ShardWriter
 from fmstack.data.stats import measure
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
+from fmstack.hub.scratch import scratch_dir
 
 REJECTED_SCHEMA = pa.schema(
     [
@@ -277,24 +276,21 @@ def _card(spec: IngestSpec, folder: Path, result: Built) -> str:
 
 
 def ingest(hub: Hub, spec: IngestSpec, progress: Callable[[int], None] | None = None) -> IngestResult:
+    """Build the version in a scratch folder under ``FMSTACK_HOME`` (a killed ingest leaves it for
+    ``gc``), inside a run recorded from the start: a failed ingest is a failed run with its reason."""
     hub.check_repo_kind(spec.name, "dataset")  # before reading any file
-    started = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="fmstack-ingest-") as tmp:
-        folder = Path(tmp)
+    with (
+        hub.runs.recorded("data.ingest", spec.model_dump(mode="json")) as run_id,
+        scratch_dir(hub.settings.home, "ingest") as folder,
+    ):
         result = build(spec, folder, progress)
-        run_spec = {
-            **spec.model_dump(mode="json"),
-            "sources": result.sources,
-            "columns": vars(result.columns),
-        }
         published = publish(
             hub,
             spec.name,
             folder,
             card=_card(spec, folder, result),
-            run_kind="data.ingest",
-            spec=run_spec,
+            run_id=run_id,
             message=f"ingest {len(result.sources)} file(s)",
-            started_at=started,
+            details={"sources": result.sources, "columns": vars(result.columns)},
         )
     return IngestResult(published, result)

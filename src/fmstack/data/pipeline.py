@@ -16,10 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,6 +49,7 @@ from fmstack.data.stage import (
 from fmstack.data.stats import measure
 from fmstack.errors import FmstackError, InvalidInput
 from fmstack.hub import Hub, VersionInfo
+from fmstack.hub.scratch import scratch_dir
 
 CANONICAL_ORDER = ("text", "text_pair", "label", "input_ids", "attention_mask")
 
@@ -118,8 +117,7 @@ def _labels_by_op(ops: list[OpConfig], labels: tuple[str, ...]) -> tuple[tuple[s
     return tuple(out)
 
 
-def _prepare(hub: Hub, spec: ProcessSpec, resume: bool) -> _Run:
-    version, models = _resolve(hub, spec)
+def _prepare(hub: Hub, spec: ProcessSpec, resume: bool, version: VersionInfo, models: dict[str, str]) -> _Run:
     folder = hub.checkout(version.ref)
     manifest = read_manifest(folder)
     names = [op.op for op in spec.ops]
@@ -275,12 +273,32 @@ def process(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ProcessResult:
-    started = datetime.now(UTC)
-    run = _prepare(hub, spec, resume)
-    with make_executor(executor, workers, ray_address) as pool:
-        totals, resumed = _run_stages(run, pool, progress)
-    with tempfile.TemporaryDirectory(prefix="fmstack-process-") as tmp:
-        out = Path(tmp)
+    """Run the spec inside a run recorded from the start (the hub references are checked first: a
+    spec naming what the hub lacks is refused before any record), so a failed process is a failed
+    run with its reason."""
+    version, models = _resolve(hub, spec)
+    run_spec = {
+        **spec.model_dump(mode="json"),
+        "input_digest": version.digest,
+        "input_ref": version.ref,
+        "models": models,
+        "executor": executor,
+    }
+    with hub.runs.recorded("data.process", run_spec, inputs=[version.ref, *models.values()]) as run_id:
+        run = _prepare(hub, spec, resume, version, models)
+        with make_executor(executor, workers, ray_address) as pool:
+            totals, resumed = _run_stages(run, pool, progress)
+        published, rows, op_rows = _store(hub, run, totals, run_id)
+    shutil.rmtree(run.workdir, ignore_errors=True)
+    return ProcessResult(published, rows, op_rows, len(run.units), resumed)
+
+
+def _store(
+    hub: Hub, run: _Run, totals: OpStats, run_id: int
+) -> tuple[Published, dict[str, int], list[dict[str, Any]]]:
+    """Assemble the last stage's shards in a scratch folder under ``FMSTACK_HOME`` and push them."""
+    spec = run.spec
+    with scratch_dir(hub.settings.home, "process") as out:
         splits, columns = _assemble(run, out, totals)
         if not splits:
             raise InvalidInput(
@@ -308,23 +326,12 @@ def process(
         )
         write_manifest(out, manifest)
         op_rows = _op_rows(list(spec.ops), totals)
-        run_spec = {
-            **spec.model_dump(mode="json"),
-            "input_digest": run.input.digest,
-            "input_ref": run.input.ref,
-            "models": run.models,
-            "executor": executor,
-        }
         published = publish(
             hub,
             spec.output,
             out,
             card=_card(run, out, op_rows),
-            run_kind="data.process",
-            spec=run_spec,
-            inputs=[run.input.ref, *run.models.values()],
+            run_id=run_id,
             message=f"process {run.input.ref}: {', '.join(op['op'] for op in op_rows)}",
-            started_at=started,
         )
-    shutil.rmtree(run.workdir, ignore_errors=True)
-    return ProcessResult(published, rows, op_rows, len(run.units), resumed)
+    return published, rows, op_rows

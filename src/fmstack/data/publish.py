@@ -1,14 +1,13 @@
-"""Storing a built dataset folder as a hub version, inside a recorded run, exactly once.
+"""Storing a built dataset folder as the hub version its run produced, exactly once.
 
-The content digest is computed before anything is recorded: when the repo's latest version already
-has it, that version is returned and no new run is created (re-ingesting the same files is a no-op).
+The caller records the run when its work starts (``hub.runs.recorded``). The content digest is
+computed before anything is stored: when the repo's latest version already has it, that version is
+returned and the run is discarded (re-ingesting the same files adds nothing, not even a run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +45,16 @@ def publish(
     folder: Path,
     *,
     card: str,
-    run_kind: str,
-    spec: dict[str, Any],
-    inputs: Sequence[str] = (),
+    run_id: int,
     message: str = "",
-    started_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Published:
-    """The run is recorded here, once there is something new to store; ``started_at`` (when the work
-    began) gives it its true duration."""
+    """Push ``folder`` as a version produced by run ``run_id`` and close the run as succeeded, with
+    ``details`` (what was learnt while working: sources, columns) added to its spec."""
     existing = latest_with_digest(hub, repo, folder_digest(folder))
     if existing is not None:
+        hub.runs.discard(run_id)
         return Published(existing, True, existing.run_id)
-    run_id = hub.runs.start(run_kind, spec, inputs=list(inputs), started_at=started_at)
-    try:
-        version = hub.push(repo, folder, "dataset", message=message, card=card, run_id=run_id)
-    except BaseException:
-        hub.runs.finish(run_id, "failed")
-        raise
-    hub.runs.finish(run_id, "succeeded", spec_update={"output": version.ref})
+    version = hub.push(repo, folder, "dataset", message=message, card=card, run_id=run_id)
+    hub.runs.finish(run_id, "succeeded", spec_update={**(details or {}), "output": version.ref})
     return Published(version, False, run_id)

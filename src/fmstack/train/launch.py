@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fmstack import errors
 from fmstack.hub import Hub
+from fmstack.hub.scratch import scratch_dir
 from fmstack.train.spec import TrainSpec
 
 
@@ -52,8 +52,8 @@ def read_outcome(result: Path) -> dict[str, Any]:
 
 
 def fit_distributed(hub: Hub, spec: TrainSpec, run_id: int, folder: Path) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="fmstack-ddp-") as tmp:
-        job, result = write_job(hub, spec, run_id, folder, Path(tmp))
+    with scratch_dir(hub.settings.home, "ddp") as tmp:  # gc finds a killed job's files there
+        job, result = write_job(hub, spec, run_id, folder, tmp)
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec.nproc}",
             "-m", "fmstack.train.worker", str(job),

@@ -4,7 +4,6 @@ or across processes with torchrun), push the output with lineage, and close the 
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput, clip
 from fmstack.hub import Hub, Kind, VersionInfo
 from fmstack.hub.refs import parse_ref
+from fmstack.hub.scratch import scratch_dir
 from fmstack.train import checkpoint, registry
 from fmstack.train.loop import FitResult, Progress, scalar_metrics
 from fmstack.train.precision import check_precision, pick_device
@@ -116,36 +116,34 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
     # The record names the rates used, not "the method's default" (null).
     recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}
-    run_id = hub.runs.start("train", recorded, inputs=inputs, device=device)
-    try:
-        with tempfile.TemporaryDirectory(prefix="fmstack-train-") as tmp:
-            folder = Path(tmp) / "output"
-            folder.mkdir()
-            if spec.executor == "ray":
-                from fmstack.train.ray_executor import fit_on_ray
+    # Recorded from the start: an error, Ctrl-C or SIGTERM marks the run failed with the reason; the
+    # scratch folder is under FMSTACK_HOME, where gc finds it if the process is killed outright.
+    with (
+        hub.runs.recorded("train", recorded, inputs=inputs, device=device) as run_id,
+        scratch_dir(hub.settings.home, "train") as tmp,
+    ):
+        folder = tmp / "output"
+        folder.mkdir()
+        if spec.executor == "ray":
+            from fmstack.train.ray_executor import fit_on_ray
 
-                outcome = fit_on_ray(hub, spec, run_id, folder, device)
-            elif spec.nproc > 1:
-                from fmstack.train.launch import fit_distributed
+            outcome = fit_on_ray(hub, spec, run_id, folder, device)
+        elif spec.nproc > 1:
+            from fmstack.train.launch import fit_distributed
 
-                outcome = fit_distributed(hub, spec, run_id, folder)
-            else:
-                outcome = fit_here(hub, spec, run_id, folder, report)
-            version = hub.push(
-                output_repo,
-                folder,
-                outcome["kind"],
-                message=f"train run {run_id}: {spec.task} {spec.method}",
-                card=outcome["card"],
-                run_id=run_id,
-            )
-    except BaseException as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        hub.runs.append_log(run_id, f"failed: {reason}")
-        hub.runs.finish(run_id, "failed", spec_update={"error": reason})
-        raise
-    summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
-    hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})
+            outcome = fit_distributed(hub, spec, run_id, folder)
+        else:
+            outcome = fit_here(hub, spec, run_id, folder, report)
+        version = hub.push(
+            output_repo,
+            folder,
+            outcome["kind"],
+            message=f"train run {run_id}: {spec.task} {spec.method}",
+            card=outcome["card"],
+            run_id=run_id,
+        )
+        summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
+        hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})
     return TrainResult(run_id=run_id, output=version, **summary)
 
 
