@@ -23,14 +23,25 @@ from fmstack.serve.runtimes.base import Runtime, RuntimeInfo
 from tests.serve.conftest import settings
 
 
-def test_throughput_starts_from_the_first_batch_and_averages_the_next() -> None:
-    rate = Throughput(parallel=2, alpha=0.5)
+def test_throughput_is_tokens_over_busy_time_whatever_the_batches() -> None:
+    rate = Throughput(decay=1.0)
     assert rate.drain_s(100) is None and rate.tokens_per_s() is None
-    rate.update(tokens=100, seconds=1.0)  # 0.01 s per token on one thread
-    assert rate.drain_s(100) == pytest.approx(0.5)  # two threads share the work
-    rate.update(tokens=100, seconds=3.0)  # 0.03: the average moves half way
-    assert rate.seconds_per_token == pytest.approx(0.02)
-    assert rate.tokens_per_s() == pytest.approx(100.0)
+    # Two threads, 100-token batches of 1 s each, finishing half a second apart: each completion
+    # reports the half second since the previous one, so the rate is both threads' together.
+    for _ in range(4):
+        rate.update(tokens=100, seconds=0.5)
+    assert rate.tokens_per_s() == pytest.approx(200.0)
+    assert rate.drain_s(300) == pytest.approx(1.5)
+
+
+def test_throughput_follows_a_change_of_load() -> None:
+    rate = Throughput(decay=0.5)
+    rate.update(tokens=100, seconds=1.0)
+    rate.update(tokens=100, seconds=0.25)  # decayed sums: 150 tokens over 0.75 s
+    assert rate.tokens_per_s() == pytest.approx(200.0)
+    for _ in range(20):
+        rate.update(tokens=100, seconds=0.1)
+    assert rate.tokens_per_s() == pytest.approx(1000.0, rel=1e-3)
 
 
 def test_a_request_that_fits_its_deadline_is_admitted() -> None:
@@ -173,7 +184,7 @@ def test_a_request_that_cannot_finish_in_time_is_refused_at_once(served_hub: Hub
         refused, took, *answered, ahead = _run(scenario, server.url)  # type: ignore[misc]
         assert isinstance(refused, httpx.Response) and isinstance(took, float)
         assert refused.status_code == 429 and took < 0.25  # answered at once, not at the deadline
-        expected = math.ceil(worker.throughput.seconds_per_token * ahead) or 1  # type: ignore[operator]
+        expected = math.ceil(ahead / worker.throughput.tokens_per_s())  # type: ignore[operator]
         assert abs(int(refused.headers["Retry-After"]) - expected) <= 1
         assert "X-Request-Timeout" in refused.json()["error"]["message"]
         assert [r.status_code for r in answered] == [200, 200, 200]  # type: ignore[union-attr]

@@ -224,7 +224,7 @@ async def test_a_worker_whose_thread_dies_fails_what_it_held_and_refuses_the_res
 async def test_a_request_the_queue_cannot_serve_in_time_is_refused_with_the_drain_time() -> None:
     gate = threading.Event()
     worker = _worker(EchoRuntime(gate), max_queue=1000)
-    worker.throughput.update(tokens=100, seconds=1.0)  # as measured: 0.01 s per token, one thread
+    worker.throughput.update(tokens=100, seconds=1.0)  # as measured: 100 tokens/s
     worker.submit([[1] * 50], time.monotonic() + 10)  # taken by the worker, which blocks on the gate
     await asyncio.sleep(0.1)
     worker.submit([[2] * 100, [3] * 100], time.monotonic() + 10)  # 2.5 s of work ahead: fits 10 s
@@ -236,18 +236,16 @@ async def test_a_request_the_queue_cannot_serve_in_time_is_refused_with_the_drai
     worker.close()
 
 
-async def test_the_full_queue_retry_hint_counts_the_compute_threads() -> None:
+async def test_the_full_queue_retry_hint_is_the_measured_drain_time() -> None:
     gate = threading.Event()
-    runtime = EchoRuntime(gate, together=None)
-    worker = _worker(runtime, max_queue=2)
-    worker.throughput.parallel = 2  # as a runtime of two batches at once
-    worker.throughput.update(tokens=100, seconds=2.0)  # 0.02 s per token per thread
+    worker = _worker(EchoRuntime(gate), max_queue=2)
+    worker.throughput.update(tokens=100, seconds=1.0)  # as measured: 100 tokens/s
     worker.submit([[1] * 100], time.monotonic() + 60)
     await asyncio.sleep(0.1)
     worker.submit([[1] * 100, [2] * 100], time.monotonic() + 60)
     with pytest.raises(QueueFull, match="max-queue 2") as info:
         worker.submit([[5]], time.monotonic() + 60)
-    assert info.value.retry_after_s == 3  # 300 tokens x 0.02 s / 2 threads
+    assert info.value.retry_after_s == 3  # 300 tokens queued or computing, at 100 tokens/s
     gate.set()
     worker.close()
 

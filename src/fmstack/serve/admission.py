@@ -29,34 +29,34 @@ TIMEOUT_HEADER = "x-request-timeout"
 
 @dataclass
 class Throughput:
-    """Exponential average of one compute thread's seconds per token, measured over whole batches.
+    """Tokens the compute threads complete per second together, from the batches they completed lately.
 
-    Seconds per real (not padding) token: the fixed cost of a forward pass and the padding a batch
-    carries are spread over its tokens, so the average prices a token as the batches under this load
-    cost it. ``parallel`` threads compute batches at once, each at that rate.
+    The worker reports each completed batch with its real (not padding) tokens and the busy wall time
+    since the previous completion (or since the batch started, if nothing was computing before it).
+    Two threads finishing batches of ``n`` tokens every ``d`` seconds each report ``2n`` tokens per ``d``
+    seconds, whatever their interleaving, so the rate is the measured one: threads that slow each other
+    down on shared cores, the fixed cost of each forward pass and the padding of today's batches are all
+    in it. Both sums decay by ``decay`` per batch: the rate follows a change of load within ~10 batches.
     """
 
-    parallel: int = 1
-    alpha: float = 0.2  # weight of the newest batch: a change of load shows within ~5 batches
-    seconds_per_token: float | None = None  # None until a batch is measured
+    decay: float = 0.9
+    tokens: float = 0.0
+    seconds: float = 0.0
 
     def update(self, tokens: int, seconds: float) -> None:
-        sample = seconds / max(tokens, 1)
-        if self.seconds_per_token is None:
-            self.seconds_per_token = sample
-        else:
-            self.seconds_per_token += self.alpha * (sample - self.seconds_per_token)
+        self.tokens = self.tokens * self.decay + tokens
+        self.seconds = self.seconds * self.decay + max(seconds, 0.0)
 
     def drain_s(self, tokens: int) -> float | None:
         """Seconds the compute threads take for ``tokens`` (None before the first measured batch)."""
-        if self.seconds_per_token is None:
+        if self.tokens <= 0 or self.seconds <= 0:
             return None
-        return tokens * self.seconds_per_token / max(self.parallel, 1)
+        return tokens * self.seconds / self.tokens
 
     def tokens_per_s(self) -> float | None:
-        if not self.seconds_per_token:
+        if self.tokens <= 0 or self.seconds <= 0:
             return None
-        return max(self.parallel, 1) / self.seconds_per_token
+        return self.tokens / self.seconds
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class ModelWorker:
     _queued_tokens: int = 0
     _computing_tokens: int = 0
     _throughput: Throughput = field(default_factory=Throughput)
+    _last_done: float = 0.0  # perf_counter() when a batch last completed, for ``_throughput``
     # Why a compute thread stopped for good (None while all run): the model then serves nothing more,
     # and readiness says so (``ModelSet.ready``) rather than letting every request time out.
     failure: str | None = None
@@ -118,8 +119,7 @@ class ModelWorker:
     _results: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        self._throughput.parallel = max(1, self.runtime.info.batches)
-        for i in range(self._throughput.parallel):
+        for i in range(max(1, self.runtime.info.batches)):
             thread = threading.Thread(target=self._run, name=f"fmstack-batch-{self.name}-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -280,7 +280,8 @@ class ModelWorker:
         completed."""
         start = time.perf_counter()
         out = self.runtime.forward([item.ids for item in batch])  # (batch, outputs)
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds = end - start
         if len(out) != len(batch):
             raise BatchOutputMismatch(
                 f"model {self.name!r}: the runtime returned {len(out)} rows for a batch of {len(batch)} "
@@ -289,7 +290,10 @@ class ModelWorker:
         self.observer.batch(len(batch), tokens, seconds)
         done: list[Ticket] = []
         with self._results:  # another thread may hold the same request's other texts
-            self._throughput.update(tokens, seconds)
+            # Busy time since the last completion: with threads computing side by side, each batch
+            # accounts for the stretch since the previous one finished, so the sum is wall time.
+            self._throughput.update(tokens, end - max(start, self._last_done))
+            self._last_done = end
             for item, row in zip(batch, out, strict=True):
                 ticket = item.ticket
                 ticket.rows[item.index] = row
