@@ -175,3 +175,54 @@ def test_adapters_saved_before_the_interop_change_still_load_in_fmstack(
         (old / name).unlink()
     before = hub.push("acme/lora-old", old, "adapter").ref
     _same(_fmstack_logits(hub, before), _fmstack_logits(hub, ref))
+
+
+@pytest.mark.parametrize("method", ["adapter", "prefix"])
+def test_fmstack_only_adapters_are_refused_by_peft_and_transformers(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+) -> None:
+    """Bottleneck adapters and prefixes are fmstack's own layers: no standard tool can run them, so
+    their folder has no adapter_config.json for PEFT or transformers to half-load."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    folder = pulled(hub, _train(hub, tiny_bert, topics, method=method), tmp_path)
+    assert (folder / "fmstack_method.json").is_file() and not (folder / "adapter_config.json").exists()
+    plain = AutoModelForSequenceClassification.from_pretrained(pulled(hub, tiny_bert, tmp_path), num_labels=3)
+    with pytest.raises(ValueError, match="adapter_config.json"):
+        PeftModel.from_pretrained(plain, folder)
+    with pytest.raises((OSError, ValueError)):  # no config.json: not a model folder either
+        AutoModelForSequenceClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("method", ["adapter", "prefix"])
+def test_fmstack_only_adapters_saved_before_still_load(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+) -> None:
+    ref = _train(hub, tiny_bert, topics, method=method, output=f"acme/{method}")
+    old = pulled(hub, ref, tmp_path)
+    (old / "fmstack_method.json").rename(old / "adapter_config.json")  # the name it had before
+    before = hub.push(f"acme/{method}-old", old, "adapter").ref
+    _same(_fmstack_logits(hub, before), _fmstack_logits(hub, ref))
+
+
+@pytest.mark.slow  # compress measures latency before and after (~30 s on a loaded 2-core machine)
+def test_onnx_version_runs_in_plain_onnxruntime(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime
+    from transformers import AutoTokenizer
+
+    from fmstack.compress.pipeline import compress
+    from fmstack.compress.spec import CompressSpec
+
+    parent = _train(hub, tiny_bert, topics, method="full")
+    version = compress(hub, parent, CompressSpec(optimize=False)).version
+    assert version is not None
+    folder = pulled(hub, version.ref, tmp_path)
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="np")
+    feed = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
+    (logits,) = session.run(["logits"], feed)
+    _same(torch.from_numpy(logits), _fmstack_logits(hub, parent))

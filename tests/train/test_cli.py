@@ -102,7 +102,7 @@ def test_adapter_version_records_its_base(
     assert out["output"]["kind"] == "adapter"
     meta = json.loads(hub.read_file(out["output"]["repo"], "fmstack_adapter.json"))
     assert meta["method"] == "adapter" and meta["base"] == "test/tiny-bert:1" and meta["labels"]
-    config = json.loads(hub.read_file(out["output"]["repo"], "adapter_config.json"))
+    config = json.loads(hub.read_file(out["output"]["repo"], "fmstack_method.json"))
     assert config["adapter_type"] == "pfeiffer"
 
 

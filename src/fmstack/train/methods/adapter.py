@@ -4,8 +4,12 @@ transformers 4.
 
 An adapter wraps a sublayer's output projection: ``y = proj(x); y + up(gelu(down(y)))``, with ``up``
 zero-initialised so training starts from the base model exactly. The adapters and the task head train;
-everything else is frozen. Saved as ``adapter_config.json`` + ``adapter_model.safetensors``.
+everything else is frozen. Saved as ``fmstack_method.json`` + ``adapter_model.safetensors``.
 Adapters are non-linear, so they cannot be merged into the base weights.
+
+No standard tool has these layers, so the folder has no ``adapter_config.json``: PEFT (and
+transformers' adapter loading) then say plainly that this is not a PEFT adapter, instead of failing
+on missing keys or half-loading it. Versions saved before used that name; ``read_config`` reads both.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ is_adapter = True
 # Output projections of the attention and feed-forward sublayers (BERT-like, GPT-2).
 ATTENTION_OUT = re.compile(r"(attention\.output\.dense|attn\.c_proj)$")
 FFN_OUT = re.compile(r"(layer\.\d+\.output\.dense|mlp\.c_proj)$")
+METHOD_CONFIG = "fmstack_method.json"  # also prefix tuning's
+OLD_METHOD_CONFIG = "adapter_config.json"  # the name until versions could be read by PEFT users
 
 
 class Bottleneck(nn.Module):
@@ -92,8 +98,17 @@ def save_files(model: nn.Module, folder: Path, what: str) -> None:
     config = getattr(model, "fmstack_adapter_config", None)
     if config is None:
         raise InvalidInput(f"this model has no {what} to save")
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / METHOD_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     save_file(trainable_state(model), str(folder / "adapter_model.safetensors"))  # type: ignore[arg-type]
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The method's config from an adapter folder, as saved now or (as ``adapter_config.json``) before."""
+    for name in (METHOD_CONFIG, OLD_METHOD_CONFIG):
+        if (folder / name).is_file():
+            config: dict[str, Any] = json.loads((folder / name).read_text())
+            return config
+    raise InvalidInput(f"{folder}: no {METHOD_CONFIG}; is this an adapter folder written by fmstack train?")
 
 
 def load_weights(model: nn.Module, folder: Path) -> None:
@@ -107,10 +122,10 @@ def load_weights(model: nn.Module, folder: Path) -> None:
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
-    config = json.loads((folder / "adapter_config.json").read_text())
+    config = read_config(folder)
     _inject(model, config["adapter_type"], int(config["adapter_size"]))
     _freeze(model)
-    model.fmstack_adapter_config = config
+    model.fmstack_adapter_config = config  # type: ignore[assignment]
     load_weights(model, folder)
     return model
 

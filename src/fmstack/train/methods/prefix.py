@@ -5,12 +5,12 @@ BERT with transformers 5 (the cache argument was renamed).
 Each ``*SelfAttention`` module with query/key/value projections is wrapped; the wrapper computes
 attention itself (scaled dot-product) with the prefix keys/values prepended and the attention mask
 widened to let every token see the prefix. The prefixes and the task head train; the base is frozen.
-Prefixes change the attention itself, so they cannot be merged into the base weights.
+Prefixes change the attention itself, so they cannot be merged into the base weights. Saved like
+bottleneck adapters (``fmstack_method.json``, no ``adapter_config.json``): no standard tool runs them.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +110,10 @@ def save(model: nn.Module, folder: Path) -> None:
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
-    config = json.loads((folder / "adapter_config.json").read_text())
+    config = adapter_files.read_config(folder)
     _inject(model, int(config["prefix_length"]))
     _freeze(model)
-    model.fmstack_adapter_config = config
+    model.fmstack_adapter_config = config  # type: ignore[assignment]
     adapter_files.load_weights(model, folder)
     return model
 
