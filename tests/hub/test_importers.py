@@ -39,6 +39,7 @@ def test_import_hf_derives_a_card_from_the_config(hub: Hub, tmp_path: Path) -> N
     assert meta.task == "text-classification" and "bert" in meta.tags
     assert "| layers | 2 |" in body and "| hidden size | 32 |" in body
     assert {f.path for f in hub.info(version.ref).files} == {"config.json", "model.safetensors"}
+    assert list((hub.settings.home / "tmp").iterdir()) == []  # staged under FMSTACK_HOME, then removed
 
 
 def test_pickle_weights_are_refused_then_converted(hub: Hub, tmp_path: Path) -> None:

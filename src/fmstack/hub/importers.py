@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.entities import VersionInfo
+from fmstack.hub.scratch import scratch_dir
 from fmstack.hub.store import Hub
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -126,8 +126,8 @@ def import_hf(
     text = card_from_config(
         config, str(folder.name) if card is None else (card.base_model or folder.name), card
     )
-    with tempfile.TemporaryDirectory(prefix="fmstack-import-") as tmp:
-        staging = Path(tmp)
+    hub.check_writable(f"import {folder.name}")
+    with scratch_dir(hub.settings.home, "import") as staging:
         for path in files:
             if path.suffix in PICKLE_SUFFIXES:
                 continue

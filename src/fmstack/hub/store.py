@@ -168,15 +168,17 @@ class Hub:
         self.check_writable(f"store a new version of {target.repo}")
         self.check_repo_kind(repo, kind)  # before copying any bytes; the commit checks again
         files = collect_files(Path(path))
-        with self.gc_lock.shared():
-            try:
+        try:
+            with self.gc_lock.shared():
                 entries = self._store_blobs(files, progress)
-            except OSError as exc:
-                raise write_error(exc, self.settings.store_url, store_way_out()) or exc from None
-            digest = manifest_digest(entries)
-            return self._write(
-                lambda s: self._commit_version(s, target, kind, entries, digest, message, alias, card, run_id)
-            )
+                digest = manifest_digest(entries)
+                return self._write(
+                    lambda s: self._commit_version(
+                        s, target, kind, entries, digest, message, alias, card, run_id
+                    )
+                )
+        except OSError as exc:  # the lock file, a blob: a full disk, a read-only folder, a size limit
+            raise write_error(exc, self.settings.store_url, store_way_out()) or exc from None
 
     def _store_blobs(
         self, files: list[tuple[str, Path]], progress: Callable[[int], None] | None
