@@ -181,7 +181,11 @@ def test_inference_routes_answered_directly_are_still_documented(serve: Serve) -
     with httpx.Client(base_url=server.url) as client:
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/v1/embeddings", "/v1/classify", "/v2/models/{name}/infer"} <= set(paths)
-        broken = client.post("/v1/embeddings", content=b'{"model": "acme/embed", "input": ')
+        broken = client.post(
+            "/v1/embeddings",
+            content=b'{"model": "acme/embed", "input": ',
+            headers={"content-type": "application/json"},
+        )
         assert broken.status_code == 422 and "invalid request body" in broken.json()["error"]["message"]
         assert client.post("/v2/models/acme/embed/infer", content=b"[]").status_code == 422
         # FastAPI's own 404 and 405 answer in the same shapes as every other error

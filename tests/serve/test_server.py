@@ -81,6 +81,24 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(served_hub: Hub) -> None
         httpx.get(f"{url}/healthz")
 
 
+def test_after_sigterm_new_connections_are_answered_503_not_reset(served_hub: Hub) -> None:
+    """Closing the listening socket at once would reset connections queued in its backlog; the server
+    keeps accepting until connections stop coming, and tells those that ask /readyz it is draining."""
+    proc, url = _start("acme/intent-onnx", "--drain-timeout", "5")
+    answers: list[int | str] = []
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.03)  # the signal handler has run
+    for _ in range(15):  # 0.3 s of new connections, each a new client as a balancer's probes are
+        try:
+            answers.append(httpx.get(f"{url}/readyz", timeout=5).status_code)
+        except httpx.TransportError as exc:
+            answers.append(type(exc).__name__)
+        time.sleep(0.02)
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, output
+    assert answers == [503] * 15, answers
+
+
 def test_past_the_drain_deadline_the_server_still_exits_0(served_hub: Hub) -> None:
     proc, url = _start("acme/intent-onnx", "--max-wait-ms", "8000", "--drain-timeout", "1")
     results: list[httpx.Response | Exception] = []

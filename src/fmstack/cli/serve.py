@@ -30,7 +30,12 @@ def _default(name: str) -> Any:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Settings whose flag is not their name with dashes (the CLI takes seconds without the unit suffix).
-_FLAGS = {"models": "REF", "request_timeout_s": "--request-timeout", "drain_timeout_s": "--drain-timeout"}
+_FLAGS = {
+    "models": "REF",
+    "request_timeout_s": "--request-timeout",
+    "drain_timeout_s": "--drain-timeout",
+    "body_timeout_s": "--body-timeout",
+}
 
 
 def _flag(loc: tuple[int | str, ...]) -> str:
@@ -57,6 +62,16 @@ def serve(
     max_queue: Annotated[int, typer.Option(help=_help("max_queue"))] = _default("max_queue"),
     max_inputs: Annotated[int, typer.Option(help=_help("max_inputs"))] = _default("max_inputs"),
     max_body_bytes: Annotated[int, typer.Option(help=_help("max_body_bytes"))] = _default("max_body_bytes"),
+    max_input_chars: Annotated[int, typer.Option(help=_help("max_input_chars"))] = _default(
+        "max_input_chars"
+    ),
+    body_timeout: Annotated[float, typer.Option(help=_help("body_timeout_s") + " Seconds.")] = _default(
+        "body_timeout_s"
+    ),
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(help=_help("allowed_hosts") + " Repeat the option or separate names by commas."),
+    ] = None,
     request_timeout: Annotated[float, typer.Option(help=_help("request_timeout_s") + " Seconds.")] = _default(
         "request_timeout_s"
     ),
@@ -91,6 +106,9 @@ def serve(
             max_queue=max_queue,
             max_inputs=max_inputs,
             max_body_bytes=max_body_bytes,
+            max_input_chars=max_input_chars,
+            body_timeout_s=body_timeout,
+            allowed_hosts=[h.strip() for hosts in allowed_hosts or [] for h in hosts.split(",") if h.strip()],
             request_timeout_s=request_timeout,
             drain_timeout_s=drain_timeout,
             poll_aliases_s=poll_aliases_s,

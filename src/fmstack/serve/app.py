@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmstack import __version__
 from fmstack.errors import (
@@ -34,15 +33,21 @@ from fmstack.hub import Hub
 from fmstack.serve.auth import ApiKeys, key_checkers
 from fmstack.serve.direct import ErrorHandlers, InferenceRoutes
 from fmstack.serve.errors import (
+    BodyTimeout,
+    BodyTooLarge,
     ClientDisconnected,
     DeadlineExceeded,
     InputTooLarge,
     ModelNotReady,
     NotJSON,
     QueueFull,
+    WrongHost,
+    clip,
 )
 from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
 from fmstack.serve.models import LoadFn, ModelSet, hub_loader
+from fmstack.serve.payloads import error_body
+from fmstack.serve.request_limits import RequestLimits
 from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
@@ -54,7 +59,9 @@ log = logging.getLogger("fmstack.serve")
 _STATUS: list[tuple[type[FmstackError], int, str]] = [
     (QueueFull, 429, "rate_limit_exceeded"),
     (DeadlineExceeded, 504, "timeout"),
+    (BodyTimeout, 408, "timeout"),
     (InputTooLarge, 413, "invalid_request_error"),
+    (WrongHost, 421, "invalid_request_error"),
     (NotJSON, 415, "invalid_request_error"),
     (ModelNotReady, 503, "server_unavailable"),
     (ClientDisconnected, 499, "client_closed_request"),
@@ -127,7 +134,7 @@ def create_app(
     if checkers:  # inside metrics (refusals are counted), outside the inference routes
         app.add_middleware(ApiKeys, checkers=checkers, on_error=_fmstack_error)
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, settings=settings)  # outermost: before any work
     return app
 
 
@@ -147,28 +154,35 @@ async def _load(
 
 
 async def _follow_aliases(state: ServerState, hub: Hub) -> None:
+    last_problem: str | None = None  # logged once, not at every poll
     while True:
         await asyncio.sleep(state.settings.poll_aliases_s)
         if not state.models.ready:
             continue
         try:
             await state.models.refresh(hub.resolve)
-        except Exception:  # the old version keeps serving; try again at the next poll
-            log.exception("checking served aliases failed; still serving the loaded versions")
-
-
-def _error_body(path: str, message: str, kind: str, code: int) -> dict[str, object]:
-    if path.startswith("/v2/"):
-        return {"error": message}
-    return {"error": {"message": message, "type": kind, "param": None, "code": str(code)}}
+            last_problem = None
+        except Exception as exc:  # the old version keeps serving; try again at the next poll
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != last_problem:
+                log.error(
+                    "checking served aliases failed; still serving the loaded versions: %s",
+                    problem,
+                    exc_info=not isinstance(exc, FmstackError),
+                )
+            last_problem = problem
 
 
 async def _fmstack_error(request: Request, exc: FmstackError) -> JSONResponse:
     status, kind = next(
         ((s, k) for cls, s, k in _STATUS if isinstance(exc, cls)), (400, "invalid_request_error")
     )
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
-    return JSONResponse(_error_body(request.url.path, str(exc), kind, status), status, headers=headers)
+    headers = None
+    if isinstance(exc, QueueFull):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, (BodyTooLarge, BodyTimeout)):
+        headers = {"Connection": "close"}  # the rest of the body is not worth reading
+    return JSONResponse(error_body(request.url.path, str(exc), kind, status), status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,14 +191,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         for e in exc.errors()
     )
     message = f"invalid request body: {problems}"
-    return JSONResponse(_error_body(request.url.path, message, "invalid_request_error", 422), 422)
+    return JSONResponse(error_body(request.url.path, message, "invalid_request_error", 422), 422)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own errors (no such path: 404; a path without this method: 405) in our shapes."""
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    body = _error_body(
-        request.url.path, f"{exc.detail}: {request.method} {request.url.path}", kind, exc.status_code
+    body = error_body(
+        request.url.path, f"{exc.detail}: {request.method} {clip(request.url.path)}", kind, exc.status_code
     )
     return JSONResponse(body, exc.status_code, headers=exc.headers)
 
@@ -194,21 +208,3 @@ _ERROR_HANDLERS: ErrorHandlers = {
     RequestValidationError: _validation_error,  # type: ignore[dict-item]
     HTTPException: _http_error,  # type: ignore[dict-item]
 }
-
-
-class BodyLimit:
-    """Refuses a request whose declared body is over ``max_bytes`` with 413, before reading it."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                message = f"request body of {int(length)} bytes is over the limit of {self.max_bytes} (--max-body-bytes)"
-                body = _error_body(scope["path"], message, "invalid_request_error", 413)
-                await JSONResponse(body, 413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

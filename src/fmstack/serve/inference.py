@@ -4,6 +4,7 @@ tokenise, queue, and wait for the batch result, the deadline or the client's dis
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +19,23 @@ from fmstack.hub import VersionInfo
 from fmstack.serve.admission import TIMEOUT_HEADER, request_timeout
 from fmstack.serve.errors import ClientDisconnected, DeadlineExceeded, InputTooLarge, ModelNotReady
 from fmstack.serve.models import Loaded, ServedModel
-from fmstack.serve.runtimes.base import RuntimeInfo, Task
+from fmstack.serve.runtimes.base import Runtime, RuntimeInfo, Task
 from fmstack.serve.state import ServerState
 from fmstack.serve.worker import Ticket
 
-# Tokenising more texts than this on the event loop would stall other requests; use a thread instead.
+# What may be tokenised on the event loop, which answers every other request meanwhile (health checks
+# included): a few short texts, well under a millisecond. Anything more goes to a thread, in chunks of
+# at most _CHUNK_CHARS characters so that a request's tokeniser state (offsets, tokens, masks: ~200
+# bytes per character) stays small whatever its size. A thread hop costs more than a short text.
 _INLINE_TEXTS = 32
+_INLINE_CHARS = 2048
+_CHUNK_CHARS = 131_072
+
+# Characters that show nothing: a text made only of these (and whitespace) is as empty as "" to a model.
+_INVISIBLE = re.compile(
+    r"[\s\x00-\x1f\x7f-\xa0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]*"
+)
 
 
 @dataclass(frozen=True)
@@ -36,19 +48,26 @@ class Prediction:
 
 
 async def predict(
-    state: ServerState, request: Request, name: str, texts: list[str], task: Task | None
+    state: ServerState,
+    request: Request,
+    name: str,
+    texts: list[str],
+    task: Task | None,
+    *,
+    truncate: bool = False,
 ) -> Prediction:
+    """Answer ``texts`` with model ``name``. ``truncate``: cut texts longer than the limits (characters,
+    then tokens) instead of refusing them."""
     served = state.models.get(name)
     request.state.model = served.name
-    _check_texts(texts, state.settings.max_inputs)
+    texts = _check_texts(texts, state.settings.max_inputs, state.settings.max_input_chars, truncate)
     timeout_s = request_timeout(request.headers.get(TIMEOUT_HEADER), state.settings.request_timeout_s)
     deadline = time.monotonic() + timeout_s
     gone = _client_gone(request)
     for _attempt in range(3):
         loaded = served.loaded()
         _check_task(served, loaded.runtime.info, task)
-        ids = await _encode(loaded, texts)
-        _check_lengths(served.name, ids, loaded.runtime.info.max_length)
+        ids = await _encode(loaded, served.name, texts, truncate)
         if loaded.worker.closing:  # swapped while we tokenised: use the new version
             continue
         try:
@@ -61,10 +80,48 @@ async def predict(
     raise ModelNotReady(f"model {served.name!r} is being swapped; retry")
 
 
-async def _encode(loaded: Loaded, texts: list[str]) -> list[list[int]]:
-    if len(texts) <= _INLINE_TEXTS:
-        return loaded.runtime.encode(texts)
-    return await asyncio.to_thread(loaded.runtime.encode, texts)
+async def _encode(loaded: Loaded, name: str, texts: list[str], truncate: bool) -> list[list[int]]:
+    """Token ids of every text within the model's max_length (cut to it with ``truncate``)."""
+    fit = _Fit(name, loaded.runtime.info.max_length, loaded.special_tail() if truncate else None)
+    if len(texts) <= _INLINE_TEXTS and sum(map(len, texts)) <= _INLINE_CHARS:
+        return fit(loaded.runtime.encode(texts))
+    return await asyncio.to_thread(_encode_in_chunks, loaded.runtime, texts, fit)
+
+
+def _encode_in_chunks(runtime: Runtime, texts: list[str], fit: _Fit) -> list[list[int]]:
+    """Tokenise chunk by chunk, keeping only ids; a text the model refuses stops the work there."""
+    ids: list[list[int]] = []
+    start = 0
+    while start < len(texts):
+        end, chars = start + 1, len(texts[start])
+        while end < len(texts) and chars + len(texts[end]) <= _CHUNK_CHARS:
+            chars += len(texts[end])
+            end += 1
+        ids.extend(fit(runtime.encode(texts[start:end]), offset=start))
+        start = end
+    return ids
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Checks (or with ``tail`` set, cuts) token ids against the model's max_length. ``tail``: how many
+    special tokens the tokenizer appends (BERT's [SEP]: 1), kept at the end of a cut text."""
+
+    model: str
+    limit: int
+    tail: int | None
+
+    def __call__(self, ids: list[list[int]], offset: int = 0) -> list[list[int]]:
+        for index, seq in enumerate(ids):
+            if len(seq) <= self.limit:
+                continue
+            if self.tail is None:
+                raise InvalidInput(
+                    f"input {offset + index} has {len(seq)} tokens; model {self.model!r} accepts at most "
+                    f'{self.limit} (max_length): shorten or split the text, or send "truncate": true'
+                )
+            ids[index] = seq[: self.limit - self.tail] + seq[len(seq) - self.tail :]
+        return ids
 
 
 def _client_gone(request: Request) -> Callable[[], bool] | None:
@@ -143,26 +200,29 @@ async def _disconnected(request: Request) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-def _check_texts(texts: list[str], limit: int) -> None:
+def _check_texts(texts: list[str], max_inputs: int, max_chars: int, truncate: bool) -> list[str]:
+    """The texts to tokenise: refused when there are none, too many or blank ones; a text over
+    ``max_chars`` characters is refused before any work, or cut with ``truncate``."""
     if not texts:
         raise InvalidInput("'input' is empty: send at least one text")
-    if len(texts) > limit:
-        raise InputTooLarge(f"{len(texts)} texts in one request; the limit is {limit} (--max-inputs)")
-    if not all(map(str.strip, texts)):  # a model's answer to no text means nothing
-        blank = next(i for i, t in enumerate(texts) if not t.strip())
-        raise InvalidInput(f"input {blank} is empty or only whitespace: send text")
+    if len(texts) > max_inputs:
+        raise InputTooLarge(f"{len(texts)} texts in one request; the limit is {max_inputs} (--max-inputs)")
+    longest = max(map(len, texts))
+    if longest > max_chars:
+        if not truncate:
+            index = next(i for i, t in enumerate(texts) if len(t) > max_chars)
+            raise InputTooLarge(
+                f"input {index} has {len(texts[index])} characters; the limit is {max_chars} "
+                '(--max-input-chars): shorten or split the text, or send "truncate": true'
+            )
+        texts = [t[:max_chars] for t in texts]
+    blank = next((i for i, t in enumerate(texts) if _INVISIBLE.fullmatch(t)), None)
+    if blank is not None:  # a model's answer to no text means nothing
+        raise InvalidInput(f"input {blank} is empty or only whitespace or invisible characters: send text")
+    return texts
 
 
 def _check_task(served: ServedModel, info: RuntimeInfo, task: Task | None) -> None:
     if task is not None and info.task != task:
         other = "/v1/classify" if info.task == "classification" else "/v1/embeddings"
         raise Unsupported(f"model {served.name!r} serves {info.task}, not {task}; use {other}")
-
-
-def _check_lengths(name: str, ids: list[list[int]], limit: int) -> None:
-    for index, seq in enumerate(ids):
-        if len(seq) > limit:
-            raise InvalidInput(
-                f"input {index} has {len(seq)} tokens; model {name!r} accepts at most {limit} "
-                "(max_length): shorten or split the text"
-            )

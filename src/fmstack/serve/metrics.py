@@ -8,6 +8,7 @@ fmstack_serve_queue_depth{model}                      texts waiting for a batch
 fmstack_serve_tokens_total{model}                     tokens computed (padding excluded)
 fmstack_serve_dropped_total{model,reason}             texts skipped before compute (disconnected, deadline)
 fmstack_serve_model_version{model}                    the hub version number being served
+fmstack_serve_load_failures_total{model}              versions an alias or latest ref moved to that failed to load
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class ServeMetrics:
         )
         self.version = Gauge(
             "fmstack_serve_model_version", "Hub version number being served.", ["model"], registry=r
+        )
+        self.load_failures = Counter(
+            "fmstack_serve_load_failures",
+            "Versions a served ref moved to that failed to load (the previous one kept serving).",
+            ["model"],
+            registry=r,
         )
 
     def observer(self, model: str) -> Observer:

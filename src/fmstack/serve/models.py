@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fmstack.errors import NotFound
+from fmstack.errors import FmstackError, NotFound
 from fmstack.hub import Hub, VersionInfo, parse_ref
 from fmstack.serve.batching import Limits
-from fmstack.serve.errors import ModelNotReady
+from fmstack.serve.errors import ModelNotReady, clip, hide_paths
 from fmstack.serve.metrics import ServeMetrics
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.settings import ServeSettings
@@ -34,6 +34,16 @@ class Loaded:
     version: VersionInfo
     runtime: Runtime
     worker: ModelWorker
+    _tail: int | None = None
+
+    def special_tail(self) -> int:
+        """How many special tokens the tokenizer appends to a text (BERT's [SEP]: 1; none: 0), found by
+        comparing the ids of "" and "x": a cut text keeps them at its end."""
+        if self._tail is None:
+            empty, one = self.runtime.encode(["", "x"])
+            head = next((i for i, (a, b) in enumerate(zip(empty, one, strict=False)) if a != b), len(empty))
+            self._tail = len(empty) - head
+        return self._tail
 
 
 class ServedModel:
@@ -43,6 +53,9 @@ class ServedModel:
         self.repo = ref.repo
         self.follows = ref.version is None  # an alias or "latest": may move to another version
         self.current: Loaded | None = None
+        # The version the ref points at that failed to load: (its digest, why). Not tried again until
+        # the ref moves; the loaded version keeps serving meanwhile.
+        self.failed: tuple[str, str] | None = None
 
     def loaded(self) -> Loaded:
         if self.current is None:
@@ -82,7 +95,7 @@ class ModelSet:
         same_repo = [m for m in self.models.values() if m.repo == name]
         if len(same_repo) == 1:
             return same_repo[0]
-        raise NotFound(f"model {name!r} is not served here; served models: {sorted(self.models)}")
+        raise NotFound(f"model {clip(name)!r} is not served here; served models: {sorted(self.models)}")
 
     async def load_all(self) -> None:
         for model in self.models.values():
@@ -103,7 +116,10 @@ class ModelSet:
         return Loaded(version, runtime, worker)
 
     async def refresh(self, resolve: Callable[[str], VersionInfo]) -> list[tuple[str, str, str]]:
-        """Swap every following model whose ref now points elsewhere; returns (name, old, new) refs."""
+        """Swap every following model whose ref now points elsewhere; returns (name, old, new) refs.
+
+        A version that fails to load is counted (``fmstack_serve_load_failures_total``), named in
+        ``/readyz`` and logged once; the loaded version keeps serving until the ref moves again."""
         swaps: list[tuple[str, str, str]] = []
         for model in self.models.values():
             old = model.current
@@ -111,12 +127,34 @@ class ModelSet:
                 continue
             target = await asyncio.to_thread(resolve, model.name)
             if target.digest == old.version.digest:
+                model.failed = None
                 continue
-            model.current = await self._start(model.name)  # new requests go to the new version now
+            if model.failed is not None and model.failed[0] == target.digest:
+                continue
+            try:
+                new = await self._start(model.name)
+            except Exception as exc:  # a broken version must not stop the one that works
+                self._swap_failed(model, target, exc)
+                continue
+            model.current, model.failed = new, None  # new requests go to the new version now
             await asyncio.to_thread(_unload, old)  # queued requests finish on the old one first
-            swaps.append((model.name, old.version.ref, model.current.version.ref))
-            log.info("swapped %s: %s -> %s", model.name, old.version.ref, model.current.version.ref)
+            swaps.append((model.name, old.version.ref, new.version.ref))
+            log.info("swapped %s: %s -> %s", model.name, old.version.ref, new.version.ref)
         return swaps
+
+    def _swap_failed(self, model: ServedModel, target: VersionInfo, exc: Exception) -> None:
+        why = str(exc) if isinstance(exc, FmstackError) else f"{type(exc).__name__}: {exc}"
+        model.failed = (target.digest, f"{target.ref} failed to load: {hide_paths(why)}")
+        self._metrics.load_failures.labels(model.name).inc()
+        serving = model.current.version.ref if model.current else "nothing"
+        log.error(
+            "cannot swap %s to %s, still serving %s: %s",
+            model.name,
+            target.ref,
+            serving,
+            why,
+            exc_info=not isinstance(exc, FmstackError),  # a traceback only for what is not a user error
+        )
 
     async def close(self) -> None:
         for model in self.models.values():

@@ -14,28 +14,58 @@ taken from compute. Two things here keep that envelope small:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
-from fmstack.serve.errors import NotJSON
+from fmstack.serve.errors import ClientDisconnected, NotJSON
 
 Body = TypeVar("Body", bound=BaseModel)
 
 
 async def read_body(request: Request, schema: type[Body]) -> Body:
     """The request's JSON body as ``schema``; ``RequestValidationError`` (422) when it does not fit,
-    ``NotJSON`` (415) when it says it is not JSON (no Content-Type at all is read as JSON)."""
-    kind = request.headers.get("content-type")
-    if kind is not None and "json" not in kind.lower():
-        raise NotJSON(f"the body's Content-Type is {kind!r}; send JSON with 'Content-Type: application/json'")
+    ``NotJSON`` (415) when it is not declared as JSON (see ``check_json``)."""
+    check_json(request.url.path, request.headers)
     try:
         return schema.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    except ClientDisconnect:
+        raise ClientDisconnected("the client closed the connection while sending its body") from None
+
+
+def check_json(path: str, headers: Mapping[str, str]) -> None:
+    """Refuse a body not declared as JSON (``application/json`` or ``application/*+json``).
+
+    A web page can make its visitor's browser POST to a server on their machine or network without
+    asking them, but only with a "simple" body: a form, ``text/plain``, or no Content-Type at all.
+    Requiring JSON rules all of these out. KServe clients (tritonclient) send no Content-Type, so
+    under ``/v2`` a body without one is read as JSON unless a browser sent it (browsers add
+    ``Origin`` to every POST and ``Sec-Fetch-Site`` to every request).
+    """
+    kind = headers.get("content-type")
+    if kind is None:
+        if path.startswith("/v2/") and "origin" not in headers and "sec-fetch-site" not in headers:
+            return
+        raise NotJSON("the request has no Content-Type; send JSON with 'Content-Type: application/json'")
+    media = kind.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise NotJSON(
+            f"the body's Content-Type is {kind[:100]!r}; send JSON with 'Content-Type: application/json'"
+        )
+
+
+def error_body(path: str, message: str, kind: str, code: int) -> dict[str, object]:
+    """An error's JSON body: OpenAI's shape under ``/v1`` (and elsewhere), KServe's under ``/v2``."""
+    if path.startswith("/v2/"):
+        return {"error": message}
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(code)}}
 
 
 def openapi_body(schema: type[BaseModel]) -> dict[str, Any]:

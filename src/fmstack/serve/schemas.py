@@ -10,6 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_TRUNCATE = (
+    "Cut a text longer than the model accepts (in characters: --max-input-chars; in tokens: the "
+    "model's max_length) to what it accepts, instead of refusing the request (413 or 422)."
+)
+
 # -- OpenAI-compatible -----------------------------------------------------------------------------
 
 
@@ -22,6 +27,41 @@ class OpenAIError(BaseModel):
 
 class OpenAIErrorBody(BaseModel):
     error: OpenAIError
+
+
+class KServeErrorBody(BaseModel):
+    error: str
+
+
+_ANSWERS = {
+    400: "The model does not serve this task (the message names the endpoint that does).",
+    404: "No such model is served here, or no such path.",
+    408: "The request body did not arrive within --body-timeout.",
+    413: "Over a limit: --max-body-bytes, --max-inputs or --max-input-chars (the message names it).",
+    415: "The body is not declared as JSON: send 'Content-Type: application/json'.",
+    421: "The Host header is not one of --allowed-hosts.",
+    422: "The body does not fit the schema, or a text is blank or longer than the model accepts.",
+    429: "The model's queue is full (--max-queue); Retry-After says when to retry.",
+    503: "The model is not loaded yet, or the server is shutting down.",
+    504: "No answer within --request-timeout.",
+}
+INFERENCE_ERRORS = (400, 404, 408, 413, 415, 421, 422, 429, 503, 504)
+
+
+def error_responses(*codes: int, kserve: bool = False) -> dict[int | str, dict[str, Any]]:
+    """``responses`` of a route that may answer ``codes``, in the error shape of its API, for the
+    OpenAPI schema (FastAPI documents only 200 and its own 422 shape otherwise)."""
+    model = KServeErrorBody if kserve else OpenAIErrorBody
+    return {code: {"model": model, "description": _ANSWERS[code]} for code in codes}
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    reason: str | None = Field(None, description="Why not ready: loading, draining, or the load error.")
+    models: dict[str, str | None] = Field(description="Each served name and the version it serves.")
+    load_failures: dict[str, str] | None = Field(
+        None, description="Versions a served ref moved to that failed to load (the old one still serves)."
+    )
 
 
 class ModelCard(BaseModel):
@@ -47,6 +87,7 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
+    truncate: bool = Field(False, description=_TRUNCATE)
 
 
 class Embedding(BaseModel):
@@ -74,6 +115,7 @@ class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
     input: str | list[str] = Field(description="One text or a list of texts.")
+    truncate: bool = Field(False, description=_TRUNCATE)
 
 
 class Classification(BaseModel):
@@ -102,6 +144,10 @@ class TensorMetadata(BaseModel):
     name: str
     datatype: str
     shape: list[int]
+
+
+class V2Ready(BaseModel):
+    ready: bool
 
 
 class ModelMetadata(BaseModel):

@@ -1,13 +1,15 @@
 """Running the app: in the foreground with graceful SIGTERM (``run``), or in a background thread for
 Python callers such as ``fmstack demo`` and tests (``start_server``).
 
-On SIGTERM the server marks itself draining (``/readyz`` answers 503), stops accepting connections,
-lets in-flight requests finish for up to ``drain_timeout_s``, unloads the models and returns; the
+On SIGTERM the server marks itself draining (``/readyz`` answers 503), accepts the connections already
+queued (and new ones until none has come for 0.1 s, at most 1 s), stops accepting, lets in-flight
+requests finish for up to ``drain_timeout_s``, unloads the models and returns; the
 process then exits 0. A second SIGINT (Ctrl+C) forces the exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import logging
@@ -37,6 +39,12 @@ class ServeFailed(FmstackError):
     """The server could not start: its models failed to load or it did not become ready in time."""
 
 
+# On shutdown, how long without a new connection means the backlog is empty, and the most time spent
+# accepting before the listening socket closes.
+_QUIET_S = 0.1
+_ACCEPT_MAX_S = 1.0
+
+
 class _DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -51,6 +59,27 @@ class _DrainingServer(uvicorn.Server):
     def stop_fatal(self, reason: str) -> None:
         self.fatal = reason
         self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.fatal is None:
+            await self._accept_until_quiet()
+        await super().shutdown(sockets)
+
+    async def _accept_until_quiet(self) -> None:
+        """Closing the listening socket resets every connection still queued in its backlog: clients
+        that connected just before SIGTERM would read "connection reset". Keep accepting (``/readyz``
+        answers 503 to whoever asks, so balancers take this replica out) until no connection has come
+        for ``_QUIET_S``, for at most ``_ACCEPT_MAX_S`` (or the drain timeout)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(_ACCEPT_MAX_S, self.config.timeout_graceful_shutdown or 0)
+        seen = set(map(id, self.server_state.connections))
+        quiet_from = loop.time()
+        while loop.time() < end and loop.time() - quiet_from < _QUIET_S and not self.force_exit:
+            await asyncio.sleep(0.02)
+            now = set(map(id, self.server_state.connections))
+            if now - seen:
+                seen |= now
+                quiet_from = loop.time()
 
 
 def _bind(host: str, port: int) -> socket.socket:

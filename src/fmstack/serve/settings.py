@@ -51,6 +51,20 @@ class ServeSettings(BaseModel):
     max_body_bytes: int = Field(
         8_000_000, ge=1024, description="Largest request body in bytes, at least 1024 (413 above)."
     )
+    max_input_chars: int = Field(
+        100_000,
+        ge=1,
+        description="Longest text in characters, checked before tokenising: a longer one is refused "
+        '(413), or cut to this length when the request says "truncate": true.',
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="How long a client may take to send a request body (408 past it)."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values to answer (example.com, *.example.com, localhost); any other "
+        "is refused with 421, against DNS rebinding. Empty: any host.",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of a request (504 past it).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish before exit."

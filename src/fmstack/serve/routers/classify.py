@@ -7,17 +7,24 @@ from fastapi import APIRouter, Request, Response
 
 from fmstack.serve.inference import predict
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
-from fmstack.serve.schemas import ClassifyRequest, ClassifyResponse
+from fmstack.serve.schemas import INFERENCE_ERRORS, ClassifyRequest, ClassifyResponse, error_responses
 from fmstack.serve.state import state_of
 
 router = APIRouter(tags=["classify"])
 
 
-@router.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=openapi_body(ClassifyRequest))
+@router.post(
+    "/v1/classify",
+    response_model=ClassifyResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    openapi_extra=openapi_body(ClassifyRequest),
+)
 async def classify(request: Request) -> Response:
     body = await read_body(request, ClassifyRequest)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    result = await predict(state_of(request), request, body.model, texts, "classification")
+    result = await predict(
+        state_of(request), request, body.model, texts, "classification", truncate=body.truncate
+    )
     labels = result.info.labels
     best = np.argmax(result.outputs, axis=1)  # (texts,)
     data = [

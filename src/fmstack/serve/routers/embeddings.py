@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from fmstack.errors import InvalidInput
 from fmstack.serve.inference import predict
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
-from fmstack.serve.schemas import EmbeddingRequest, EmbeddingResponse
+from fmstack.serve.schemas import INFERENCE_ERRORS, EmbeddingRequest, EmbeddingResponse, error_responses
 from fmstack.serve.state import state_of
 
 router = APIRouter(tags=["embeddings"])
@@ -33,10 +33,17 @@ def _vectors(outputs: NDArray[np.float32], encoding: str) -> list[NDArray[np.flo
     return list(rows)  # each row becomes a JSON list of floats in NumpyJSON
 
 
-@router.post("/v1/embeddings", response_model=EmbeddingResponse, openapi_extra=openapi_body(EmbeddingRequest))
+@router.post(
+    "/v1/embeddings",
+    response_model=EmbeddingResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    openapi_extra=openapi_body(EmbeddingRequest),
+)
 async def embeddings(request: Request) -> Response:
     body = await read_body(request, EmbeddingRequest)
-    result = await predict(state_of(request), request, body.model, _texts(body), "embedding")
+    result = await predict(
+        state_of(request), request, body.model, _texts(body), "embedding", truncate=body.truncate
+    )
     dims = result.outputs.shape[1]
     if body.dimensions is not None and body.dimensions != dims:
         raise InvalidInput(

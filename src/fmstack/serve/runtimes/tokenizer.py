@@ -18,6 +18,9 @@ from tokenizers import Tokenizer
 
 from fmstack.errors import InvalidInput
 
+# Longest single text tokenised while holding the GIL (well under a millisecond).
+_HOLD_GIL_CHARS = 2048
+
 
 class TextEncoder:
     def __init__(self, tokenizer: Tokenizer, pad_id: int) -> None:
@@ -44,9 +47,10 @@ class TextEncoder:
         return cls(tokenizer, _pad_id(folder, tokenizer))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        if len(texts) == 1:
-            # ``encode_batch`` lets go of the GIL to tokenise in parallel: for one text, the event loop
-            # then waits to take it back from the compute threads. ``encode`` keeps it.
+        if len(texts) == 1 and len(texts[0]) <= _HOLD_GIL_CHARS:
+            # ``encode_batch`` lets go of the GIL to tokenise in parallel: for one short text, the event
+            # loop then waits to take it back from the compute threads. ``encode`` keeps it, which for
+            # a long text (tokenised in a thread) would stall the event loop instead.
             return [self._tokenizer.encode(texts[0]).ids]
         return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
 
