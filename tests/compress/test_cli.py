@@ -47,3 +47,15 @@ def test_compressing_again_says_the_result_already_exists(
     assert main(args) == 0  # the export is deterministic: the same bytes
     out = " ".join(capsys.readouterr().out.split())  # as read, whatever the terminal's width
     assert "acme/twice:1 already holds exactly this result (from run 1); nothing new was stored" in out
+
+
+def test_transformers_load_reports_stay_out_of_the_output(
+    hub: Hub, classifier: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a fresh process: another test may have quietened them
+    hf_logging.set_verbosity_warning()
+    assert main(["compress", classifier, "--latency-runs", "1", "--output", "acme/quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "it/s" not in err

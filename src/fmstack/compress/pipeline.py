@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.utils import logging as hf_logging
 
 from fmstack.compress.evaluate import (
     EvalData,
@@ -206,10 +207,18 @@ def _calibration(hub: Hub, parent: Parent, spec: CompressSpec, data: EvalData | 
     return batches(parent.tokenizer, texts, parent.max_length, 8)
 
 
+def _quiet_transformers() -> None:
+    # transformers reports each load on stderr ("Loading weights" bars, notes on unused pooler
+    # weights), in the middle of compress's own steps and report; a load that fails raises anyway.
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None = None) -> CompressResult:
     """Compress model version ``ref`` as ``spec`` says; register the result unless the gate refuses it."""
     say = progress or (lambda _msg: None)
     spec.check()
+    _quiet_transformers()
     say(f"loading {ref}")
     parent = load_parent(hub, ref)
     output = spec.output or f"{hub.resolve(parent.ref).repo}-onnx"

@@ -61,7 +61,24 @@ def fit_distributed(hub: Hub, spec: TrainSpec, run_id: int, folder: Path) -> dic
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
         outcome = read_outcome(result)
     if proc.returncode != 0 or not outcome:
-        err = proc.stderr or ""
-        first = err[err.find("Traceback") :] if "Traceback" in err else err[-3000:]  # a rank's own failure
-        raise RuntimeError(f"torchrun exited with {proc.returncode}:\n{first[:3000]}")
+        raise rank_failure("torchrun", proc.returncode, proc.stderr or "")
     return outcome
+
+
+def rank_failure(launcher: str, code: int | None, stderr: str) -> errors.Unavailable:
+    """A training process died of something other than an ``FmstackError`` (those come back typed
+    through the result file): killed for memory, a broken process group, a library's own error. The
+    way out is that process's own message, and one process, where the error surfaces directly."""
+    # The first rank's traceback only: every rank (and torchrun itself) prints its own after it.
+    cause = stderr[-3000:]
+    if "Traceback" in stderr:
+        first = stderr[stderr.find("Traceback") :]
+        cause = first[: first.find("Traceback", 1)] if "Traceback" in first[1:] else first
+    hint = "train in one process (--nproc 1) to see the error there"
+    if "SIGKILL" in stderr or code in (-9, 137):
+        hint = "a process was killed (SIGKILL: often out of memory); try a smaller --batch-size or --nproc"
+    exit_code = f" (exit code {code})" if code is not None else ""
+    return errors.Unavailable(
+        f"{launcher} failed{exit_code}; a training process reported:\n"
+        f"{errors.clip(cause.strip() or '(nothing)', 3000)}\n{hint}"
+    )

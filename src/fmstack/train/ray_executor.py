@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fmstack.errors import Unsupported
+from fmstack.errors import Unavailable, Unsupported, clip
 from fmstack.hub import Hub
-from fmstack.train.launch import read_outcome, write_job
+from fmstack.train.launch import rank_failure, read_outcome, write_job
 from fmstack.train.spec import TrainSpec
 
 
@@ -35,7 +35,12 @@ def fit_on_ray(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, device: str
     except ImportError:
         raise Unsupported("--executor ray needs the ray extra: pip install 'fmstack[ray]'") from None
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # no cluster at RAY_ADDRESS, a bad address
+            raise Unavailable(
+                f"cannot start or reach Ray ({clip(exc)}); check RAY_ADDRESS, or train without --executor ray"
+            ) from None
     with tempfile.TemporaryDirectory(prefix="fmstack-ray-") as tmp:
         job, result = write_job(hub, spec, run_id, folder, Path(tmp))
         trainer = TorchTrainer(
@@ -48,7 +53,7 @@ def fit_on_ray(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, device: str
             trainer.fit()
         except Exception as exc:  # Ray wraps worker failures; a typed error from rank 0 is raised first
             read_outcome(result)
-            raise RuntimeError(f"Ray Train failed: {exc}") from exc
+            raise rank_failure("Ray Train", None, str(exc)) from exc
         outcome = read_outcome(result)
     if not outcome:
         raise RuntimeError("Ray Train finished but rank 0 wrote no result")
