@@ -120,3 +120,20 @@ def test_a_fifo_is_named_as_what_it_is(
     os.mkfifo(folder / "pipe")
     code, err = run(capsys, "hub", "push", "acme/m", str(folder), "--kind", "model")
     assert code == 1 and "'pipe' is a named pipe (FIFO), not a regular file" in err, err
+
+
+def test_an_ingest_that_fills_the_disk_is_a_user_error_and_a_failed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "".join(f"{os.urandom(24).hex()},label{i % 5}\n" for i in range(40_000))  # ~2 MB, incompressible
+    (tmp_path / "train.csv").write_text("text,label\n" + rows)
+    with tiny_disk(tmp_path / "disk", size="1m") as disk:
+        monkeypatch.setenv("FMSTACK_HOME", str(disk / "home"))
+        monkeypatch.delenv("FMSTACK_DATABASE_URL", raising=False)
+        monkeypatch.delenv("FMSTACK_STORE_URL", raising=False)
+        code, err = run(capsys, "data", "ingest", str(tmp_path / "train.csv"), "--name", "acme/raw")
+        assert code == 1 and "no space left on the disk" in err and "its work was removed" in err, err
+        assert list((disk / "home/tmp").iterdir()) == []
+        with Hub(Settings.from_env()) as hub:
+            (failed,) = hub.runs.recent(kind="data.ingest")
+            assert failed.status == "failed" and "no space left" in failed.spec["error"]

@@ -10,6 +10,7 @@ machine sharing the folder cannot be checked and is kept. Knows nothing of repos
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -21,7 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmstack.hub.writes import write_error
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_SCRATCH_WAY_OUT = (
+    "its work was removed. Free space there (`fmstack hub gc` removes unreferenced blobs and leftovers "
+    "of killed work), or point FMSTACK_HOME at a disk with room"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,12 @@ def scratch_dir(home: Path, kind: str) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(dir=root, prefix=f"{kind}-{owner_tag()}-"))
     try:
         yield path
+    except OSError as exc:
+        # Only a write fails for lack of room or over a size limit, and the work writes here.
+        problem = write_error(exc, root, _SCRATCH_WAY_OUT) if exc.errno in _NO_ROOM else None
+        if problem is None:
+            raise
+        raise problem from None
     finally:
         remove_tree(path)
 
