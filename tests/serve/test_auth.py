@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from fmstack.cli.main import main
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.serve import RunningServer
-from fmstack.serve.auth import KeyFile, bearer_key, parse_keys
+from fmstack.serve.auth import RECHECK_S, KeyFile, bearer_key, parse_keys
 
 Serve = Callable[..., RunningServer]
 KEY = "sk-fmstack-first-key"
@@ -66,7 +67,7 @@ def test_a_key_file_that_cannot_be_used_is_refused(tmp_path: Path) -> None:
 
 def test_keys_rotate_when_the_file_changes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = _key_file(tmp_path, KEY, _sha(HASHED_KEY))
-    keys = KeyFile.open(path)
+    keys = KeyFile.open(path, recheck_s=0)  # look at the file on every check
     assert _accepts(keys, KEY) and _accepts(keys, HASHED_KEY)
     assert not _accepts(keys, "sk-guess") and not _accepts(keys, _sha(HASHED_KEY))  # the digest is no key
     replacement = tmp_path / "new.txt"
@@ -81,6 +82,9 @@ def test_keys_rotate_when_the_file_changes(tmp_path: Path, caplog: pytest.LogCap
         path.write_text(f"{KEY}\n")
         assert _accepts(keys, KEY)
     assert "holds no keys now" in caplog.text and "No such file" in caplog.text
+    patient = KeyFile.open(path)  # by default the file is looked at once a second, not per request
+    path.write_text("sk-third-key\n")
+    assert _accepts(patient, KEY) and not _accepts(patient, "sk-third-key")
     assert KEY not in caplog.text and "sk-second-key" not in caplog.text
 
 
@@ -112,7 +116,8 @@ def test_a_keyed_server_refuses_without_a_valid_key_and_keeps_probes_open(
                 client.post("/v2/models/acme/intent-onnx/infer", json=infer, headers=headers).status_code
                 == 200
             )
-        path.write_text("sk-rotated\n")  # no restart
+        path.write_text("sk-rotated\n")  # no restart; the server looks at the file once a second
+        time.sleep(RECHECK_S + 0.1)
         assert (
             client.post("/v1/classify", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code
             == 401

@@ -62,6 +62,8 @@ def test_tritonclient_reads_server_and_model_metadata(serve: Serve) -> None:
         client.get_model_metadata("acme/embed-onnx", model_version="7")
     with pytest.raises(InferenceServerException, match="not served here"):
         client.get_model_metadata("acme/nope")
+    with pytest.raises(InferenceServerException, match="not Triton's statistics"):
+        client.get_inference_statistics("acme/embed-onnx")
 
 
 @pytest.mark.parametrize("binary_input", [False, True], ids=["json-input", "binary-input"])

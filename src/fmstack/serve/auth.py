@@ -9,8 +9,9 @@ unknown key is answered 401 in the route's error shape, with ``WWW-Authenticate:
 ``KeyFile`` is the one checker today: one key per line, either the key itself or ``sha256:`` and the
 hex digest of its UTF-8 bytes, so the file need hold no secret. Keys are compared as sha256 digests
 with ``hmac.compare_digest``, against every entry, so the time taken says nothing about how close a
-guess was. The file is stat'ed on each request and re-read when it changes (inode, size or mtime):
-editing or replacing it rotates keys without a restart. What the file holds now is what is accepted:
+guess was. The file is stat'ed at most once a second (a stat costs more than the rest of a check)
+and re-read when it changes (inode, size or mtime): editing or replacing it rotates keys without a
+restart, within a second. What the file holds now is what is accepted:
 a file that becomes empty or unreadable while serving refuses every key (and says so in the log).
 
 The hub server's tokens (read scope on the served repos) will be a second ``KeyChecker``, added by
@@ -25,6 +26,7 @@ import logging
 import os
 import stat
 import string
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -53,6 +55,8 @@ OPEN_PATHS = frozenset(
     }
 )
 _DIGEST_PREFIX = "sha256:"
+# How often the key file is looked at for changes: a stat per request cost ~10 us of the event loop.
+RECHECK_S = 1.0
 
 
 class KeyChecker(Protocol):
@@ -99,13 +103,21 @@ def _digest(key: str) -> bytes:
 class KeyFile:
     """The keys of ``--api-key-file``, re-read whenever the file changes."""
 
-    def __init__(self, path: Path, digests: list[bytes], stamp: tuple[int, int, int] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        digests: list[bytes],
+        stamp: tuple[int, int, int] | None,
+        recheck_s: float = RECHECK_S,
+    ) -> None:
         self.path = path
         self._digests = digests
         self._stamp = stamp  # (inode, size, mtime) of the text the digests come from
+        self._recheck_s = recheck_s
+        self._next_check = time.monotonic() + recheck_s
 
     @classmethod
-    def open(cls, path: Path) -> KeyFile:
+    def open(cls, path: Path, recheck_s: float = RECHECK_S) -> KeyFile:
         """Read ``path``; ``InvalidInput`` when it cannot be read, holds no key or has a malformed line."""
         try:
             info = path.stat()
@@ -123,7 +135,7 @@ class KeyFile:
             )
         _warn_if_exposed(path, info, text)
         log.info("API keys: %d read from %s", len(digests), path)
-        return cls(path, digests, _stamp_of(info))
+        return cls(path, digests, _stamp_of(info), recheck_s)
 
     async def check(self, key: str) -> bool:
         self._refresh()
@@ -134,6 +146,10 @@ class KeyFile:
         return found
 
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._recheck_s
         try:
             info = self.path.stat()
         except OSError as exc:

@@ -360,6 +360,11 @@ async def model_metadata(name: str, state: State, request: Request) -> ModelMeta
 
 
 def _metadata(state: ServerState, request: Request, name: str, version: str | None) -> ModelMetadata:
+    if name.count("/") > 1 and name not in state.models.models:  # a served name is ns/name[:v | @alias]
+        raise NotFound(
+            f"no such path: GET /v2/models/{name}; this server offers model metadata, /ready, /config "
+            "and /infer (not Triton's statistics, trace, logging or repository extensions)"
+        )
     model = _model(state, request, name)
     loaded = _served_version(model, version) if version is not None else model.loaded()
     inputs, outputs = _tensor_metadata(loaded.runtime.info)
