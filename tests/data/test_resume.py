@@ -15,6 +15,7 @@ import pytest
 
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.hub import Hub
+from fmstack.hub.maintenance import fsck, gc
 
 from .conftest import synthetic_rows, write_csv
 
@@ -46,7 +47,7 @@ def test_resume_after_sigkill_gives_the_same_digest(hub: Hub, fmstack_home: Path
     env = {**os.environ, "FMSTACK_HOME": str(fmstack_home)}
     args = ["data", "process", str(spec), "--workers", "1", "--json"]
     child = subprocess.Popen([FMSTACK, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = fmstack_home / "cache" / "data-work"
+    work = fmstack_home / "work"
     deadline = time.monotonic() + 60
     while len(list(work.glob("*/stage-0/*.done.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -55,6 +56,8 @@ def test_resume_after_sigkill_gives_the_same_digest(hub: Hub, fmstack_home: Path
     finished = len(list(work.glob("*/stage-0/*.done.json")))
     assert 3 <= finished < 27
     assert [r.status for r in hub.runs.recent(kind="data.process")] == ["abandoned"]
+    (left,) = fsck(hub).leftovers  # the killed run's work, resumable, listed for gc
+    assert (left.what, left.live, Path(left.path).parent) == ("resumable work", False, work)
     resumed = _run([*args, "--resume"], env)
     assert resumed["resumed_shards"] == finished and not list(work.glob("*"))  # work folder cleaned up
     fresh = _run([*args[:-1], "--json"], env)
@@ -78,7 +81,7 @@ def test_ctrl_c_stops_the_workers_and_exits_130(hub: Hub, fmstack_home: Path, tm
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
-    work = fmstack_home / "cache" / "data-work"
+    work = fmstack_home / "work"
     deadline = time.monotonic() + 60
     while not list(work.glob("*/stage-0/*.done.json")) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -93,6 +96,8 @@ def test_ctrl_c_stops_the_workers_and_exits_130(hub: Hub, fmstack_home: Path, tm
     assert [r.repo for r in hub.ls()] == ["acme/raw"]  # nothing half-published
     (run,) = hub.runs.recent(kind="data.process")  # recorded from the start, closed by the interrupt
     assert run.status == "failed" and run.spec["error"] == "interrupted (Ctrl-C)"
+    (left,) = gc(hub).leftovers  # its resumable work, removed once the process is gone
+    assert left.what == "resumable work" and not Path(left.path).exists()
 
 
 def _group_alive(pgid: int) -> bool:

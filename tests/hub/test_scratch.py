@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from fmstack.hub.scratch import owner_tag, scratch_dir, temp_folders, this_host
+from fmstack.errors import Conflict
+from fmstack.hub.scratch import (
+    owner_tag,
+    resumable_dir,
+    resumable_work,
+    scratch_dir,
+    temp_folders,
+    this_host,
+)
 
 
 def test_a_scratch_folder_is_removed_when_the_work_ends_or_fails(tmp_path: Path) -> None:
@@ -42,3 +50,21 @@ def test_folders_of_dead_processes_are_leftovers_and_other_machines_are_trusted(
         "train-other-machine.example-1-abc": True,
         "no-owner": False,
     }
+
+
+def test_resumable_work_is_held_by_its_live_process_and_left_over_when_it_is_gone(tmp_path: Path) -> None:
+    work = resumable_dir(tmp_path, "process", "abc", fresh=True)
+    (work / "stage-0").mkdir()
+    assert resumable_dir(tmp_path, "process", "abc", fresh=False) == work and (work / "stage-0").is_dir()
+    assert [(f.what, f.live) for f in resumable_work(tmp_path)] == [("resumable work", True)]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (work / ".owner").write_text(f"{this_host()}-{holder.pid}")
+        with pytest.raises(Conflict, match=f"running already \\(process {holder.pid}"):
+            resumable_dir(tmp_path, "process", "abc", fresh=True)
+        assert (work / "stage-0").is_dir()  # not emptied under its owner
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [f.live for f in resumable_work(tmp_path)] == [False]
+    assert list(resumable_dir(tmp_path, "process", "abc", fresh=True).iterdir()) == [work / ".owner"]

@@ -6,8 +6,9 @@ each global op's decision over the keys of all shards, then streams the last sta
 the output folder (running the final op, ``pack``, on the way), writes the card with every op's
 counters and pushes the version inside a recorded run whose input is the source version.
 
-Work lives in ``$FMSTACK_HOME/cache/data-work/<key>``, keyed by the input digest and the spec, so
-``resume=True`` after a crash reuses every finished shard. Memory stays bounded by one shard per
+Work lives in ``$FMSTACK_HOME/work/process-<key>``, keyed by the input digest and the spec, so
+``resume=True`` after a crash reuses every finished shard (a run of the same spec still going holds
+it; ``fmstack hub gc`` removes it once its process is gone). Memory stays bounded by one shard per
 worker plus the global ops' per-row keys (8 bytes a row for exact dedup).
 """
 
@@ -49,7 +50,7 @@ from fmstack.data.stage import (
 from fmstack.data.stats import measure
 from fmstack.errors import FmstackError, InvalidInput
 from fmstack.hub import Hub, VersionInfo
-from fmstack.hub.scratch import scratch_dir
+from fmstack.hub.scratch import remove_tree, resumable_dir, scratch_dir
 
 CANONICAL_ORDER = ("text", "text_pair", "label", "input_ids", "attention_mask")
 
@@ -142,10 +143,7 @@ def _prepare(hub: Hub, spec: ProcessSpec, resume: bool, version: VersionInfo, mo
     # The resolved model versions are part of the key: "fmstack/minilm-l6" may move between runs.
     identity = f"{version.digest}\n{spec.canonical()}\n{json.dumps(models, sort_keys=True)}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:24]
-    workdir = hub.settings.home / "cache" / "data-work" / key
-    if not resume and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = resumable_dir(hub.settings.home, "process", key, fresh=not resume)
     labels = _labels_by_op(list(spec.ops), tuple(manifest.labels))
     return _Run(spec, version, folder, manifest, units, labels, splits, folders, models, workdir)
 
@@ -289,7 +287,7 @@ def process(
         with make_executor(executor, workers, ray_address) as pool:
             totals, resumed = _run_stages(run, pool, progress)
         published, rows, op_rows = _store(hub, run, totals, run_id)
-    shutil.rmtree(run.workdir, ignore_errors=True)
+    remove_tree(run.workdir)
     return ProcessResult(published, rows, op_rows, len(run.units), resumed)
 
 

@@ -16,7 +16,7 @@ from fmstack.hub.blobs import LocalBlobStore
 from fmstack.hub.manifest import ManifestEntry, manifest_digest
 from fmstack.hub.resolve import ref_of
 from fmstack.hub.schema import FileRow, VersionRow
-from fmstack.hub.scratch import Leftover, remove_tree, temp_folders
+from fmstack.hub.scratch import Leftover, remove_tree, resumable_work, temp_folders
 from fmstack.hub.store import Hub
 
 
@@ -84,12 +84,13 @@ def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None =
 
 def leftovers(hub: Hub) -> list[Leftover]:
     """What ``gc`` removes besides orphan blobs: unfinished uploads in the local blob store's ``tmp/``,
-    folders in ``$FMSTACK_HOME/tmp`` (``live`` ones belong to processes that may still be running, and
-    are kept), and checkouts that went unused."""
+    folders in ``$FMSTACK_HOME/tmp`` and resumable work in ``$FMSTACK_HOME/work`` (``live`` ones belong
+    to processes that may still be running, and are kept), and checkouts that went unused."""
     uploads = hub.blobs.leftovers() if isinstance(hub.blobs, LocalBlobStore) else []
     with hub.session() as session:
         digests = set(session.scalars(select(VersionRow.digest)))
-    return uploads + temp_folders(hub.settings.home) + checkouts.stale(hub.settings.home, digests)
+    home = hub.settings.home
+    return uploads + temp_folders(home) + resumable_work(home) + checkouts.stale(home, digests)
 
 
 def _check_blob(hub: Hub, sha: str, verify: bool, report: FsckReport, label: str) -> bool:

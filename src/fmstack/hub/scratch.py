@@ -1,6 +1,7 @@
 """Scratch space: the temporary work folders of ingest, process, train and checkout, kept under
-``$FMSTACK_HOME/tmp`` (never the system temp folder, whose leftovers nothing here could see), and the
-leftovers that killed processes leave there, for ``fsck`` to list and ``gc`` to remove.
+``$FMSTACK_HOME/tmp`` (never the system temp folder, whose leftovers nothing here could see), the
+resumable work folders of long jobs under ``$FMSTACK_HOME/work``, and the leftovers that killed
+processes leave in both, for ``fsck`` to list and ``gc`` to remove.
 
 A folder is named ``<kind>-<host>-<pid>-<random>``, so a later process can tell the work of a process
 still running on this machine (kept) from that of one that is gone (a leftover). Work of another
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmstack.errors import Conflict
 from fmstack.hub.writes import write_error
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
@@ -91,6 +93,49 @@ def scratch_dir(home: Path, kind: str) -> Iterator[Path]:
         raise problem from None
     finally:
         remove_tree(path)
+
+
+def work_root(home: Path) -> Path:
+    return home / "work"
+
+
+def resumable_dir(home: Path, kind: str, key: str, *, fresh: bool) -> Path:
+    """``$FMSTACK_HOME/work/<kind>-<key>``: work a later run of the same job can resume, claimed by this
+    process (its ``.owner`` file names host and pid, so fsck and gc tell a running job's work from a
+    killed one's). ``fresh`` empties it first. Refused while a live process of this machine holds it."""
+    path = work_root(home) / f"{kind}-{key}"
+    owner = _owner_of(path)
+    if owner is not None and owner != parse_owner(owner_tag()) and is_running(*owner):
+        raise Conflict(
+            f"the same {kind} job is running already (process {owner[1]} on {owner[0]}), in {path}; "
+            "wait for it to finish, or stop it and run this again with --resume"
+        )
+    if fresh:
+        remove_tree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ".owner").write_text(owner_tag())
+    return path
+
+
+def resumable_work(home: Path) -> list[Leftover]:
+    """Every folder under ``$FMSTACK_HOME/work``: a killed or failed job's, or one still running."""
+    root = work_root(home)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+        owner = _owner_of(path)
+        found.append(
+            Leftover(str(path), "resumable work", tree_size(path), owner is not None and is_running(*owner))
+        )
+    return found
+
+
+def _owner_of(path: Path) -> tuple[str, int] | None:
+    try:
+        return parse_owner((path / ".owner").read_text().strip())
+    except OSError:
+        return None
 
 
 def remove_tree(path: Path) -> None:
