@@ -17,6 +17,7 @@ from fmstack.errors import InvalidInput
 from fmstack.serve import RunningServer
 from fmstack.serve.binary_tensors import binary_parts, decode_bytes, encode_bytes, split_body
 from tests.serve.conftest import LABELS
+from tests.serve.test_app import _metric
 
 Serve = Callable[..., RunningServer]
 TEXTS = ["where is my refund", "hello there", "héllo, wörld"]
@@ -64,6 +65,9 @@ def test_tritonclient_reads_server_and_model_metadata(serve: Serve) -> None:
         client.get_model_metadata("acme/nope")
     with pytest.raises(InferenceServerException, match="not Triton's statistics"):
         client.get_inference_statistics("acme/embed-onnx")
+    with httpx.Client(base_url=server.url) as http:
+        config_calls = {"endpoint": "/v2/models/{name}/config", "model": "acme/embed-onnx", "status": "200"}
+        assert _metric(http, "fmstack_serve_requests_total", **config_calls) == 2
 
 
 @pytest.mark.parametrize("binary_input", [False, True], ids=["json-input", "binary-input"])

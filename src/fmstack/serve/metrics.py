@@ -85,6 +85,7 @@ _V1 = frozenset({"/v1/embeddings", "/v1/classify", "/v1/models"})
 _ENDPOINTS = [
     (re.compile(r"^/v2/models/.+/infer$"), "/v2/models/{name}/infer"),
     (re.compile(r"^/v2/models/.+/ready$"), "/v2/models/{name}/ready"),
+    (re.compile(r"^/v2/models/.+/config$"), "/v2/models/{name}/config"),
     (re.compile(r"^/v2/models/.+$"), "/v2/models/{name}"),
 ]
 

@@ -24,10 +24,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from numpy.typing import NDArray
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from fmstack import __version__
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.serve import binary_tensors
+from fmstack.serve.errors import ClientDisconnected
 from fmstack.serve.inference import predict
 from fmstack.serve.models import Loaded, ServedModel
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
@@ -74,7 +76,7 @@ def _ready(state: ServerState, request: Request, name: str, version: str | None)
     model = _model(state, request, name)
     if version is not None:
         _served_version(model, version)
-    ready = model.current is not None and not state.draining
+    ready = model.current is not None and model.current.worker.alive and not state.draining
     return JSONResponse({"name": model.name, "ready": ready}, status_code=200 if ready else 503)
 
 
@@ -138,7 +140,13 @@ async def _read(request: Request) -> tuple[InferRequest, bytes]:
     length = request.headers.get(binary_tensors.HEADER)
     if length is None:
         return await read_body(request, InferRequest), b""
-    head, binary = binary_tensors.split_body(await request.body(), length)
+    # No Content-Type check here, unlike JSON bodies: a browser sends a custom header such as this one
+    # only after a CORS preflight, which this server never approves, so no other site can send it.
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise ClientDisconnected("the client closed the connection while sending its body") from None
+    head, binary = binary_tensors.split_body(body, length)
     try:
         return InferRequest.model_validate_json(head), binary
     except ValidationError as exc:
