@@ -158,3 +158,41 @@ def test_the_cli_will_not_serve_with_an_unusable_key_file(
     assert "cannot read --api-key-file" in capsys.readouterr().err
     assert main([*args, str(_key_file(tmp_path, ""))]) == 1
     assert "holds no keys" in capsys.readouterr().err
+
+
+class _Tokens:
+    """A second checker, as the hub's tokens will be: it accepts what it knows and counts its calls."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+        self.calls = 0
+
+    async def check(self, key: str) -> bool:
+        self.calls += 1
+        return key in self.known
+
+
+def test_any_checker_may_accept_a_key(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from fmstack.serve.auth import ApiKeys
+
+    async def refuse(request: object, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 401)
+
+    tokens = _Tokens({"hub-token"})
+    inner = Starlette(routes=[Route("/v1/models", lambda _: PlainTextResponse("ok"))])
+    app = ApiKeys(inner, [KeyFile.open(_key_file(tmp_path, KEY)), tokens], on_error=refuse)
+
+    async def get(key: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/v1/models", headers=headers)
+
+    assert asyncio.run(get(KEY)).text == "ok" and tokens.calls == 0  # the file said yes first
+    assert asyncio.run(get("hub-token")).text == "ok" and tokens.calls == 1
+    refused = asyncio.run(get("neither"))
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Bearer realm="fmstack"'
+    assert asyncio.run(get(None)).json()["error"].startswith("this server needs an API key")
