@@ -335,7 +335,10 @@ def test_a_diverging_run_stops_at_the_first_nan_loss_and_is_recorded_failed(
     assert main([*args, "--lr", "1e30", "--output", "acme/diverged"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "training diverged: the loss became nan at step" in err
-    assert "(peak learning rate 1e+30)" in err and "try a lower learning rate, e.g. --lr 1e+29" in err
+    assert (
+        "(peak learning rate 1e+30)" in err
+        and "nothing was pushed. Try a lower learning rate, e.g. --lr 1e+29" in err
+    )
     (run,) = hub.runs.recent()
     assert run.status == "failed" and run.spec["error"].startswith("TrainingDiverged: training diverged")
     assert all(math.isfinite(m.value) for m in hub.runs.metrics(run.id))  # no NaN point was written
@@ -376,3 +379,13 @@ def test_a_spec_file_that_is_not_utf8_is_refused(
     assert main(["train", "run", str(spec)]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert f"{spec}: not UTF-8 text (byte 0xe9 on line 2)" in err and "save the training spec as UTF-8" in err
+
+
+def test_an_unwritable_save_spec_is_refused_before_a_run(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no-such-folder" / "spec.yaml"
+    assert main(_finetune(tiny_bert, topics, "--save-spec", str(target))) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--save-spec '{target}': cannot write there (No such file or directory)" in err
+    assert hub.runs.recent() == []

@@ -105,3 +105,10 @@ def test_an_unknown_field_is_told_the_field_it_probably_meant() -> None:
     message = str(err.value)
     assert "learning_rate: not a training spec field; did you mean 'lr'?" in message
     assert "epochz: not a training spec field; did you mean 'epochs'?" in message
+
+
+def test_problems_quote_huge_values_clipped() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_spec({"task": "x" * 10_000, "data": "a/b", "base": "c/d", "y" * 10_000: 1})
+    message = str(caught.value)
+    assert "more characters)" in message and len(message) < 1500

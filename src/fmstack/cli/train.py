@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
 from fmstack.hub import Hub
 
 app = typer.Typer(no_args_is_help=True)
@@ -99,7 +99,13 @@ def _run(raw: dict[str, Any], json_output: bool, save_spec: Path | None = None) 
 
         # Without resume: a saved spec describes the training, and would otherwise resume every later run.
         fields = spec.model_dump(exclude_defaults=True, exclude={"resume"})
-        save_spec.write_text(yaml.safe_dump(fields, sort_keys=False))
+        try:
+            save_spec.write_text(yaml.safe_dump(fields, sort_keys=False))
+        except OSError as exc:
+            raise InvalidInput(
+                f"--save-spec {clip(save_spec)!r}: cannot write there ({exc.strerror or exc}); "
+                "give a file in a folder that exists and that you can write to"
+            ) from None
     with Hub.open() as hub, _bar(not json_output) as bar:
         task_id = bar.add_task("train", total=None, loss=0.0, rate=0.0) if bar else None
 

@@ -250,7 +250,7 @@ class Loop:
         lowered = f"--lr {lr / 10:g}" + (f" --head-lr {head / 10:g}" if head is not None else "")
         raise TrainingDiverged(
             f"training diverged: the loss became {loss} at step {step} of {self.total} "
-            f"(peak learning rate {lr:g}). Nothing was saved; try a lower learning rate, e.g. {lowered}"
+            f"(peak learning rate {lr:g}); nothing was pushed. Try a lower learning rate, e.g. {lowered}"
         )
 
     def fit(self) -> FitResult:

@@ -222,12 +222,12 @@ def parse_spec(raw: dict[str, Any]) -> TrainSpec:
     except ValidationError as exc:
         spec = None
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "spec"
+            loc = clip(".".join(str(p) for p in err["loc"]) or "spec")
             bad.add(str(err["loc"][0]) if err["loc"] else "")
             if err["type"] == "extra_forbidden":
                 problems.append(f"{loc}: not a training spec field{_did_you_mean(loc)}")
                 continue
-            shown = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+            shown = f" (got {clip(repr(err['input']))})" if err["type"] != "missing" else ""
             problems.append(f"{loc}: {err['msg']}{shown}")
     good = {k: v for k, v in raw.items() if k not in bad}
     problems += _rules(spec.model_dump() if spec else good)
