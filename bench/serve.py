@@ -2,6 +2,19 @@
 
     .venv/bin/python bench/serve.py --int8                # fp32 and int8, concurrency 1 8 32 64, ~6 min
     .venv/bin/python bench/serve.py --seconds 5 --concurrency 32 --no-st
+    .venv/bin/python bench/serve.py --int8 --goodput --deadline 1 --overload 2   # goodput under overload
+    .venv/bin/python bench/serve.py --int8 --concurrency 32 --no-st --baseline-src /tmp/before  # A/B
+
+``--baseline-src DIR`` also serves the last model with the fmstack of another source tree (for instance
+``git archive HEAD~1 src | tar -x -C /tmp/before``), measured in the same slices as ``before <model>``.
+
+``--goodput`` measures, per server and in ``--repeats`` alternating rounds: its capacity (requests/s
+answered 200 by ``--goodput-concurrency`` closed-loop clients), then an open-loop Poisson arrival of
+``--overload`` times that rate for ``--seconds``, each request with ``X-Request-Timeout: --deadline``
+(the servers also run with ``--request-timeout --deadline``, for a baseline that does not read the
+header). It reports the share answered 200 within the deadline (client side, from the scheduled
+arrival) as a share of capacity, the shares 429 and 504, the p99 of the 200s, the median Retry-After and
+how long the server took to answer everything after the last arrival; then the medians of the rounds.
 
 For each concurrency level a bounded async load generator (loopback only; at most ``--seconds`` and
 ``--max-requests`` per level) sends one text per ``POST /v1/embeddings`` request to
@@ -97,22 +110,28 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.retry_after: float | None = None  # of the last answer
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def post(self, path: str, body: bytes, headers: str = "") -> int:
+        """Status of one POST; ``headers``: extra header lines, each ending in CRLF."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{headers}Content-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
         status = int((await self.reader.readline()).split()[1])
         length = 0
+        self.retry_after = None
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"retry-after":
+                self.retry_after = float(value)
         await self.reader.readexactly(length)
         return status
 
@@ -159,7 +178,9 @@ async def run_level(
                 issued += 1
                 start = time.perf_counter()
                 status = await conn.post("/v1/embeddings", body)
-                answered_at.append(now := time.perf_counter())
+                now = time.perf_counter()
+                if status == 200:  # a refusal (429) or a timeout (504) is no throughput
+                    answered_at.append(now)
                 latencies.append(now - start)
                 errors += status != 200
             if sent:  # a client left without work by --max-requests never sent at full concurrency
@@ -191,6 +212,178 @@ def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level
         cpu_ms_per_request=round(1000 * sum(s.cpu_s for s in samples) / requests, 2),
         loop_cpu_ms_per_request=round(1000 * sum(s.loop_cpu_s for s in samples) / requests, 2),
     )
+
+
+# -- goodput under overload ---------------------------------------------------------------------
+
+
+@dataclass
+class Overload:
+    """One stretch of open-loop load on one server: requests arrive at ``rate`` per second (Poisson),
+    whatever the answers, each with the same deadline; latency counts from the scheduled arrival, so a
+    load generator that falls behind shows as latency, not as a lower rate."""
+
+    target: str
+    capacity_rps: float  # closed-loop req/s of the same server just before
+    rate: float  # arrivals per second offered
+    deadline_s: float
+    sent: int
+    seconds: float
+    ok_in_time: int  # 200 within the deadline, client side
+    ok_late: int  # 200 after it
+    refused: int  # 429
+    timed_out: int  # 504
+    other: int  # any other status, or a broken connection
+    p50_ok_ms: float  # of the 200s in time
+    p99_ok_ms: float
+    retry_after_s: float  # median Retry-After of the 429s (0: none)
+    drain_s: float  # from the last arrival to the last answer
+
+    @property
+    def goodput_share(self) -> float:
+        """Answers within the deadline per second, as a share of the capacity."""
+        return self.ok_in_time / self.seconds / self.capacity_rps if self.capacity_rps else 0.0
+
+    def share(self, count: int) -> float:
+        return count / self.sent if self.sent else 0.0
+
+
+async def open_loop(
+    url: str, model: str, texts: Sequence[str], rate: float, seconds: float, deadline_s: float, seed: int
+) -> tuple[list[tuple[int, float, float | None]], float, float]:
+    """(status, latency s, Retry-After) of every request, the seconds arrivals lasted, and the drain
+    time after the last arrival. A request takes an idle keep-alive connection or opens one."""
+    parsed = httpx.URL(url)
+    bodies = [json.dumps({"model": model, "input": t}).encode() for t in texts]
+    headers = f"X-Request-Timeout: {deadline_s}\r\n"
+    idle: list[Connection] = []
+    results: list[tuple[int, float, float | None]] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(index: int, scheduled: float) -> None:
+        conn = idle.pop() if idle else Connection(parsed.host, parsed.port or 80)
+        try:
+            status = await conn.post("/v1/embeddings", bodies[index % len(bodies)], headers)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            conn.close()
+            results.append((0, time.perf_counter() - scheduled, None))
+            return
+        results.append((status, time.perf_counter() - scheduled, conn.retry_after))
+        idle.append(conn)
+
+    rng = random.Random(seed)
+    start = time.perf_counter()
+    arrival, index = start, 0
+    while (arrival := arrival + rng.expovariate(rate)) < start + seconds:
+        delay = arrival - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(index, arrival))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        index += 1
+    last = time.perf_counter()
+    await asyncio.gather(*tasks)
+    for conn in idle:
+        conn.close()
+    return results, last - start, time.perf_counter() - last
+
+
+def capacity_of(url: str, ref: str, texts: Sequence[str], args: argparse.Namespace) -> float:
+    """Requests/s answered 200 by ``--goodput-concurrency`` closed-loop clients with no deadline of their
+    own (the server's default ``--request-timeout``): what the server sustains on this machine now."""
+    sample = load(run_level(url, ref, texts, args.goodput_concurrency, args.seconds / 2, 10**7))
+    if sample.errors:
+        print(f"  ({sample.errors} of {len(sample.latencies)} capacity requests not 200)")
+    time.sleep(1.0)  # let the closed loop's last answers go
+    return sample.answered / sample.seconds  # 200s only: refusals and timeouts are no capacity
+
+
+def overload(
+    target: str,
+    url: str,
+    ref: str,
+    texts: Sequence[str],
+    args: argparse.Namespace,
+    capacity: float,
+    seed: int,
+) -> Overload:
+    """``--overload`` times ``capacity``, open loop, each request with the deadline."""
+    rate = args.overload * capacity
+    results, seconds, drain = load(open_loop(url, ref, texts, rate, args.seconds, args.deadline, seed))
+    ok = sorted(latency for status, latency, _ in results if status == 200 and latency <= args.deadline)
+    retries = [r for status, _, r in results if status == 429 and r is not None]
+
+    def pct(q: float) -> float:
+        return round(1000 * ok[min(len(ok) - 1, int(q * len(ok)))], 1) if ok else 0.0
+
+    statuses = [status for status, _, _ in results]
+    return Overload(
+        target=target,
+        capacity_rps=round(capacity, 1),
+        rate=round(rate, 1),
+        deadline_s=args.deadline,
+        sent=len(results),
+        seconds=round(seconds, 2),
+        ok_in_time=len(ok),
+        ok_late=statuses.count(200) - len(ok),
+        refused=statuses.count(429),
+        timed_out=statuses.count(504),
+        other=sum(s not in (200, 429, 504) for s in statuses),
+        p50_ok_ms=pct(0.5),
+        p99_ok_ms=pct(0.99),
+        retry_after_s=statistics.median(retries) if retries else 0.0,
+        drain_s=round(drain, 2),
+    )
+
+
+def run_goodput(
+    ports: dict[str, tuple[str, str]], texts: Sequence[str], args: argparse.Namespace
+) -> list[Overload]:
+    """``--repeats`` rounds: the capacity of the first server (this tree's), then every server in turn
+    under ``--overload`` times that same rate, with the same arrival times."""
+    runs: list[Overload] = []
+    first_url, first_ref = next(iter(ports.values()))
+    for repeat in range(args.repeats):
+        capacity = capacity_of(first_url, first_ref, texts, args)
+        for name, (url, ref) in ports.items():
+            runs.append(overload(name, url, ref, texts, args, capacity, seed=repeat))
+            show_overload(runs[-1])
+    return runs
+
+
+def show_overload(o: Overload) -> None:
+    print(
+        f"  {o.target:<13} capacity {o.capacity_rps:>7.1f} req/s, offered {o.rate:>7.1f}/s for {o.seconds} s: "
+        f"{o.share(o.ok_in_time):.1%} 200 in time ({o.goodput_share:.2f} of capacity), "
+        f"{o.share(o.ok_late):.1%} 200 late, {o.share(o.refused):.1%} 429, {o.share(o.timed_out):.1%} 504, "
+        f"{o.other} other; p50/p99 of the 200s {o.p50_ok_ms}/{o.p99_ok_ms} ms; Retry-After "
+        f"{o.retry_after_s} s, drained in {o.drain_s} s",
+        flush=True,
+    )
+
+
+def report_goodput(runs: list[Overload]) -> None:
+    """Per-target medians over the repeats (markdown)."""
+    print(
+        "\n| target | runs | capacity req/s | offered /s | 200 in time, share of capacity | 200 in time "
+        "| 200 late | 429 | 504 | p99 of the 200s ms | Retry-After s | drain s |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for target in dict.fromkeys(o.target for o in runs):
+        mine = [o for o in runs if o.target == target]
+
+        def med(values: list[float]) -> float:
+            return statistics.median(values)
+
+        print(
+            f"| {target} | {len(mine)} | {med([o.capacity_rps for o in mine]):.1f} "
+            f"| {med([o.rate for o in mine]):.1f} | **{med([o.goodput_share for o in mine]):.2f}** "
+            f"| {med([o.share(o.ok_in_time) for o in mine]):.1%} | {med([o.share(o.ok_late) for o in mine]):.1%} "
+            f"| {med([o.share(o.refused) for o in mine]):.1%} | {med([o.share(o.timed_out) for o in mine]):.1%} "
+            f"| {med([o.p99_ok_ms for o in mine]):.1f} | {med([o.retry_after_s for o in mine]):.1f} "
+            f"| {med([o.drain_s for o in mine]):.2f} |"
+        )
 
 
 # -- the three targets ----------------------------------------------------------------------------
@@ -495,8 +688,17 @@ def report(levels: list[Level], offline: dict[str, dict[int, OfflineLimit]]) -> 
     if 32 not in naive:
         return
     print()
+    after = {lv.target.removeprefix("fmstack "): lv for lv in levels if lv.concurrency == 32}
     for lv in levels:
         if lv.concurrency != 32 or lv.target == "naive":
+            continue
+        if lv.target.startswith("before "):
+            now = after[lv.target.removeprefix("before ")]
+            print(
+                f"{lv.target} (--baseline-src) at concurrency 32: {lv.rps} req/s, p50 {lv.p50_ms} ms, "
+                f"p99/p50 {lv.p99_ms / lv.p50_ms:.2f}; this tree / baseline: {now.rps / lv.rps:.3f} req/s, "
+                f"{now.p50_ms / lv.p50_ms:.3f} p50"
+            )
             continue
         limit = offline[lv.target.removeprefix("fmstack ")][32]
         print(
@@ -531,6 +733,27 @@ def main() -> None:
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
     parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="Also serve the last model with the fmstack of this source tree (e.g. a git worktree of an "
+        "earlier commit), measured the same way as 'before <model>'.",
+    )
+    parser.add_argument(
+        "--goodput",
+        action="store_true",
+        help="Instead of the levels: capacity, then --overload times it open-loop with a --deadline.",
+    )
+    parser.add_argument("--deadline", type=float, default=1.0, help="Goodput: each request's deadline, s.")
+    parser.add_argument("--overload", type=float, default=2.0, help="Goodput: arrivals per capacity.")
+    parser.add_argument("--repeats", type=int, default=3, help="Goodput: rounds, servers alternating.")
+    parser.add_argument(
+        "--goodput-concurrency",
+        type=int,
+        default=32,
+        help="Goodput: closed-loop clients for capacity (their queue must stay well within --deadline).",
+    )
     args = parser.parse_args()
 
     from fmstack.hub import Hub
@@ -548,6 +771,9 @@ def main() -> None:
             variants, folder = prepare_models(hub, args.runtime, args.int8)
             for v in variants:
                 print(f"model {v.name}: {v.what}", flush=True)
+            if args.goodput:
+                goodput(variants[-1], args, env, texts)
+                return
             runtimes = {
                 v.name: Offline(hub, v.ref, texts, args.threads, args.min_batch_fill) for v in variants
             }
@@ -632,6 +858,56 @@ def compare_embeddings(
     return rates
 
 
+def goodput(variant: Variant, args: argparse.Namespace, env: dict[str, str], texts: Sequence[str]) -> None:
+    """The goodput benchmark: one ``fmstack serve`` of ``variant``, and with ``--baseline-src`` the
+    baseline's, which runs with ``--request-timeout --deadline`` (it may not read ``X-Request-Timeout``);
+    this tree's keeps the default, so that its capacity is measured without a deadline's refusals."""
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, tuple[str, str]] = {}
+    try:
+        for name, src in [(f"fmstack {variant.name}", None), (f"before {variant.name}", args.baseline_src)]:
+            if name.startswith("before") and src is None:
+                continue
+            extra = ["--request-timeout", str(args.deadline)] if src is not None else []
+            servers[name], url = start_fmstack(variant.ref, args, env, src, extra)
+            ports[name] = (url, variant.ref)
+            warm_up(url, variant.ref, texts)
+        print(
+            f"goodput: deadline {args.deadline} s, {args.overload}x capacity, {args.repeats} repeats, "
+            f"load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        runs = run_goodput(ports, texts, args)
+    finally:
+        for proc in servers.values():
+            stop(proc)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    report_goodput(runs)
+    if args.out:
+        args.out.write_text(json.dumps([asdict(o) for o in runs], indent=2))
+
+
+def start_fmstack(
+    ref: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    src: Path | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``fmstack serve ref`` with the benchmark's batching flags; with ``src``, the fmstack of that source
+    tree (its ``src`` first on the path)."""
+    port = free_port()
+    cmd = [FMSTACK, "serve", ref, "--port", str(port), "--log-level", "warning", "--poll-aliases-s", "0"]
+    cmd += ["--max-wait-ms", str(args.max_wait_ms), "--max-batch-size", str(args.max_batch_size)]
+    cmd += ["--min-batch-fill", str(args.min_batch_fill)]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += list(extra)
+    if src is not None:
+        env = {**env, "PYTHONPATH": str(src.resolve() / "src")}
+    url = f"http://127.0.0.1:{port}"
+    return start(cmd, url, env), url
+
+
 def start_servers(
     variants: list[Variant], folder: Path, args: argparse.Namespace, env: dict[str, str]
 ) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, tuple[str, str]]]:
@@ -640,24 +916,12 @@ def start_servers(
     servers: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, tuple[str, str]] = {}
     for v in variants:
-        port = free_port()
-        cmd = [
-            FMSTACK,
-            "serve",
-            v.ref,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--poll-aliases-s",
-            "0",
-        ]
-        cmd += ["--max-wait-ms", str(args.max_wait_ms), "--max-batch-size", str(args.max_batch_size)]
-        cmd += ["--min-batch-fill", str(args.min_batch_fill)]
-        cmd += ["--threads", str(args.threads)] if args.threads else []
-        url = f"http://127.0.0.1:{port}"
-        servers[f"fmstack {v.name}"] = start(cmd, url, env)
+        servers[f"fmstack {v.name}"], url = start_fmstack(v.ref, args, env)
         ports[f"fmstack {v.name}"] = (url, v.ref)
+    if args.baseline_src is not None:
+        last = variants[-1]
+        servers[f"before {last.name}"], url = start_fmstack(last.ref, args, env, args.baseline_src)
+        ports[f"before {last.name}"] = (url, last.ref)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     naive_cmd = [sys.executable, str(ROOT / "bench" / "naive_server.py"), str(folder), "--port", str(port)]

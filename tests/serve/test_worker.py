@@ -294,6 +294,7 @@ def test_a_dead_worker_makes_readyz_503_with_the_reason(served_hub: Hub) -> None
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "Crash: the runtime aborted" in ready.json()["reason"]
         assert client.get("/v2/health/ready").status_code == 503
+        assert client.get("/v2/models/acme/intent/ready").status_code == 503
         start = time.monotonic()
         assert client.post("/v1/classify", json=body).status_code == 503  # refused, not left to time out
         assert time.monotonic() - start < 5
