@@ -11,6 +11,7 @@ from pathlib import Path
 from fmstack.hub import Hub, checkouts
 from fmstack.hub.maintenance import fsck, gc
 from tests.hub.folders import make_folder
+from tests.hub.mounts import tiny_disk
 
 
 def _writable(path: Path) -> bool:
@@ -62,3 +63,11 @@ def test_gc_removes_unused_checkouts_and_those_of_removed_versions(hub: Hub, tmp
     later = time.time() + checkouts.UNUSED_DAYS * 86400 + 60
     (unused,) = checkouts.stale(hub.settings.home, {keep.name}, now=later)
     assert unused.path == str(keep) and unused.what == "unused checkout"
+
+
+def test_a_cache_on_another_disk_than_tmp_still_gets_its_copy(hub: Hub, tmp_path: Path) -> None:
+    hub.push("acme/m", make_folder(tmp_path / "a", {"w.bin": "123"}), "model")
+    with tiny_disk(hub.settings.home / "cache", size="4m"):  # renaming from tmp/ into it fails (EXDEV)
+        folder = hub.checkout("acme/m")
+        assert (folder / "w.bin").read_text() == "123" and checkouts.intact(folder)
+        assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name, folder.name + ".json"]

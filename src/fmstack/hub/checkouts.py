@@ -13,8 +13,10 @@ reading it). Knows nothing of the database.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -79,7 +81,10 @@ def install(copy: Path, folder: Path) -> None:
         remove_tree(folder)
     try:
         copy.rename(folder)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:  # cache/ on another disk than tmp/ (a symlink): copy across
+            shutil.move(copy, folder.with_name(f".{folder.name}.{os.getpid()}"))
+            return install(folder.with_name(f".{folder.name}.{os.getpid()}"), folder)
         if not folder.is_dir():
             raise
         return
