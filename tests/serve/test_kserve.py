@@ -4,6 +4,7 @@ server on a loopback port; the binary tensor data extension also byte by byte wi
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
 from fmstack.serve import RunningServer
 from fmstack.serve.binary_tensors import binary_parts, decode_bytes, encode_bytes, split_body
 from tests.serve.conftest import LABELS
@@ -193,3 +195,30 @@ def test_compressed_bodies_are_refused_by_name(serve: Serve) -> None:
     client = _client(server)
     with pytest.raises(InferenceServerException, match="gzip-encoded; this server reads uncompressed"):
         client.infer("acme/intent-onnx", [_text_input(TEXTS, True)], request_compression_algorithm="gzip")
+
+
+def test_versions_follow_a_moved_alias(served_hub: Hub, serve: Serve) -> None:
+    server = serve(["acme/intent@production"], poll_aliases_s=0.1)
+    client = _client(server)
+    name = "acme/intent@production"
+    assert (
+        client.infer(name, [_text_input(TEXTS, True)], model_version="1").get_response()["model_version"]
+        == "1"
+    )
+    served_hub.tag("acme/intent:2", "production")
+    deadline = time.monotonic() + 30
+    while client.get_model_metadata(name)["versions"] != ["2"]:
+        assert time.monotonic() < deadline, "the alias was not followed"
+        time.sleep(0.05)
+    with pytest.raises(InferenceServerException, match="version '1' is not served here; it serves version 2"):
+        client.infer(name, [_text_input(TEXTS, True)], model_version="1")
+    assert not client.is_model_ready(name, model_version="1") and client.is_model_ready(
+        name, model_version="2"
+    )
+    assert (
+        client.infer(name, [_text_input(TEXTS, True)], model_version="2").get_response()["model_version"]
+        == "2"
+    )
+    assert client.get_model_config(name, model_version="2")["parameters"]["hub_version"] == {
+        "string_value": "acme/intent:2"
+    }
