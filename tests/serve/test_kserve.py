@@ -3,9 +3,11 @@ server on a loopback port; the binary tensor data extension also byte by byte wi
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -222,3 +224,26 @@ def test_versions_follow_a_moved_alias(served_hub: Hub, serve: Serve) -> None:
     assert client.get_model_config(name, model_version="2")["parameters"]["hub_version"] == {
         "string_value": "acme/intent:2"
     }
+
+
+def test_the_asyncio_tritonclient_too(serve: Serve) -> None:
+    pytest.importorskip("aiohttp")  # tritonclient.http.aio's transport; datasets brings it
+    import tritonclient.http.aio as aio_triton
+
+    server = serve(["acme/intent-onnx"])
+    expected = _json_answer(server, "acme/intent-onnx", TEXTS)
+
+    async def scenario() -> tuple[bool, Any, Any]:
+        client = aio_triton.InferenceServerClient(urlsplit(server.url).netloc)
+        try:
+            text = aio_triton.InferInput("text", [len(TEXTS)], "BYTES")
+            text.set_data_from_numpy(np.array(TEXTS, dtype=object))
+            result = await client.infer("acme/intent-onnx", [text], model_version="1")
+            return await client.is_server_ready(), result.as_numpy("label"), result.as_numpy("scores")
+        finally:
+            await client.close()
+
+    ready, labels, scores = asyncio.run(scenario())
+    assert ready and labels is not None and scores is not None
+    assert [x.decode() for x in labels] == expected["label"]
+    np.testing.assert_array_equal(np.ravel(scores), np.array(expected["scores"], dtype=np.float32))
