@@ -124,3 +124,23 @@ def test_compressing_an_onnx_version_is_refused(
     ref = hub.push("acme/already-onnx", folder, "model").ref
     with pytest.raises(InvalidInput, match="already an ONNX version"):
         compress(hub, ref, CompressSpec())
+
+
+def test_an_interrupted_compress_is_a_failed_run_and_its_work_was_under_fmstack_home(
+    hub: Hub, classifier: str
+) -> None:
+    seen: list[Path] = []
+
+    def interrupt(message: str) -> None:
+        if message.startswith("measuring the parent"):  # the work has started, in its scratch folder
+            (running,) = hub.runs.recent(kind="compress")
+            assert running.status == "running"
+            seen.extend((hub.settings.home / "tmp").glob("compress-*"))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compress(hub, classifier, CompressSpec(**FAST), interrupt)
+    assert len(seen) == 1 and not seen[0].exists()  # removed on the way out
+    (run,) = hub.runs.recent(kind="compress")
+    assert run.status == "failed" and run.spec["error"] == "interrupted (Ctrl-C)"
+    assert "failed: interrupted (Ctrl-C)" in hub.runs.logs(run.id)

@@ -8,7 +8,6 @@ that records why.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from fmstack.compress.spec import CompressSpec
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
+from fmstack.hub.scratch import scratch_dir
 from fmstack.servable import ServableModel, write_descriptor
 from fmstack.train.pooled import encoder_type
 
@@ -236,14 +236,9 @@ def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None =
     )
     calibration = _calibration(hub, parent, spec, data)
     inputs = [parent.ref, *([data.ref] if data else [])]
-    run_id = hub.runs.start("compress", spec.model_dump(), inputs=inputs)
-    try:
-        result = _run(hub, parent, spec, data, calibration, output, run_id, say)
-    except BaseException as exc:
-        hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
-        hub.runs.finish(run_id, "failed")
-        raise
-    return result
+    # Recorded from the start: an error, Ctrl-C or SIGTERM leaves a failed run with the reason.
+    with hub.runs.recorded("compress", spec.model_dump(), inputs=inputs) as run_id:
+        return _run(hub, parent, spec, data, calibration, output, run_id, say)
 
 
 def _run(
@@ -260,7 +255,8 @@ def _run(
     prepared = batches(parent.tokenizer, texts, parent.max_length, _EVAL_BATCH)
     b32 = batches(parent.tokenizer, latency_texts(texts, 32), parent.max_length, 32)[0]
     b1 = batches(parent.tokenizer, latency_texts(texts, 1), parent.max_length, 1)[0]
-    with _threads(spec.threads), tempfile.TemporaryDirectory(prefix="fmstack-compress-") as tmp:
+    # Under FMSTACK_HOME, not the system temp folder: a killed compress's work is there for gc.
+    with _threads(spec.threads), scratch_dir(hub.settings.home, "compress") as tmp:
         work = Path(tmp)
         say("measuring the parent (torch fp32)")
         before, reference = _measure(

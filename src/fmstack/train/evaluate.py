@@ -45,15 +45,10 @@ def eval_run(
     ``loader`` loads the version (compress passes one that also runs ONNX versions)."""
     model_ref = resolve_as(hub, ref, ("model", "adapter"), "fmstack eval").ref
     data_ref = resolve_as(hub, data, ("dataset",), "--data").ref
-    run_id = hub.runs.start(
-        "eval", {"model": model_ref, "data": data_ref, "split": split}, inputs=[model_ref, data_ref]
-    )
-    try:
+    # Recorded from the start: an error, Ctrl-C or SIGTERM leaves a failed run with the reason.
+    spec = {"model": model_ref, "data": data_ref, "split": split}
+    with hub.runs.recorded("eval", spec, inputs=[model_ref, data_ref]) as run_id:
         metrics = evaluate(loader(hub, model_ref), hub.checkout(data_ref), split)
-    except BaseException as exc:
-        hub.runs.append_log(run_id, f"failed: {type(exc).__name__}: {exc}")
-        hub.runs.finish(run_id, "failed")
-        raise
-    hub.runs.log_metrics(run_id, 0, scalar_metrics(metrics))
-    hub.runs.finish(run_id, "succeeded", spec_update={"result": scalar_metrics(metrics)})
+        hub.runs.log_metrics(run_id, 0, scalar_metrics(metrics))
+        hub.runs.finish(run_id, "succeeded", spec_update={"result": scalar_metrics(metrics)})
     return run_id, metrics
