@@ -3,12 +3,14 @@ and are told apart as live (owner running, or on another machine) or left behind
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import fmstack
 from fmstack.errors import Conflict
 from fmstack.hub.scratch import (
     owner_tag,
@@ -68,3 +70,33 @@ def test_resumable_work_is_held_by_its_live_process_and_left_over_when_it_is_gon
         holder.wait()
     assert [f.live for f in resumable_work(tmp_path)] == [False]
     assert list(resumable_dir(tmp_path, "process", "abc", fresh=True).iterdir()) == [work / ".owner"]
+
+
+# tempfile's functions that make files or folders, by default in the system temp folder
+_MAKES_TEMP = {"mkdtemp", "mkstemp", "TemporaryDirectory", "TemporaryFile", "NamedTemporaryFile"}
+
+
+def _system_temp_uses(source: str) -> list[int]:
+    """Lines that make something in the system temp folder: a tempfile call without ``dir=``, or
+    ``gettempdir()``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            no_dir = all(k.arg != "dir" for k in node.keywords)
+            if name == "gettempdir" or (name in _MAKES_TEMP and no_dir):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_work_goes_to_the_system_temp_folder() -> None:
+    # Whatever a killed process leaves there, fsck cannot list and gc cannot remove: work goes in
+    # scratch_dir (FMSTACK_HOME/tmp) or a folder the caller names.
+    assert _system_temp_uses("tempfile.TemporaryDirectory(prefix='x')\nmkdtemp(dir=root)") == [1]
+    src = Path(fmstack.__file__).parent
+    found = {
+        f"{path.relative_to(src)}:{line}"
+        for path in src.rglob("*.py")
+        for line in _system_temp_uses(path.read_text())
+    }
+    assert found == set()

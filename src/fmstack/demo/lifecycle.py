@@ -10,7 +10,6 @@ HTTP requests. Knows nothing of the terminal: it reports progress through ``say`
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from fmstack.demo import sample
 from fmstack.errors import Conflict, InvalidInput
 from fmstack.hub import Hub, Lineage, VersionInfo
 from fmstack.hub.importers import import_builtin
+from fmstack.hub.scratch import scratch_dir
 from fmstack.serve import ServeSettings, start_server
 from fmstack.train.evaluate import eval_run
 from fmstack.train.run import train
@@ -94,7 +94,7 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> DemoSummary:
         raise InvalidInput(f"--data {str(options.data)!r}: no such file")
     summary = DemoSummary(home=str(hub.settings.home))
     ns = options.namespace
-    with tempfile.TemporaryDirectory(prefix="fmstack-demo-") as tmp:
+    with scratch_dir(hub.settings.home, "demo") as tmp:  # a killed demo's files are gc's to remove
         summary.versions["base"] = _timed(summary, "import the built-in base model", say)(
             lambda: import_builtin(hub)
         )

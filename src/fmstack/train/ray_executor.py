@@ -10,12 +10,12 @@ one node, or a shared filesystem. Ray connects to a running cluster when one is 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fmstack.errors import Unavailable, Unsupported, clip
 from fmstack.hub import Hub
+from fmstack.hub.scratch import scratch_dir
 from fmstack.train.launch import rank_failure, read_outcome, write_job
 from fmstack.train.spec import TrainSpec
 
@@ -41,7 +41,8 @@ def fit_on_ray(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, device: str
             raise Unavailable(
                 f"cannot start or reach Ray ({clip(exc)}); check RAY_ADDRESS, or train without --executor ray"
             ) from None
-    with tempfile.TemporaryDirectory(prefix="fmstack-ray-") as tmp:
+    # Under FMSTACK_HOME, not the system temp folder: a killed driver's job files are there for gc.
+    with scratch_dir(hub.settings.home, "ray") as tmp:
         job, result = write_job(hub, spec, run_id, folder, Path(tmp))
         trainer = TorchTrainer(
             _train_loop,
