@@ -49,6 +49,7 @@ from fmstack.serve.models import LoadFn, ModelSet, hub_loader
 from fmstack.serve.payloads import error_body
 from fmstack.serve.request_limits import RequestLimits
 from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models
+from fmstack.serve.schemas import INFERENCE_ERRORS, error_responses
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
 from fmstack.settings import Settings
@@ -124,9 +125,11 @@ def create_app(
         models.router,
         embeddings.router,
         classify.router,
-        kserve.router,
     ):
         app.include_router(router)
+    # KServe's module declares its routes' successes; the statuses its errors map to (here) are
+    # documented for all of them at once, in KServe's error shape: a superset for its GET routes.
+    app.include_router(kserve.router, responses=error_responses(*INFERENCE_ERRORS, kserve=True))
     for error, handler in _ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(InferenceRoutes, errors=_ERROR_HANDLERS)  # innermost: inside metrics and limit

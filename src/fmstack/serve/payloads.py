@@ -69,12 +69,25 @@ def error_body(path: str, message: str, kind: str, code: int) -> dict[str, objec
 
 
 def openapi_body(schema: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` for a route that reads its body with ``read_body``: the body's schema in /docs.
-    Nested models are referenced as OpenAPI components, where FastAPI puts the response models."""
-    json_schema = schema.model_json_schema(ref_template="#/components/schemas/{model}")
-    json_schema.pop("$defs", None)
-    content = {"application/json": {"schema": json_schema}}
+    """``openapi_extra`` for a route that reads its body with ``read_body``: the body's schema in /docs,
+    nested models written out in place (FastAPI's components hold only the models routes declare)."""
+    json_schema = schema.model_json_schema()
+    definitions = json_schema.pop("$defs", {})
+    content = {"application/json": {"schema": _inline(json_schema, definitions)}}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """``node`` with each ``{"$ref": "#/$defs/Name"}`` replaced by that definition (not recursive:
+    request bodies hold no recursive models)."""
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _inline(definitions[ref.removeprefix("#/$defs/")], definitions)
+    return {key: _inline(value, definitions) for key, value in node.items()}
 
 
 class NumpyJSON(Response):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _TRUNCATE = (
     "Cut a text longer than the model accepts (in characters: --max-input-chars; in tokens: the "
@@ -84,10 +84,20 @@ class EmbeddingRequest(BaseModel):
     # OpenAI's clients send extra fields (user, ...); accept and ignore them like OpenAI does.
     model_config = ConfigDict(extra="ignore")
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     truncate: bool = Field(False, description=_TRUNCATE)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_ids(cls, value: object) -> object:
+        # OpenAI's API also takes token ids; say why they are refused rather than list type errors.
+        if isinstance(value, list) and any(isinstance(item, int | list) for item in value):
+            raise ValueError(
+                "'input' holds token ids; this server takes text: send a string or a list of strings"
+            )
+        return value
 
 
 class Embedding(BaseModel):

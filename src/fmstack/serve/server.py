@@ -72,13 +72,15 @@ class _DrainingServer(uvicorn.Server):
         for ``_QUIET_S``, for at most ``_ACCEPT_MAX_S`` (or the drain timeout)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + min(_ACCEPT_MAX_S, self.config.timeout_graceful_shutdown or 0)
-        seen = set(map(id, self.server_state.connections))
+        state = self.server_state
+        seen, answered = set(map(id, state.connections)), state.total_requests
         quiet_from = loop.time()
         while loop.time() < end and loop.time() - quiet_from < _QUIET_S and not self.force_exit:
             await asyncio.sleep(0.02)
-            now = set(map(id, self.server_state.connections))
-            if now - seen:
-                seen |= now
+            now = set(map(id, state.connections))
+            # A connection may come and go between two looks: the count of answers sees it too.
+            if now - seen or state.total_requests != answered:
+                seen, answered = seen | now, state.total_requests
                 quiet_from = loop.time()
 
 
