@@ -117,6 +117,18 @@ def test_classifier_folder_loads_with_auto_classes(
     )
 
 
+def test_cls_pooled_classifier_is_a_plain_transformers_folder(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
+
+    ref = _train(hub, tiny_bert, topics, method="full", pooling="cls")
+    folder = pulled(hub, ref, tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(model) is BertForSequenceClassification and not (folder / "pooled.py").exists()
+    _same(_logits(model, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
+
+
 STANDALONE = """
 import json, sys
 sys.modules["fmstack"] = None  # any import of fmstack fails: the folders must carry what they need
@@ -226,3 +238,32 @@ def test_onnx_version_runs_in_plain_onnxruntime(
     feed = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
     (logits,) = session.run(["logits"], feed)
     _same(torch.from_numpy(logits), _fmstack_logits(hub, parent))
+
+
+def test_base_model_loads_with_auto_model(hub: Hub, tiny_bert: str, tmp_path: Path) -> None:
+    """An imported base is the folder it was imported from: AutoModel gives fmstack's token states."""
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = pulled(hub, tiny_bert, tmp_path)
+    batch = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="pt")
+    loaded = load(hub, tiny_bert)
+    with torch.no_grad():
+        standard = AutoModel.from_pretrained(folder).eval()(**batch).last_hidden_state
+        ours = loaded.model(**batch).last_hidden_state
+    torch.testing.assert_close(standard, ours, atol=ATOL, rtol=0)
+
+
+def test_dataset_shards_load_in_datasets_with_class_labels(hub: Hub, topics: str, tmp_path: Path) -> None:
+    import datasets
+
+    from fmstack.data import format as dataformat
+
+    folder = pulled(hub, topics, tmp_path)
+    manifest = dataformat.read_manifest(folder)
+    files = {split: [str(folder / s) for s in info.shards] for split, info in manifest.splits.items()}
+    loaded = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf-cache"))
+    train = loaded["train"]
+    assert train.features["label"] == datasets.ClassLabel(names=manifest.labels)
+    ours = dataformat.read_split(folder, "train")
+    assert [train.features["label"].int2str(i) for i in train["label"]] == ours.column("label").to_pylist()
+    assert train["text"] == ours.column("text").to_pylist()

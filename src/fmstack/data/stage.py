@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fmstack.data.format import decode_labels
 from fmstack.data.ops.base import SPLIT_COLUMN, Context, FinalOp, GlobalOp, OpConfig, RowOp, Stats
 from fmstack.data.spec import ProcessSpec
 
@@ -108,7 +109,7 @@ def _add(stats: OpStats, op: int, new: Stats) -> None:
 def run_stage(task: StageTask) -> OpStats:
     spec, ops, plan = built(task.spec_json)
     stage = plan.stages[task.stage]
-    table = pq.read_table(task.source)
+    table = decode_labels(pq.read_table(task.source))  # the input version's shards hold label ids
     if task.stage == 0:
         table = table.append_column(SPLIT_COLUMN, pa.array([task.split] * table.num_rows, pa.string()))
     stats: OpStats = {}

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fmstack.data.format import read_manifest
+from fmstack.data.format import decode_labels, read_manifest
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
@@ -66,7 +66,9 @@ def _split_stats(folder: Path, shards: list[str], rejected: bool) -> SplitStats:
         wanted = [c for c in ("text", "label", "input_ids", "reason") if c in names]
         for batch in file.iter_batches(batch_size=65536, columns=wanted):
             stats.rows += batch.num_rows
-            table = pa.Table.from_batches([batch])
+            table = decode_labels(
+                pa.Table.from_batches([batch]).replace_schema_metadata(file.schema_arrow.metadata)
+            )
             if rejected:
                 reasons.update(table.column("reason").to_pylist())
                 continue
@@ -89,7 +91,8 @@ def measure(folder: Path) -> DatasetStats:
     schema: dict[str, str] = {}
     for name, info in manifest.splits.items():
         if info.shards and name != "rejected" and not schema:
-            schema = {f.name: str(f.type) for f in pq.read_schema(folder / info.shards[0])}
+            stored = decode_labels(pq.read_schema(folder / info.shards[0]).empty_table())
+            schema = {f.name: str(f.type) for f in stored.schema}
     splits = {
         name: _split_stats(folder, info.shards, name == "rejected") for name, info in manifest.splits.items()
     }
