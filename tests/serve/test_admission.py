@@ -48,7 +48,8 @@ def test_a_request_that_fits_its_deadline_is_admitted() -> None:
     rate = Throughput()
     rate.update(tokens=100, seconds=1.0)
     assert refusal(rate, ahead_tokens=0, own_tokens=10_000, budget_s=0.1) is None  # idle: always
-    assert refusal(rate, ahead_tokens=60, own_tokens=10, budget_s=1.0) is None  # 0.7 s of 0.8 allowed
+    assert refusal(rate, ahead_tokens=60, own_tokens=10, budget_s=1.5) is None  # 0.7 s of 0.75 allowed
+    assert refusal(rate, ahead_tokens=60, own_tokens=10, budget_s=1.3) is not None  # 0.7 s of 0.65
     assert refusal(Throughput(), ahead_tokens=10**6, own_tokens=10, budget_s=0.1) is None  # unmeasured
 
 

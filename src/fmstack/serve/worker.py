@@ -176,9 +176,9 @@ class ModelWorker:
         refused = refusal(self._throughput, ahead, tokens, budget_s)
         if refused is not None:
             raise QueueFull(
-                f"model {self.name!r} is busy: the texts queued ahead take about {refused.wait_s:.2f} s, "
-                f"more than this request's deadline allows ({budget_s:.2f} s left; X-Request-Timeout or "
-                f"--request-timeout); retry in {refused.retry_after_s} s",
+                f"model {self.name!r} is busy: with the texts queued ahead, this request's would be "
+                f"computed in about {refused.wait_s:.2f} s, more than its deadline allows ({budget_s:.2f} s "
+                f"left; X-Request-Timeout or --request-timeout); retry in {refused.retry_after_s} s",
                 retry_after_s=refused.retry_after_s,
             )
 
