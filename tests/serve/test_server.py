@@ -152,6 +152,10 @@ def test_the_cli_refuses_bad_options(fmstack_home: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "--max-batch-size: Input should be greater than or equal to 1" in err
     assert "--request-timeout: Input should be greater than 0" in err
+    assert main(["serve", "acme/x", "--body-timeout", "0", "--max-input-chars", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--body-timeout: Input should be greater than 0" in err
+    assert "--max-input-chars: Input should be greater than or equal to 1" in err
     assert main(["serve", "not a ref"]) == 1
     assert "bad ref" in capsys.readouterr().err
     assert main(["serve", "acme/x", "--log-level", "loud"]) == 1
