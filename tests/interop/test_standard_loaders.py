@@ -224,7 +224,7 @@ def test_onnx_version_runs_in_plain_onnxruntime(
 ) -> None:
     import numpy as np
     import onnxruntime
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from fmstack.compress.pipeline import compress
     from fmstack.compress.spec import CompressSpec
@@ -238,6 +238,10 @@ def test_onnx_version_runs_in_plain_onnxruntime(
     feed = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
     (logits,) = session.run(["logits"], feed)
     _same(torch.from_numpy(logits), _fmstack_logits(hub, parent))
+    config = AutoConfig.from_pretrained(
+        folder, trust_remote_code=True
+    )  # the code its auto_map names is there
+    assert config.id2label == dict(enumerate(load(hub, parent).labels))
 
 
 def test_base_model_loads_with_auto_model(hub: Hub, tiny_bert: str, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from fmstack.hub import Hub, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.scratch import scratch_dir
 from fmstack.servable import ServableModel, write_descriptor
-from fmstack.train.pooled import encoder_type
+from fmstack.train.pooled import encoder_type, is_pooled, save_config_with_code
 
 Progress = Callable[[str], None]
 _EVAL_BATCH = 32
@@ -173,7 +173,10 @@ def _stage(parent: Parent, graph: Path, stage: Path) -> ServableModel:
     )
     write_descriptor(stage, descriptor)
     config: Any = parent.model.config
-    config.to_json_file(str(stage / "config.json"))
+    if is_pooled(config):  # its auto_map names pooled.py: ship it, as training does (docs/interop.md)
+        save_config_with_code(config, stage)
+    else:
+        config.to_json_file(str(stage / "config.json"))
     parent.tokenizer.save_pretrained(str(stage))
     return descriptor
 
