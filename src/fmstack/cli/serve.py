@@ -70,7 +70,10 @@ def serve(
     ),
     allowed_hosts: Annotated[
         list[str] | None,
-        typer.Option(help=_help("allowed_hosts") + " Repeat the option or separate names by commas."),
+        typer.Option(
+            help=_help("allowed_hosts") + " Repeat the option or separate names by commas.",
+            metavar="HOST[,HOST...]",
+        ),
     ] = None,
     request_timeout: Annotated[float, typer.Option(help=_help("request_timeout_s") + " Seconds.")] = _default(
         "request_timeout_s"
