@@ -389,3 +389,22 @@ def test_an_unwritable_save_spec_is_refused_before_a_run(
     err = " ".join(capsys.readouterr().err.split())
     assert f"--save-spec '{target}': cannot write there (No such file or directory)" in err
     assert hub.runs.recent() == []
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_with_the_way_out(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    args = _finetune(tiny_bert, topics, "--checkpoint-dir", str(ckpt), "--save-every", "1", "-o", "acme/ck")
+    assert main(args) == 0
+    capsys.readouterr()
+    # another training's checkpoint in the folder: a full fine-tune's weights into a LoRA run
+    lora = _finetune(tiny_bert, topics, "--method", "lora", "--checkpoint-dir", str(ckpt), "--resume")
+    assert main(lora) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "was written by another training" in err and "pick another --checkpoint-dir" in err
+    (step,) = ckpt.glob("step-*")
+    (step / "weights.safetensors").write_bytes(b"not safetensors")
+    assert main([*args, "--resume"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{step} is an incomplete or damaged checkpoint" in err and "delete that folder" in err

@@ -14,9 +14,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from pickle import UnpicklingError
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fmstack.errors import InvalidInput, Unavailable, clip
@@ -120,7 +122,17 @@ def save(
 
 
 def load(path: Path, rank: int) -> dict[str, Any]:
-    """Everything ``save`` wrote, for this process."""
+    """Everything ``save`` wrote, for this process; a damaged checkpoint is the user's to remove."""
+    try:
+        return _load(path, rank)
+    except (OSError, EOFError, SafetensorError, RuntimeError, ValueError, KeyError, UnpicklingError) as exc:
+        raise InvalidInput(
+            f"{clip(path)} is an incomplete or damaged checkpoint ({clip(exc)}); delete that folder to "
+            "resume from the one before it, or start again without --resume"
+        ) from None
+
+
+def _load(path: Path, rank: int) -> dict[str, Any]:
     # Our own files from a run on this machine; weights_only keeps the unpickler to tensors and plain data.
     opt = torch.load(path / "optimizer.pt", weights_only=True)
     rng_file = path / f"rng-{rank}.pt"
