@@ -19,7 +19,7 @@ import torch
 from accelerate import Accelerator  # type: ignore[import-untyped]
 from torch import nn
 
-from fmstack.errors import InvalidInput, TrainingDiverged
+from fmstack.errors import InvalidInput, TrainingDiverged, clip
 from fmstack.train import checkpoint
 from fmstack.train.average import WeightAverage
 from fmstack.train.batches import epoch_batches, micro_batches
@@ -188,9 +188,16 @@ class Loop:
         if path is None:
             return None
         saved = checkpoint.load(path, self.rank)
-        self._load_trainable(saved["weights"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        try:
+            self._load_trainable(saved["weights"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # other parameter names, shapes or groups
+            raise InvalidInput(
+                f"{path} was written by another training (its weights do not fit this one: "
+                f"{clip(exc)}); resume with that run's options, or pick another --checkpoint-dir, "
+                "or start again without --resume"
+            ) from None
         if saved["scaler"] and self.acc.scaler is not None:
             self.acc.scaler.load_state_dict(saved["scaler"])
         if saved["rng"] is not None:
