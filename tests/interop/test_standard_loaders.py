@@ -271,3 +271,23 @@ def test_dataset_shards_load_in_datasets_with_class_labels(hub: Hub, topics: str
     ours = dataformat.read_split(folder, "train")
     assert [train.features["label"].int2str(i) for i in train["label"]] == ours.column("label").to_pylist()
     assert train["text"] == ours.column("text").to_pylist()
+
+
+def test_a_parquet_file_written_by_datasets_ingests_with_its_label_names(hub: Hub, tmp_path: Path) -> None:
+    """The other direction: `datasets` stores a ClassLabel as ids; ingest reads the names it saved."""
+    import datasets
+
+    from fmstack.data import format as dataformat
+    from fmstack.data.ingest import IngestSpec, ingest
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["sport", "food"])}
+    )
+    rows = {"text": ["the ball and the goal", "bread and soup", "a match score"], "label": [0, 1, 0]}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "train.parquet"))
+    result = ingest(
+        hub, IngestSpec.model_validate({"name": "acme/from-hf", "paths": [str(tmp_path / "train.parquet")]})
+    )
+    folder = hub.checkout(result.published.version.ref)
+    assert sorted(dataformat.read_manifest(folder).labels) == ["food", "sport"]
+    assert dataformat.read_split(folder, "train").column("label").to_pylist() == ["sport", "food", "sport"]

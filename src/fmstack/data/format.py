@@ -172,14 +172,24 @@ def _offsets(column: pa.ListArray) -> pa.Array:
     return pc.subtract(column.offsets, column.offsets[0])
 
 
-def _label_feature(metadata: dict[bytes, bytes]) -> dict[str, Any] | None:
+def class_label_names(metadata: dict[bytes, bytes] | None, column: str) -> list[str] | None:
+    """The names of a ``ClassLabel`` column (or list of them) that ``datasets`` described in a Parquet
+    schema's metadata, in id order; None when it described no such column."""
+    feature = _label_feature(metadata or {}, column)
+    if feature is None:
+        return None
+    names = feature.get("feature", feature).get("names")
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def _label_feature(metadata: dict[bytes, bytes], column: str = LABEL) -> dict[str, Any] | None:
     if HF_METADATA not in metadata:
         return None
     try:
         features = json.loads(metadata[HF_METADATA])["info"]["features"]
     except (ValueError, KeyError, TypeError):
         return None
-    feature = features.get(LABEL) if isinstance(features, dict) else None
+    feature = features.get(column) if isinstance(features, dict) else None
     inner = feature.get("feature", feature) if isinstance(feature, dict) else None
     return feature if isinstance(inner, dict) and inner.get("_type") == "ClassLabel" else None
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from fmstack.data.columns import ColumnMap
+from fmstack.data.format import class_label_names
 from fmstack.data.sources import Source, find_bad_utf8, open_binary
 from fmstack.errors import InvalidInput, clip
 
@@ -185,11 +186,23 @@ def _read_parquet(source: Source, columns: ColumnMap) -> Iterator[RawBatch]:
             f"{source.name}: no column {clip(missing[0])!r} (columns: {clip(', '.join(have))})"
         )
     line = 1
+    # A label column that `datasets` wrote as a ClassLabel holds ids; its names are in the schema.
+    label_names = class_label_names(file.schema_arrow.metadata, names["label"]) if "label" in names else None
     for record_batch in file.iter_batches(batch_size=BATCH_ROWS, columns=list(dict.fromkeys(names.values()))):
         values = {k: record_batch.column(c).to_pylist() for k, c in names.items()}
+        if label_names is not None:
+            values["label"] = [_named(v, label_names) for v in values["label"]]
         n = record_batch.num_rows
         yield RawBatch(values, list(range(line, line + n)))  # "line" is the 1-based row number
         line += n
+
+
+def _named(label: Any, names: list[str]) -> Any:
+    """A ClassLabel id (or list of ids) as its name; anything else as it is, for validation to judge."""
+    if isinstance(label, list):
+        return [_named(x, names) for x in label]
+    is_id = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names)
+    return names[label] if is_id else label
 
 
 def _read_text(source: Source, text_mode: TextMode) -> Iterator[RawBatch]:
