@@ -285,7 +285,7 @@ def fsck_cmd(
                 f"{len(report.orphans)} orphan blobs ({human_size(report.orphan_bytes)}): `fmstack hub gc` removes them"
             )
         _print_leftovers(report.leftovers)
-        if any(not left.live for left in report.leftovers):
+        if any(not (left.live or left.keep) for left in report.leftovers):
             console.print("`fmstack hub gc` removes the leftovers whose process is gone")
         if report.ok:
             console.print("[green]ok[/]")
@@ -322,7 +322,7 @@ def gc_cmd(
 
 def _print_leftovers(leftovers: list[Leftover]) -> None:
     for left in leftovers:
-        note = ", its process is still running" if left.live else ""
+        note = ", its process is still running" if left.live else f", kept: {left.keep}" if left.keep else ""
         console.print(Text(f"leftover {left.what} {left.path} ({human_size(left.size)}{note})"))
 
 

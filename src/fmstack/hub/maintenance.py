@@ -1,6 +1,7 @@
 """Store checks and clean-up: ``fsck`` compares metadata with the blob store and lists what killed
 work left behind; ``gc`` removes blobs that no version references and those leftovers (unfinished
-uploads, temp folders of processes that are gone). Never changes a version."""
+uploads, temp folders of processes that are gone, checkpoints of succeeded training runs). Never
+changes a version, and never removes checkpoints that ``--resume`` may still need."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from fmstack.errors import NotFound
 from fmstack.hub import checkouts
 from fmstack.hub.blobs import LocalBlobStore
+from fmstack.hub.checkpoint_dirs import checkpoint_folders, removable
 from fmstack.hub.manifest import ManifestEntry, manifest_digest
 from fmstack.hub.resolve import ref_of
 from fmstack.hub.schema import FileRow, VersionRow
@@ -85,12 +88,29 @@ def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None =
 def leftovers(hub: Hub) -> list[Leftover]:
     """What ``gc`` removes besides orphan blobs: unfinished uploads in the local blob store's ``tmp/``,
     folders in ``$FMSTACK_HOME/tmp`` and resumable work in ``$FMSTACK_HOME/work`` (``live`` ones belong
-    to processes that may still be running, and are kept), and checkouts that went unused."""
+    to processes that may still be running, and are kept), checkouts that went unused, and training
+    checkpoints of runs that are not running (those ``keep`` says ``--resume`` may need are kept)."""
     uploads = hub.blobs.leftovers() if isinstance(hub.blobs, LocalBlobStore) else []
     with hub.session() as session:
         digests = set(session.scalars(select(VersionRow.digest)))
     home = hub.settings.home
-    return uploads + temp_folders(home) + resumable_work(home) + checkouts.stale(home, digests)
+    return (
+        uploads
+        + temp_folders(home)
+        + resumable_work(home)
+        + checkouts.stale(home, digests)
+        + checkpoint_folders(home, _status_of(hub))
+    )
+
+
+def _status_of(hub: Hub) -> Callable[[int], str | None]:
+    def status(run_id: int) -> str | None:
+        try:
+            return hub.runs.get(run_id).status  # "abandoned" when its process is gone
+        except NotFound:
+            return None
+
+    return status
 
 
 def _check_blob(hub: Hub, sha: str, verify: bool, report: FsckReport, label: str) -> bool:
@@ -124,18 +144,21 @@ def gc(hub: Hub, dry_run: bool = False) -> GcResult:
         known = referenced_blobs(hub)
         orphans = [sha for sha in hub.blobs.list() if sha not in known]
         freed = sum(hub.blobs.size(sha) for sha in orphans)
-        stale = [left for left in leftovers(hub) if not left.live]
+        stale = [left for left in leftovers(hub) if not (left.live or left.keep)]
         if not dry_run:
             for sha in orphans:
                 hub.blobs.delete(sha)
             for left in stale:
-                _remove(left)
+                _remove(hub, left)
     uploads = sum(left.what == "unfinished upload" for left in stale)
     return GcResult(orphans, freed, uploads, dry_run, stale, sum(left.size for left in stale))
 
 
-def _remove(left: Leftover) -> None:
+def _remove(hub: Hub, left: Leftover) -> None:
     if "checkout" in left.what:
         checkouts.remove(Path(left.path))
+    elif left.what.startswith("checkpoints"):
+        if removable(Path(left.path), _status_of(hub)):
+            remove_tree(Path(left.path))
     else:
         remove_tree(Path(left.path))

@@ -36,12 +36,14 @@ _SCRATCH_WAY_OUT = (
 
 @dataclass(frozen=True)
 class Leftover:
-    """Something a writer left behind: a temp folder or an unfinished upload."""
+    """Something a writer left behind: a temp folder, an unfinished upload, resumable work, a checkout,
+    a training run's checkpoints."""
 
     path: str
-    what: str  # "temp folder" | "unfinished upload"
+    what: str  # "temp folder" | "unfinished upload" | "resumable work" | "checkpoints of ..." | ...
     size: int
     live: bool  # its process may still be running (here, or on another machine): gc keeps it
+    keep: str = ""  # why gc keeps it although no process holds it (checkpoints --resume can use)
 
 
 def this_host() -> str:

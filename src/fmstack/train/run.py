@@ -12,6 +12,7 @@ from typing import Any
 from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput, clip
 from fmstack.hub import Hub, Kind, VersionInfo
+from fmstack.hub.checkpoint_dirs import checkpoints_root, claim
 from fmstack.hub.refs import parse_ref
 from fmstack.hub.scratch import scratch_dir
 from fmstack.train import checkpoint, registry
@@ -71,7 +72,7 @@ def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
     """Explicit, or one folder per spec identity, so rerunning the same command with --resume finds it."""
     if spec.checkpoint_dir:
         return Path(spec.checkpoint_dir)
-    return hub.settings.home / "checkpoints" / spec.identity()
+    return checkpoints_root(hub.settings.home) / spec.identity()
 
 
 def check_splits(hub: Hub, spec: TrainSpec) -> None:
@@ -122,6 +123,7 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
         hub.runs.recorded("train", recorded, inputs=inputs, device=device) as run_id,
         scratch_dir(hub.settings.home, "train") as tmp,
     ):
+        _claim_checkpoints(hub, spec, run_id)
         folder = tmp / "output"
         folder.mkdir()
         if spec.executor == "ray":
@@ -145,6 +147,14 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
         summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
         hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})
     return TrainResult(run_id=run_id, output=version, **summary)
+
+
+def _claim_checkpoints(hub: Hub, spec: TrainSpec, run_id: int) -> None:
+    """Name this run in the checkpoint folder it writes or resumes: once the run ends, fsck and gc
+    tell from its record whether the checkpoints are finished with or kept for --resume."""
+    root = checkpoint_root(hub, spec)
+    if spec.save_every or root.is_dir():
+        claim(root, run_id)
 
 
 def fit_here(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, report: Reporter | None) -> dict[str, Any]:
