@@ -70,6 +70,7 @@ def test_gate_refuses_and_registers_nothing(hub: Hub, encoder: str, eval_data: s
     assert [r.repo for r in hub.ls()].count("acme/tiny-enc-onnx") == 0
     run = hub.runs.get(result.run_id)
     assert run.status == "failed" and "refused" in hub.runs.logs(result.run_id)
+    assert run.spec["error"].startswith("refused: quality dropped ")
     forced = compress(hub, encoder, spec.model_copy(update={"force": True}))
     assert forced.registered and "exceeded (registered with --force)" in hub.info(forced.version.ref).card  # type: ignore[union-attr]
 

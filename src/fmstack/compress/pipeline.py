@@ -277,11 +277,12 @@ def _run(
         report = _report(parent, spec, data, before, after, pruning, fused)
         hub.runs.log_metrics(run_id, 0, _metrics(report))
         if not report.passed and not report.forced:
-            hub.runs.append_log(
-                run_id,
-                f"refused: quality dropped {report.drop_points:.2f} points (limit {report.max_drop_points})",
+            refused = (
+                f"refused: quality dropped {report.drop_points:.2f} points (limit {report.max_drop_points})"
             )
-            hub.runs.finish(run_id, "failed", spec_update={"report": report.model_dump()})
+            hub.runs.append_log(run_id, refused)
+            # ``error``: the reason, where every failed run records it
+            hub.runs.finish(run_id, "failed", spec_update={"report": report.model_dump(), "error": refused})
             return CompressResult(report=report, run_id=run_id, version=None)
         say(f"registering {output}")
         message = f"compressed from {parent.ref}: {', '.join(report.steps)}"
