@@ -12,6 +12,11 @@ from fmstack.errors import InvalidInput, clip
 def read_user_text(path: Path, what: str) -> str:
     """The text of ``path`` (``what`` names it in messages: "training spec", "card file")."""
     shown = clip(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A named pipe or a device would block the read or never end; a spec or a card is a file.
+        raise InvalidInput(
+            f"{shown!r} is not a regular file (a named pipe or a device?): give the {what} file"
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
