@@ -133,7 +133,6 @@ def compress(
 
     Example: fmstack compress acme/intents --quantize int8 --eval-data acme/intents-data
     """
-    from fmstack.compress.pipeline import compress as run_compress
     from fmstack.compress.spec import parse_spec
     from fmstack.hub import Hub
 
@@ -157,6 +156,9 @@ def compress(
             "threads": threads,
         }
     )
+    spec.check()  # before importing torch, transformers and onnxruntime: a bad flag is refused in a second
+    from fmstack.compress.pipeline import compress as run_compress
+
     with Hub.open() as hub:
         if json_output or not err_console.is_terminal:
             result = run_compress(hub, ref, spec)
