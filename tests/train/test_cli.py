@@ -408,3 +408,13 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_with_the_way_out(
     assert main([*args, "--resume"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert f"{step} is an incomplete or damaged checkpoint" in err and "delete that folder" in err
+
+
+def test_a_classifier_on_a_dataset_without_labels_is_refused_before_a_run(
+    hub: Hub, tiny_bert: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unlabelled = push_dataset(hub, tmp_path, "test/unlabelled", {"train": pa.table({"text": texts(16)[0]})})
+    assert main(_finetune(tiny_bert, unlabelled)) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--data: classification needs labels, and the dataset test/unlabelled:1 has none" in err
+    assert hub.runs.recent() == []

@@ -75,15 +75,21 @@ def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
     return checkpoints_root(hub.settings.home) / spec.identity()
 
 
-def check_splits(hub: Hub, spec: TrainSpec) -> None:
-    """The train split and an explicit eval split exist: refused before a run record, not after loading."""
-    splits = dataformat.read_manifest(hub.checkout(str(spec.data))).splits
-    have = ", ".join(splits) or "none"
+def check_data(hub: Hub, spec: TrainSpec) -> None:
+    """The dataset fits the run: its splits exist, and a classifier has labels to learn. Refused here,
+    before a run record, not minutes later after the model loaded."""
+    manifest = dataformat.read_manifest(hub.checkout(str(spec.data)))
+    have = ", ".join(manifest.splits) or "none"
     for flag, split in (("train_split", spec.train_split), ("--eval-split", spec.eval_split)):
-        if split is not None and split not in splits:
+        if split is not None and split not in manifest.splits:
             raise InvalidInput(
                 f"{flag}: the dataset {spec.data} has no split {clip(split)!r} (splits: {have})"
             )
+    if spec.task == "classification" and not manifest.labels:
+        raise InvalidInput(
+            f"--data: classification needs labels, and the dataset {spec.data} has none; ingest it with "
+            "--label-column, or train a task without labels (--task embedding, mlm or clm)"
+        )
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -111,7 +117,7 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     spec = pin(hub, spec)
     output_repo = spec.output or default_output(spec, hub.settings.user)
     check_output(hub, output_repo, output_kind(spec))
-    check_splits(hub, spec)
+    check_data(hub, spec)
     if spec.checkpoint_dir or spec.save_every:
         checkpoint.check_writable(checkpoint_root(hub, spec))
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
