@@ -17,6 +17,10 @@ def test_load_as_datasets_and_arrow(hub: Hub, raw_ref: str) -> None:
     table = load("acme/raw", split="train", format="arrow", hub=hub)
     assert isinstance(table, pa.Table) and table.num_rows == 646
     assert ds[0]["text"] == table.column("text")[0].as_py()
+    # the label mapping, as datasets.load_dataset("parquet") on the shards gives it
+    names = ds.features["label"].names
+    assert isinstance(ds.features["label"], datasets.ClassLabel) and names == sorted(set(names))
+    assert [names[i] for i in ds["label"]] == table.column("label").to_pylist()
 
 
 def test_load_errors(hub: Hub, raw_ref: str) -> None:

@@ -1,4 +1,8 @@
-"""Reading a dataset version back: as a Hugging Face ``datasets.Dataset`` or an Arrow table."""
+"""Reading a dataset version back: as a Hugging Face ``datasets.Dataset`` or an Arrow table.
+
+The ``datasets`` form has the same features as ``datasets.load_dataset("parquet")`` on the shards:
+``label`` is a ``ClassLabel`` with the manifest's names (docs/interop.md). The Arrow form keeps the
+names as strings, as every step of fmstack reads them."""
 
 from __future__ import annotations
 
@@ -27,10 +31,19 @@ def load(
     finally:
         if own:
             hub.close()
-    read_manifest(folder)
+    manifest = read_manifest(folder)
     table: pa.Table = read_split(folder, split)
     if format == "arrow":
         return table
     import datasets  # imported here: loading it costs a second and the Arrow path does not need it
 
-    return datasets.Dataset(table)
+    dataset = datasets.Dataset(table)
+    if not manifest.labels or "label" not in table.column_names or split == "rejected":
+        return dataset
+    label: Any = datasets.ClassLabel(names=manifest.labels)
+    features = dataset.features.copy()
+    features["label"] = datasets.List(label) if manifest.multi_label else label
+    try:
+        return dataset.cast(features)
+    except ValueError:  # a label outside the manifest (a version written before validation): strings
+        return dataset
