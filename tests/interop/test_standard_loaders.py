@@ -101,13 +101,13 @@ def test_cls_pooled_lora_loads_on_the_standard_head(
     assert not (adapter / "config.json").exists()  # nothing of fmstack's classifier to ship
 
 
-@pytest.mark.parametrize("method", ["full", "probe"])
+@pytest.mark.parametrize(("method", "head"), [("full", "linear"), ("probe", "linear"), ("full", "cosine")])
 def test_classifier_folder_loads_with_auto_classes(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str, head: str
 ) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    ref = _train(hub, tiny_bert, topics, method=method)
+    ref = _train(hub, tiny_bert, topics, method=method, head=head)
     folder = pulled(hub, ref, tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
     _same(_logits(model, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
@@ -159,7 +159,8 @@ def test_folders_load_where_fmstack_is_not_installed(
     import subprocess
     import sys
 
-    full, lora = _train(hub, tiny_bert, topics, method="full"), _train(hub, tiny_bert, topics, method="lora")
+    full = _train(hub, tiny_bert, topics, method="full", head="cosine")  # the shipped code has both heads
+    lora = _train(hub, tiny_bert, topics, method="lora")
     folders = [str(pulled(hub, ref, tmp_path)) for ref in (full, lora, tiny_bert)]
     done = subprocess.run(
         [sys.executable, "-c", STANDALONE, *folders, json.dumps(TEXTS)],
