@@ -68,6 +68,28 @@ def test_peft_adapter_loads_in_peft_with_fmstacks_predictions(
     adapter, base = pulled(hub, ref, tmp_path), pulled(hub, tiny_bert, tmp_path)
     model = PeftModel.from_pretrained(_pooled_base(adapter, base), adapter)
     _same(_logits(model, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
+    # the card's "Without fmstack" snippet does the same
+    from_card = _run_card_snippet(hub, ref, folder=str(adapter), base_folder=str(base))
+    _same(_logits(from_card, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
+
+
+def _run_card_snippet(hub: Hub, ref: str, **names: Any) -> Any:
+    """Run the code block of the version card's "Without fmstack" section; returns its ``model``."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    section = hub.card(ref).split("## Without fmstack", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {
+        "PeftModel": PeftModel,
+        "AutoConfig": AutoConfig,
+        "AutoModelForSequenceClassification": AutoModelForSequenceClassification,
+        "get_class_from_dynamic_module": get_class_from_dynamic_module,
+        **names,
+    }
+    exec(code, scope)  # the card's own text, written by this test's training run
+    return scope["model"]
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
@@ -98,6 +120,8 @@ def test_cls_pooled_lora_loads_on_the_standard_head(
     plain = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
     model = PeftModel.from_pretrained(plain, adapter)
     _same(_logits(model, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
+    from_card = _run_card_snippet(hub, ref, folder=str(adapter), base_folder=str(base), N=len(labels))
+    _same(_logits(from_card, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
     assert not (adapter / "config.json").exists()  # nothing of fmstack's classifier to ship
 
 
@@ -112,6 +136,8 @@ def test_classifier_folder_loads_with_auto_classes(
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
     _same(_logits(model, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
     assert model.config.id2label == dict(enumerate(load(hub, ref).labels))
+    from_card = _run_card_snippet(hub, ref, folder=str(folder))
+    _same(_logits(from_card, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
     assert (
         AutoConfig.from_pretrained(folder, trust_remote_code=True).model_type == "fmstack-pooled-classifier"
     )

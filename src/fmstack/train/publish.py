@@ -111,4 +111,27 @@ def card(prep: Prepared, base_ref: str | None, data_ref: str, metrics: dict[str,
         f"# {spec.task} ({spec.method})\n\nTrained by fmstack run {run_id} from "
         f"`{base_ref or spec.arch}` on `{data_ref}`.\n\n| metric | value |\n| --- | --- |\n{rows}\n"
     )
-    return render_card(meta, body)
+    usage = standard_usage(spec.task, spec.method, spec.pooling)
+    return render_card(meta, body + (f"\n## Without fmstack\n\n{usage}\n" if usage else ""))
+
+
+def standard_usage(task: str, method: str, pooling: str) -> str | None:
+    """How a pulled copy loads in the standard tools (docs/interop.md), for the card; None where
+    there is nothing to add to the usual ``from_pretrained`` or no standard tool runs it."""
+    if task != "classification":
+        return None
+    if method in ("adapter", "prefix"):
+        return "A bottleneck/prefix adapter runs only in fmstack (`fmstack serve`); see docs/interop.md."
+    if method in ("full", "probe"):
+        args = "folder, trust_remote_code=True" if pooling == "mean" else "folder"
+        return f"```python\nmodel = AutoModelForSequenceClassification.from_pretrained({args})\n```"
+    if pooling == "cls":
+        return (
+            "```python\nbase = AutoModelForSequenceClassification.from_pretrained(base_folder, num_labels=N)\n"
+            "model = PeftModel.from_pretrained(base, folder)\n```"
+        )
+    return (
+        "```python\nconfig = AutoConfig.from_pretrained(folder, trust_remote_code=True)\n"
+        'Classifier = get_class_from_dynamic_module("pooled.PooledEncoderForSequenceClassification", folder)\n'
+        "model = PeftModel.from_pretrained(Classifier.from_pretrained(base_folder, config=config), folder)\n```"
+    )
