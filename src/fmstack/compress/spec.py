@@ -49,7 +49,9 @@ class CompressSpec(BaseModel):
     eval_split: str | None = Field(
         None, description="Split of the eval data (default: test, else validation)."
     )
-    eval_limit: int = Field(1000, ge=1, description="At most this many eval rows (a seeded sample, stratified by label).")
+    eval_limit: int = Field(
+        1000, ge=1, description="At most this many eval rows (a seeded sample, stratified by label)."
+    )
     max_accuracy_drop: float | None = Field(
         None,
         ge=0.0,
