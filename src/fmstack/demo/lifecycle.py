@@ -3,8 +3,8 @@ commands use, so the demo shows what a user would get.
 
 import the built-in base -> ingest a dataset -> process (normalise, dedup, split) -> fine-tune (LoRA)
 -> evaluate -> compress (merge, ONNX, int8, accuracy-gated) -> alias `production` -> serve -> real
-HTTP requests. Knows nothing of the terminal: it reports progress through ``say`` and returns a
-``DemoSummary`` that the CLI renders.
+HTTP requests. Knows nothing of the terminal: it reports each step's start and duration through
+``say`` and returns a ``DemoSummary`` that the CLI renders.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from fmstack.train.evaluate import eval_run
 from fmstack.train.run import train
 from fmstack.train.spec import MethodName, TrainSpec
 
-Say = Callable[[str], None]
-STEPS = 7  # calls of ``say``: import, ingest, process, fine-tune, evaluate, compress, serve
+Say = Callable[[str, float | None], None]  # (step, None) when a step starts, (step, seconds) when it ends
+STEPS = 7  # import, ingest, process, fine-tune, evaluate, compress, serve
 
 QUERIES = [
     "I can't find my card anywhere, I think it was stolen",
@@ -45,9 +45,12 @@ QUERIES = [
 ]
 
 
-# A few hundred rows and a one-minute budget need larger steps than the methods' general defaults
-# (measured on the built-in sample: LoRA at 5e-3 and full at 2e-4 reach 100% test accuracy in 8 epochs).
+# A few hundred rows and a one-minute budget need larger steps than the methods' general defaults.
 DEMO_LR: dict[str, float] = {"lora": 5e-3, "full": 2e-4}
+# The gate on int8's accuracy drop, in points. On the built-in sample's ~240 test rows one changed
+# prediction is 0.4 points; 2 points lets a handful of borderline requests flip and still catches a
+# broken quantisation.
+DEMO_MAX_DROP = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class DemoOptions:
     epochs: int = 8
     lr: float | None = None  # default: DEMO_LR for the method, else the method's own default
     max_length: int = 64
-    max_accuracy_drop: float = 1.0
+    max_accuracy_drop: float = DEMO_MAX_DROP
     requests: int = 40
 
 
@@ -80,10 +83,11 @@ class DemoSummary:
 
 def _timed(summary: DemoSummary, step: str, say: Say) -> Callable[[Callable[[], Any]], Any]:
     def run(fn: Callable[[], Any]) -> Any:
-        say(step)
+        say(step, None)
         start = time.perf_counter()
         result = fn()
         summary.seconds[step] = time.perf_counter() - start
+        say(step, summary.seconds[step])
         return result
 
     return run
@@ -98,11 +102,16 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> DemoSummary:
         summary.versions["base"] = _timed(summary, "import the built-in base model", say)(
             lambda: import_builtin(hub)
         )
-        source = options.data or sample.write_csv(Path(tmp) / "customer_requests.csv")
+        # The built-in sample comes as train/validation/test files (its test split holds phrasings that
+        # training never sees); your own file is split by the process step.
+        sources = [options.data] if options.data else sample.write_csv(Path(tmp) / "customer_requests")
         text_column = options.text_column or ("text" if options.data is None else None)
         label_column = options.label_column or ("intent" if options.data is None else None)
         ingest_spec = IngestSpec(
-            name=f"{ns}/requests-raw", paths=[str(source)], text_column=text_column, label_column=label_column
+            name=f"{ns}/requests-raw",
+            paths=[str(p) for p in sources],
+            text_column=text_column,
+            label_column=label_column,
         )
         raw = _timed(summary, "ingest the raw requests", say)(lambda: ingest(hub, ingest_spec))
         summary.versions["raw"] = raw.published.version
@@ -114,11 +123,15 @@ def run_demo(hub: Hub, options: DemoOptions, say: Say) -> DemoSummary:
                 "ops": [
                     {"op": "normalize"},
                     {"op": "dedup_exact"},
-                    {"op": "split", "train": 0.7, "validation": 0.1, "test": 0.2},
+                    *(
+                        [{"op": "split", "train": 0.7, "validation": 0.1, "test": 0.2}]
+                        if options.data
+                        else []
+                    ),
                 ],
             }
         )
-        clean = _timed(summary, "process: normalise, deduplicate, split", say)(
+        clean = _timed(summary, "process: normalise, deduplicate" + (", split" if options.data else ""), say)(
             lambda: process(hub, process_spec)
         )
         summary.versions["data"] = clean.published.version
@@ -196,7 +209,8 @@ def _serve(hub: Hub, options: DemoOptions, summary: DemoSummary, say: Say) -> No
     served = f"{summary.versions['compressed'].repo}@production"
     base = summary.versions["base"].repo
     settings = ServeSettings(models=[served, base], port=0, poll_aliases_s=0)
-    say("serve: start the server and send real HTTP requests")
+    step = "serve: start the server and send real HTTP requests"
+    say(step, None)
     start = time.perf_counter()
     with (
         start_server(settings, hub.settings) as server,
@@ -224,4 +238,5 @@ def _serve(hub: Hub, options: DemoOptions, summary: DemoSummary, say: Say) -> No
         "p95": latencies[int(0.95 * (len(latencies) - 1))],
         "requests": float(len(latencies)),
     }
-    summary.seconds["serve: start the server and send real HTTP requests"] = time.perf_counter() - start
+    summary.seconds[step] = time.perf_counter() - start
+    say(step, summary.seconds[step])
