@@ -27,6 +27,7 @@ from fmstack.hub.entities import Metric, RunInfo, RunStatus
 from fmstack.hub.refs import parse_ref
 from fmstack.hub.resolve import ref_of, version_row
 from fmstack.hub.schema import MetricRow, RunInputRow, RunRow, VersionRow
+from fmstack.hub.scratch import pid_alive
 
 _STATUSES = ("running", "succeeded", "failed")
 
@@ -248,10 +249,4 @@ def _abandoned(run: RunRow) -> bool:
     pid = env.get("pid")
     if run.status != "running" or env.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
+    return not pid_alive(pid)

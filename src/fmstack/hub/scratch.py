@@ -52,8 +52,11 @@ def this_host() -> str:
 
 def is_running(host: str, pid: int) -> bool:
     """Whether process ``pid`` of ``host`` may still be running: only this machine's can be checked."""
-    if host != this_host():
-        return True
+    return host != this_host() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
