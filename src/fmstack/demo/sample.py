@@ -12,7 +12,7 @@ it realistic, and the demo's accuracy informative:
   unpunctuated messages;
 - overlapping intents: some requests plausibly belong to two intents (a stolen card *and* an unknown
   payment); each such row gets one of the two, as two annotators would disagree;
-- a Zipf-like class imbalance: the most common intent is ~5x the rarest;
+- a Zipf-like class imbalance: the most common intent is ~6x the rarest;
 - a few exact and near duplicates, so the demo's dedup step has something to do.
 
 Three files, ``train.csv``, ``validation.csv`` and ``test.csv``: ingest takes the split from the file
