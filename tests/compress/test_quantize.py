@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ def test_int8_is_close_to_fp32_and_smaller(
     graph = tmp_path / "opt.onnx"
     optimize_graph(exported["embedding"], graph, "bert", 4, 32)
     calibration = [tokenize(parent.tokenizer, texts(8, seed=s)[0], 64) for s in range(4)]
+    root_level = logging.getLogger().level
     QUANTIZERS[name](graph, tmp_path / "q.onnx", True, calibration)
+    assert logging.getLogger().level == root_level  # the quantizer's quiet spell is scoped to the call
     descriptor = ServableModel(format="onnx", task="embedding", output="last_hidden_state")
     batch = tokenize(parent.tokenizer, texts(16, seed=5)[0], 64)
     got = OnnxRunner(tmp_path / "q.onnx", descriptor, threads=1)(batch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +22,32 @@ Batch = dict[str, np.ndarray]
 FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
-def _quiet() -> None:
-    # "Please consider to run pre-processing before quantization" is logged on every call; the graph
-    # was already optimised and shape-inferred by ``optimize_graph``.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # "Please consider to run pre-processing before quantization" is logged on the root logger on every
+    # call; the graph was already optimised and shape-inferred by ``optimize_graph``. Raised for the
+    # call only: the rest of the process keeps its logging (it used to stay at ERROR for good).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_dynamic_int8(src: Path, dest: Path, per_channel: bool, calibration: Sequence[Batch]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     del calibration  # dynamic quantisation measures activations at run time
-    _quiet()
-    quantize_dynamic(
-        str(src),
-        str(dest),
-        per_channel=per_channel,
-        weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": FLOAT},
-    )
+    with _quiet():
+        quantize_dynamic(
+            str(src),
+            str(dest),
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": FLOAT},
+        )
 
 
 class _Reader:
@@ -57,12 +66,12 @@ class _Reader:
 def quantize_static_int8(src: Path, dest: Path, per_channel: bool, calibration: Sequence[Batch]) -> None:
     import onnxruntime as ort
 
-    _quiet()
     # The calibration session warns "Removing initializer ..." for each weight the graph no longer
     # reads; only errors from ONNX Runtime's own logger while it runs (2, warnings, is its default).
     ort.set_default_logger_severity(3)
     try:
-        _quantize_static(src, dest, per_channel, calibration)
+        with _quiet():
+            _quantize_static(src, dest, per_channel, calibration)
     finally:
         ort.set_default_logger_severity(2)
 
