@@ -34,7 +34,7 @@ def demo(
 ) -> None:
     """Run the whole lifecycle on this machine and show it: import the built-in base model, ingest and
     process a dataset, fine-tune, evaluate, compress (ONNX int8, accuracy-gated), alias it `production`,
-    serve it and send real HTTP requests. About 40 s on an idle 2-core machine with the built-in sample."""
+    serve it and send real HTTP requests. About 85 s on an idle 2-core machine with the built-in sample."""
     options = DemoOptions(
         data=data,
         text_column=text_column,
