@@ -11,7 +11,8 @@ throughput of the ONNX runtime against sentence-transformers.
    pooling in length-sorted batches of 32 against ``SentenceTransformer.encode(batch_size=32)`` on the
    same texts with the same thread count, plus the cosine similarity of the two.
 
-Skips with a message when /work/shared/datasets/banking77 is absent. Prints a Markdown table; --out
+BANKING77 comes from --data DIR (default ``<repo>/../shared/datasets/banking77``); skips with a
+message when it is absent. Prints a Markdown table; --out
 writes the numbers as JSON.
 """
 
@@ -31,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-DATA = Path("/work/shared/datasets/banking77")
+from banking77 import add_data_flag, missing
+
 GOALS = {
     "size_ratio": 0.27,
     "speedup_b32": 1.5,
@@ -51,15 +53,15 @@ def read_csv(path: Path, limit: int | None, seed: int = 0) -> tuple[list[str], l
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def push_banking77(hub: Any, root: Path, train_limit: int) -> str:
+def push_banking77(hub: Any, root: Path, source: Path, train_limit: int) -> str:
     from fmstack.data import format as dataformat
 
-    labels = sorted(json.loads((DATA / "categories.json").read_text()))
+    labels = sorted(json.loads((source / "categories.json").read_text()))
     folder = root / "banking77"
     folder.mkdir()
     splits = {}
     for split, name, limit in (("train", "train.csv", train_limit), ("test", "test.csv", None)):
-        texts, cats = read_csv(DATA / name, limit)
+        texts, cats = read_csv(source / name, limit)
         splits[split] = dataformat.write_split(folder, split, [pa.table({"text": texts, "label": cats})])
     manifest = dataformat.DatasetManifest(splits=splits, columns=["text", "label"], labels=labels)
     dataformat.write_manifest(folder, manifest)
@@ -124,7 +126,7 @@ def interleaved_latency(hub: Any, parent_ref: str, onnx_ref: str, args: argparse
     folder = hub.checkout(onnx_ref)
     descriptor = read_descriptor(folder)
     assert descriptor is not None
-    texts, _ = read_csv(DATA / "test.csv", 64)
+    texts, _ = read_csv(args.data / "test.csv", 64)
     out: dict[str, Any] = {}
     for threads in sorted({1, args.threads}):
         torch.set_num_threads(threads)
@@ -171,7 +173,7 @@ def embedding_throughput(hub: Any, data: str, args: argparse.Namespace) -> dict[
     assert descriptor is not None
     runner = OnnxRunner(folder / "model.onnx", descriptor, threads=args.threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    texts, _ = read_csv(DATA / "test.csv", args.embedding_texts)
+    texts, _ = read_csv(args.data / "test.csv", args.embedding_texts)
 
     def onnx_encode(items: list[str]) -> np.ndarray:
         # length-sorted batches of 32 (as the server batches), results back in input order
@@ -274,7 +276,7 @@ def run_all(hub: Any, tmp: Path, args: argparse.Namespace, results: dict[str, An
         seconds = 0.0
         print(f"reusing {ref} from {hub.settings.home}", file=sys.stderr)
     except NotFound:
-        data = push_banking77(hub, tmp, args.train_limit)
+        data = push_banking77(hub, tmp, args.data, args.train_limit)
         ref, seconds = fine_tune(hub, data, args)
         print(f"fine-tuned {ref} in {seconds:.0f} s", file=sys.stderr)
     results["fine_tune"] = {"ref": ref, "seconds": round(seconds, 1)}
@@ -317,6 +319,7 @@ def main() -> int:
         action="store_true",
         help="with --home of an earlier run: only the interleaved latency",
     )
+    add_data_flag(parser)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--home",
@@ -325,8 +328,8 @@ def main() -> int:
         "already in it is reused instead of training again",
     )
     args = parser.parse_args()
-    if not (DATA / "train.csv").is_file():
-        print(f"skip: {DATA} is absent; this benchmark needs banking77 there", file=sys.stderr)
+    if problem := missing(args.data):
+        print(f"skipped: {problem}", file=sys.stderr)
         return 0
     torch.set_num_threads(args.threads)
 

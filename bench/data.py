@@ -6,9 +6,10 @@ exact dedup (hash of the normalised text, first occurrence kept), near dedup (da
 tokenizer (max_length 128). Reported as input rows per second and as the ratio fmstack / datasets
 (goal >= 2x); fmstack runs on the `local` executor and on `ray`, datasets with the same number of
 processes (`num_proc`). Inputs: generated rows with exact and near duplicates (default 1M rows),
-and /work/shared/datasets/banking77 (train + test) when present.
+and BANKING77 (train + test) from --data DIR (default ``<repo>/../shared/datasets/banking77``) when
+present.
 
-    .venv/bin/python bench/data.py [--rows 1000000] [--workers 2] [--no-ray] [--banking77 PATH]
+    .venv/bin/python bench/data.py [--rows 1000000] [--workers 2] [--no-ray] [--data DIR]
 
 The datasets baseline does what a datasets user would write: batched maps for normalise, hashes,
 MinHash signatures and tokens; a global pass for exact dedup (a set of hashes); and for near dedup
@@ -33,6 +34,7 @@ import pyarrow as pa
 from datasketch import MinHash, MinHashLSH
 from tokenizers import Tokenizer
 
+from banking77 import add_data_flag, missing
 from fmstack.data.format import DatasetManifest, read_split, write_manifest, write_split
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.data.ops.dedup_exact import text_keys
@@ -223,7 +225,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
-    parser.add_argument("--banking77", default="/work/shared/datasets/banking77")
+    add_data_flag(parser, "--banking77")
     args = parser.parse_args()
     results = []
     with (
@@ -235,8 +237,8 @@ def main() -> None:
         results.append(
             bench(hub, f"generated {args.rows:,} rows", store_raw(hub, "bench/generated", texts), texts, args)
         )
-        banking = Path(args.banking77)
-        if (banking / "train.csv").is_file():
+        banking = args.data
+        if (problem := missing(banking)) is None:
             spec = IngestSpec(
                 name="bench/banking77", paths=[str(banking / "train.csv"), str(banking / "test.csv")]
             )
@@ -246,7 +248,7 @@ def main() -> None:
             raw = store_raw(hub, "bench/banking77-text", texts)
             results.append(bench(hub, "banking77 train+test", raw, texts, args))
         else:
-            print(f"banking77 not found at {banking}: skipped", flush=True)
+            print(f"banking77 skipped: {problem}", flush=True)
     print(
         "\n| input | rows | datasets rows/s | local rows/s | local / datasets | ray rows/s | ray / datasets |"
     )

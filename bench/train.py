@@ -9,7 +9,8 @@ side on the same model, data, batch, epochs and learning rate, in the same run.
     # supervised-contrastive stage on the labels first, then each method from that encoder
     .venv/bin/python bench/train.py --methods probe,ia3 --scl-epochs 1 --no-baseline
 
-Skips with a message when /work/shared/datasets/banking77 is absent. Results go to stdout as a
+BANKING77 comes from --data DIR (default ``<repo>/../shared/datasets/banking77``); the script skips
+with a message when it is absent. Results go to stdout as a
 Markdown table and to --out as JSON.
 """
 
@@ -27,7 +28,8 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-DATA = Path("/work/shared/datasets/banking77")
+from banking77 import add_data_flag, missing
+
 BASE = "fmstack/minilm-l6"
 LR = {"probe": 1e-2, "full": 1e-4, "lora": 1e-3, "ia3": 1e-2, "adapter": 1e-3, "prefix": 1e-2}
 
@@ -49,15 +51,15 @@ def read_csv(path: Path, every: int) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def push_banking77(hub: Any, root: Path, every: int) -> tuple[str, list[str]]:
+def push_banking77(hub: Any, root: Path, source: Path, every: int) -> tuple[str, list[str]]:
     from fmstack.data import format as dataformat
 
-    labels = sorted(json.loads((DATA / "categories.json").read_text()))
+    labels = sorted(json.loads((source / "categories.json").read_text()))
     folder = root / "banking77"
     folder.mkdir()
     splits = {}
     for split, name in (("train", "train.csv"), ("test", "test.csv")):
-        texts, cats = read_csv(DATA / name, every)
+        texts, cats = read_csv(source / name, every)
         splits[split] = dataformat.write_split(folder, split, [pa.table({"text": texts, "label": cats})])
     manifest = dataformat.DatasetManifest(splits=splits, columns=["text", "label"], labels=labels)
     dataformat.write_manifest(folder, manifest)
@@ -275,11 +277,12 @@ def main() -> int:
         "larger batch gives more anchors a positive (banking77, length-bucketed: about 16%% of anchors have "
         "none at 128, 59%% at 32)",
     )
+    add_data_flag(parser)
     parser.add_argument("--no-baseline", action="store_true", help="skip the HF Trainer + PEFT run")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fmstack-bench-train.json")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        print(f"skipped: {DATA} is absent (banking77 CSVs needed)")
+    if problem := missing(args.data):
+        print(f"skipped: {problem}")
         return 0
     torch.set_num_threads(args.threads)
     from fmstack.hub import Hub
@@ -292,7 +295,7 @@ def main() -> int:
         Hub(Settings.at(Path(tmp) / "home")) as hub,
     ):
         import_builtin(hub)
-        data, labels = push_banking77(hub, Path(tmp), args.subsample)
+        data, labels = push_banking77(hub, Path(tmp), args.data, args.subsample)
         start, prefix = BASE, ""
         if args.scl_epochs:
             results.append(run_contrastive(hub, data, args))
