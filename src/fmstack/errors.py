@@ -8,6 +8,7 @@
     ├── Unsupported         a valid request this installation cannot do (missing extra, fp16 on CPU)
     ├── Unavailable         a service fmstack needs cannot be reached or used (database server, hub folder)
     ├── Unauthorized        the request has no credentials, or ones not valid here (HTTP 401)
+    ├── Forbidden           valid credentials whose scopes or role do not allow this (HTTP 403)
     └── IntegrityError      stored bytes do not match their recorded hash
 
 Messages say what happened, show the offending value and say what to do next. Anything that is not
@@ -52,6 +53,10 @@ class IntegrityError(FmstackError):
 
 class Unauthorized(FmstackError):
     """The request carries no credentials (API key, token), or ones that are not valid here."""
+
+
+class Forbidden(FmstackError):
+    """The credentials are valid, but their scopes or the user's role do not allow this request."""
 
 
 CLIP_CHARS = 200  # the most characters of one piece of user input a message quotes

@@ -35,6 +35,10 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM).",
     ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
+    "server": (
+        "fmstack.cli.server",
+        "The hub server: start, create-admin, users, orgs, members, tokens, audit log.",
+    ),
 }
 # name -> (module, function name, help). Top-level commands.
 COMMANDS: dict[str, tuple[str, str, str]] = {

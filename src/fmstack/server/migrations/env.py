@@ -1,0 +1,16 @@
+"""Alembic environment of the server's tables: runs on the engine ``fmstack.server.db.migrate`` passes in,
+with its own version table so that the hub's history and the server's never touch."""
+
+from alembic import context
+
+from fmstack.server.schema import ServerBase
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=ServerBase.metadata,
+        version_table="fmstack_server_version",
+        render_as_batch=True,
+    )
+    context.run_migrations()

@@ -1,0 +1,152 @@
+"""A real hub server for tests: ``fmstack server start`` (uvicorn) in a subprocess on a free port, with
+its own FMSTACK_HOME and an administrator created by ``fmstack server create-admin --json``.
+
+``hub_server`` yields a running server with the default settings; ``start_hub_server(**options)``
+starts more (other flags, several on one database). Each is stopped (SIGTERM, then SIGKILL) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_S = 60.0  # a cold start imports FastAPI, SQLAlchemy and Alembic on a busy 2-core machine
+
+
+@dataclass
+class RunningHub:
+    url: str
+    token: str  # the administrator's admin-scope token
+    home: Path
+    env: dict[str, str]  # FMSTACK_HOME etc.: run `fmstack server ...` commands on the same hub
+    process: subprocess.Popen[bytes]
+    log: Path
+    admin: str = "admin"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``fmstack ARGS`` on this server's hub (the commands that manage accounts)."""
+        return fmstack(self.env, *args, check=check)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def fmstack(
+    env: dict[str, str], *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run(
+        [sys.executable, "-m", "fmstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        input=stdin,
+    )
+    if check and run.returncode != 0:
+        raise AssertionError(f"fmstack {' '.join(args)} exited {run.returncode}: {run.stderr}")
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def hub_env(home: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FMSTACK_", "HF_"))}
+    env["FMSTACK_HOME"] = str(home)
+    if database_url is not None:
+        env["FMSTACK_DATABASE_URL"] = database_url
+    return env
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the hub server exited {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the hub server did not start in {STARTUP_S} s: {log.read_text()[-3000:]}")
+
+
+def launch(
+    home: Path, *flags: str, database_url: str | None = None, admin: str | None = "admin"
+) -> RunningHub:
+    """Create the administrator (unless ``admin`` is None, or it exists) and start a server."""
+    env = hub_env(home, database_url)
+    token = ""
+    if admin is not None:
+        made = fmstack(env, "server", "create-admin", "--name", admin, "--json", check=False)
+        if made.returncode == 0:
+            token = json.loads(made.stdout)["token"]
+    port = free_port()
+    log = home.parent / f"server-{port}.log"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fmstack", "server", "start", "--port", str(port), *flags],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    running = RunningHub(url, token, home, env, process, log, admin or "")
+    try:
+        wait_ready(url, process, log)
+    except BaseException:
+        running.stop(signal.SIGKILL)
+        raise
+    return running
+
+
+@pytest.fixture
+def start_hub_server(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
+    """``start(*flags, home=None, database_url=None, admin="admin")``: a new server each call."""
+    started: list[RunningHub] = []
+
+    def start(
+        *flags: str, home: Path | None = None, database_url: str | None = None, admin: str | None = "admin"
+    ) -> RunningHub:
+        running = launch(
+            home or tmp_path / f"server-home-{len(started)}", *flags, database_url=database_url, admin=admin
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def hub_server(start_hub_server: Callable[..., RunningHub]) -> RunningHub:
+    """A running hub server with an administrator (``.token``) on a fresh FMSTACK_HOME."""
+    return start_hub_server()
