@@ -18,8 +18,9 @@ from fmstack.server import hf_api, http_errors
 from fmstack.server.accounts import Accounts
 from fmstack.server.db import migrate
 from fmstack.server.ratelimit import FailureLimiter
-from fmstack.server.routes import accounts, repos
+from fmstack.server.routes import accounts, repos, transfer
 from fmstack.server.settings import ServerSettings
+from fmstack.server.uploads import Uploads
 
 
 def open_hub(settings: ServerSettings) -> tuple[Hub, Accounts]:
@@ -50,9 +51,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.accounts = accounts_store
     app.state.failures = FailureLimiter(settings.max_failed_auth)
+    app.state.uploads = Uploads(settings.hub.home / "server-uploads", hub.blobs, settings.max_upload_bytes)
     http_errors.install(app)
     app.include_router(accounts.router)
     app.include_router(repos.router)
+    app.include_router(transfer.router)
     app.include_router(hf_api.router)  # last: its /{ns}/{name}/resolve/... paths are the widest
     return app
 

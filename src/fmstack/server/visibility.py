@@ -1,7 +1,8 @@
-"""Repo visibility (``public`` / ``private``), read and set on the hub's ``repos`` table.
+"""Repo visibility (``public`` / ``private``), read and set on the hub's ``repos`` table, and whether a
+repo holds a blob (a pull may fetch only blobs of versions the caller may read).
 
-The column is the hub's; the hub has no method for it yet, so the server reads and writes it through
-the hub's engine. A repo is private until its owner makes it public.
+These are the hub's tables; the hub has no method for them yet, so the server reads and writes them
+through the hub's engine. A repo is private until its owner makes it public.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fmstack.errors import InvalidInput, NotFound
 from fmstack.hub import Hub
 from fmstack.hub.entities import Visibility
 from fmstack.hub.refs import parse_repo
-from fmstack.hub.schema import NamespaceRow, RepoRow
+from fmstack.hub.schema import FileRow, NamespaceRow, RepoRow, VersionRow
 
 VISIBILITIES: tuple[Visibility, ...] = ("public", "private")
 
@@ -51,3 +52,20 @@ def set_visibility(hub: Hub, repo: str, visibility: str) -> None:
         )
         if getattr(done, "rowcount", 0) == 0:
             raise repo_not_found(target.repo)
+
+
+def repo_holds_blob(hub: Hub, repo: str, sha256: str) -> bool:
+    """Whether some version of ``repo`` has a file with this content."""
+    target = parse_repo(repo)
+    with Session(hub.engine) as session:
+        found = session.scalars(
+            select(FileRow.id)
+            .join(VersionRow, VersionRow.id == FileRow.version_id)
+            .join(RepoRow, RepoRow.id == VersionRow.repo_id)
+            .join(NamespaceRow, NamespaceRow.id == RepoRow.namespace_id)
+            .where(
+                NamespaceRow.name == target.namespace, RepoRow.name == target.name, FileRow.sha256 == sha256
+            )
+            .limit(1)
+        ).first()
+    return found is not None

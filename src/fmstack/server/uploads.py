@@ -1,0 +1,127 @@
+"""Resumable blob uploads: bytes arrive in chunks at a known offset, are kept in a partial file named
+by the server (from the declared sha256, never from a client's path), and become a blob only once
+the whole file hashes to its declared sha256. A blob in the store is therefore always verified, and
+a version can only name verified blobs.
+
+One partial file per sha256, in ``FMSTACK_HOME/server-uploads``; a file lock per sha256 orders the
+writers of one blob across threads and processes. A client that lost its connection asks how much
+arrived (``received``) and continues from there; a chunk at the wrong offset is refused with the
+offset to use (``Conflict``), so two clients uploading the same blob cannot interleave bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+from filelock import FileLock
+
+from fmstack.errors import Conflict, IntegrityError
+from fmstack.hub.blobs import BlobStore
+from fmstack.server.http_errors import UploadTooLarge
+from fmstack.server.paths import sha256_of
+
+
+@dataclass(frozen=True)
+class UploadState:
+    sha256: str
+    size: int
+    received: int
+    complete: bool
+
+
+class OffsetMismatch(Conflict):
+    """A chunk sent for an offset other than what the server holds; ``received`` is where to resume."""
+
+    def __init__(self, message: str, received: int) -> None:
+        super().__init__(message)
+        self.received = received
+
+
+class Uploads:
+    def __init__(self, folder: Path, blobs: BlobStore, max_bytes: int) -> None:
+        self._folder = folder
+        self._blobs = blobs
+        self._max_bytes = max_bytes
+
+    def _partial(self, sha256: str) -> Path:
+        return self._folder / f"{sha256_of(sha256)}.part"
+
+    def _lock(self, sha256: str) -> FileLock:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        # Not thread-local: acquired on a worker thread, released on the event loop's.
+        return FileLock(str(self._folder / f"{sha256_of(sha256)}.lock"), thread_local=False)
+
+    def check_size(self, size: int) -> None:
+        if size > self._max_bytes:
+            raise UploadTooLarge(
+                f"a file of {size:,} bytes is over this server's upload limit of {self._max_bytes:,} bytes "
+                "(`fmstack server start --max-upload-bytes`)"
+            )
+
+    def state(self, sha256: str, size: int) -> UploadState:
+        if self._blobs.has(sha256_of(sha256)):
+            return UploadState(sha256, size, size, True)
+        partial = self._partial(sha256)
+        received = partial.stat().st_size if partial.exists() else 0
+        return UploadState(sha256, size, received, False)
+
+    async def write(self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes]) -> UploadState:
+        """Append the chunks at ``offset``; when the file is whole, verify it and store it as a blob."""
+        self.check_size(size)
+        lock = self._lock(sha256)
+        # Waiting for the lock and hashing a whole file take long: off the event loop.
+        await anyio.to_thread.run_sync(lambda: lock.acquire(timeout=120))
+        try:
+            return await self._write_locked(sha256, size, offset, chunks)
+        finally:
+            lock.release()
+
+    async def _write_locked(
+        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes]
+    ) -> UploadState:
+        current = self.state(sha256, size)
+        if current.complete:
+            return current
+        if offset != current.received:
+            raise OffsetMismatch(
+                f"this upload of sha256:{sha256} holds {current.received:,} bytes: send from offset "
+                f"{current.received}, not {offset}",
+                current.received,
+            )
+        partial = self._partial(sha256)
+        with open(partial, "ab") as out:
+            written = offset
+            async for chunk in chunks:
+                written += len(chunk)
+                if written > size:
+                    out.truncate(offset)
+                    raise UploadTooLarge(f"more bytes than the declared size {size:,} of sha256:{sha256}")
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if written < size:
+            return UploadState(sha256, size, written, False)
+        return await anyio.to_thread.run_sync(self._finish, sha256, size, partial)
+
+    def _finish(self, sha256: str, size: int, partial: Path) -> UploadState:
+        try:
+            with open(partial, "rb") as fin:
+                actual = hashlib.file_digest(fin, "sha256").hexdigest()
+            if actual != sha256:
+                raise IntegrityError(
+                    f"the uploaded bytes hash to sha256:{actual}, not the declared sha256:{sha256}; nothing "
+                    "was stored: the file changed or was damaged on the way, push again"
+                )
+            stored = self._blobs.put_file(partial)
+            if stored.sha256 != sha256:  # the partial changed under us: the store's own hash decides
+                raise IntegrityError(
+                    f"the stored bytes of sha256:{sha256} hash to {stored.sha256}; push again"
+                )
+        finally:
+            partial.unlink(missing_ok=True)
+        return UploadState(sha256, size, size, True)

@@ -1,0 +1,191 @@
+"""The native transfer API (routes/transfer.py, uploads.py, commits.py) driven by the real client
+(server/client.py) against the app in-process: only missing blobs travel, bytes are verified before
+anything is visible, uploads resume, bad manifests and oversized files are refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fmstack.errors import Conflict, Forbidden, IntegrityError, InvalidInput, Unavailable
+from fmstack.server.app import create_app
+from fmstack.server.client import HubClient
+from fmstack.server.settings import ServerSettings
+from fmstack.settings import Settings
+from tests.hub.folders import make_folder
+from tests.server.conftest import AppHub
+
+
+def client(app_hub: AppHub, token: str | None = None) -> HubClient:
+    # Server-side exceptions become what a real client sees (a 500, a cut stream), not a raise here.
+    http = TestClient(app_hub.client.app, raise_server_exceptions=False)
+    return HubClient("http://testserver", token or app_hub.token, http=http)
+
+
+def test_push_then_pull_roundtrip_as_the_pushing_user(app_hub: AppHub, tmp_path: Path) -> None:
+    ann = app_hub.user("ann", "write")
+    src = make_folder(
+        tmp_path / "src", {"config.json": "{}", "sub/w.safetensors": b"\x00" * 5000, "empty": b""}
+    )
+    pushed = client(app_hub, ann).push("ann/m", src, "model", message="first", alias="prod")
+    assert pushed["number"] == 1 and pushed["creator"] == "ann"
+    dest = tmp_path / "dest"
+    client(app_hub, ann).pull("ann/m@prod", dest)
+    for rel in ("config.json", "sub/w.safetensors", "empty"):
+        assert (dest / rel).read_bytes() == (src / rel).read_bytes()
+    entry = app_hub.accounts.audit_log()[0]
+    assert (entry.actor, entry.action, entry.target, entry.detail["alias"]) == (
+        "ann",
+        "push",
+        "ann/m:1",
+        "prod",
+    )
+    assert entry.token_prefix and entry.token_prefix in ann
+
+
+def test_a_second_push_sends_only_the_new_bytes(app_hub: AppHub, tmp_path: Path) -> None:
+    base = make_folder(tmp_path / "base", {"model.safetensors": bytes(range(256)) * 4000})
+    first = client(app_hub)
+    first.push("admin/base", base, "model")
+    assert first.bytes_sent == 256 * 4000
+    adapter = make_folder(
+        tmp_path / "adapter", {"model.safetensors": bytes(range(256)) * 4000, "a.safetensors": b"x" * 100}
+    )
+    second = client(app_hub)
+    version = second.push("admin/adapter", adapter, "adapter")
+    assert second.bytes_sent == 100 and version["file_count"] == 2
+
+
+def test_bytes_that_do_not_match_their_sha256_are_refused_and_nothing_is_visible(
+    app_hub: AppHub, tmp_path: Path
+) -> None:
+    claimed = hashlib.sha256(b"the real bytes").hexdigest()
+    http = app_hub.client
+    answer = http.put(
+        f"/api/v1/uploads/{claimed}", params={"size": 5}, content=b"wrong", headers=app_hub.headers()
+    )
+    assert answer.status_code == 422 and answer.json()["error"] == "IntegrityError"
+    assert not app_hub.hub.blobs.has(claimed)
+    manifest = {"kind": "model", "files": [{"path": "w.safetensors", "sha256": claimed, "size": 5}]}
+    commit = http.post("/api/v1/repos/admin/m/versions", json=manifest, headers=app_hub.headers())
+    assert commit.status_code == 409
+    assert http.get("/api/v1/repos/admin/m", headers=app_hub.headers()).status_code == 404
+
+
+def test_an_interrupted_upload_resumes_where_it_stopped(app_hub: AppHub, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 64
+    sha = hashlib.sha256(data).hexdigest()
+    http, headers = app_hub.client, app_hub.headers()
+    half = http.put(
+        f"/api/v1/uploads/{sha}", params={"size": len(data)}, content=data[:1000], headers=headers
+    )
+    assert half.json() == {"sha256": sha, "size": len(data), "received": 1000, "complete": False}
+    wrong = http.put(
+        f"/api/v1/uploads/{sha}", params={"size": len(data), "offset": 0}, content=data, headers=headers
+    )
+    assert wrong.status_code == 409 and "offset 1000" in wrong.json()["message"]
+    src = make_folder(tmp_path / "src", {"w.safetensors": data})
+    pusher = client(app_hub)
+    pusher.push("admin/m", src, "model")
+    assert pusher.bytes_sent == len(data) - 1000  # the client asked the plan and sent the rest only
+    assert app_hub.hub.blobs.has(sha)
+
+
+@pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../b", "a\\..\\b", "a\x00b", "..", "./"])
+def test_manifest_paths_that_escape_are_refused(app_hub: AppHub, path: str) -> None:
+    manifest = {"kind": "model", "files": [{"path": path, "sha256": "0" * 64, "size": 1}]}
+    answer = app_hub.client.post("/api/v1/repos/admin/m/push/plan", json=manifest, headers=app_hub.headers())
+    assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/repos/%2e%2e/m",
+        "/api/v1/repos/admin/%2e%2e",
+        "/api/v1/repos/admin/..%2f..%2fetc",
+        "/api/v1/repos/admin/m%00x",
+        "/api/v1/repos/admin/m%5c..",
+        "/api/v1/repos/admin/m/versions/..%2f1",
+        "/api/v1/uploads/..%2f..%2fetc%2fpasswd?size=1",
+        "/api/v1/repos/admin/m/blobs/..%2f" + "a" * 61,
+    ],
+)
+def test_traversal_in_path_parameters_is_refused(app_hub: AppHub, url: str) -> None:
+    answer = app_hub.client.get(url, headers=app_hub.headers())
+    assert answer.status_code in (404, 422), answer.text
+
+
+def test_pickle_weights_are_refused_for_models(app_hub: AppHub, tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"pytorch_model.bin": b"pickle", "config.json": "{}"})
+    with pytest.raises(InvalidInput, match="pickle"):
+        client(app_hub).push("admin/m", src, "model")
+
+
+def test_an_oversized_file_gets_413_before_any_upload(tmp_path: Path) -> None:
+    app = create_app(ServerSettings(hub=Settings.at(tmp_path / "home"), max_upload_bytes=1000))
+    app.state.accounts.add("admin", "user", admin=True)
+    token = app.state.accounts.create_token("admin", ["write"]).token
+    http = TestClient(app)
+    manifest = {"kind": "model", "files": [{"path": "w.safetensors", "sha256": "a" * 64, "size": 1001}]}
+    headers = {"Authorization": f"Bearer {token}"}
+    assert http.post("/api/v1/repos/admin/m/push/plan", json=manifest, headers=headers).status_code == 413
+    big = http.put(f"/api/v1/uploads/{'a' * 64}", params={"size": 10}, content=b"x" * 2000, headers=headers)
+    assert big.status_code == 413  # more bytes than declared
+
+
+def test_a_read_token_cannot_upload_or_commit(app_hub: AppHub, tmp_path: Path) -> None:
+    reader = app_hub.user("bob", "read")
+    src = make_folder(tmp_path / "src", {"w.safetensors": b"abc"})
+    with pytest.raises(Forbidden):
+        client(app_hub, reader).push("bob/m", src, "model")
+
+
+def test_pull_resumes_with_range(app_hub: AppHub, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 100
+    src = make_folder(tmp_path / "src", {"w.safetensors": data})
+    client(app_hub).push("admin/m", src, "model")
+    sha = hashlib.sha256(data).hexdigest()
+    part = app_hub.client.get(
+        f"/api/v1/repos/admin/m/blobs/{sha}", headers={**app_hub.headers(), "Range": "bytes=100-"}
+    )
+    assert part.status_code == 206 and part.content == data[100:]
+    assert part.headers["content-range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
+
+
+def test_alias_moves_and_removals_are_audited(app_hub: AppHub, tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"w.safetensors": b"abc"})
+    client(app_hub).push("admin/m", src, "model")
+    http, headers = app_hub.client, app_hub.headers()
+    assert (
+        http.put("/api/v1/repos/admin/m/aliases/prod", json={"version": 1}, headers=headers).status_code
+        == 200
+    )
+    assert http.delete("/api/v1/repos/admin/m/versions/1", headers=headers).status_code == 409  # aliased
+    assert http.delete("/api/v1/repos/admin/m/aliases/prod", headers=headers).status_code == 200
+    assert http.delete("/api/v1/repos/admin/m/versions/latest", headers=headers).status_code == 200
+    actions = [e.action for e in app_hub.accounts.audit_log()]
+    assert actions == ["delete", "untag", "tag", "push"]
+
+
+def test_two_pushes_of_a_conflicting_kind_are_refused(app_hub: AppHub, tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"w.safetensors": b"abc"})
+    client(app_hub).push("admin/m", src, "model")
+    with pytest.raises(Conflict):
+        client(app_hub).push("admin/m", src, "dataset")
+
+
+def test_a_corrupted_download_is_never_made_visible(app_hub: AppHub, tmp_path: Path) -> None:
+    data = b"good bytes" * 1000
+    src = make_folder(tmp_path / "src", {"w.safetensors": data})
+    client(app_hub).push("admin/m", src, "model")
+    sha = hashlib.sha256(data).hexdigest()
+    blob = app_hub.hub.blobs.root / "sha256" / sha[:2] / sha[2:]  # type: ignore[attr-defined]
+    blob.chmod(0o644)
+    blob.write_bytes(b"bad bytes!" * 1000)
+    with pytest.raises((IntegrityError, Unavailable)):
+        client(app_hub).pull("admin/m", tmp_path / "dest")
+    assert not (tmp_path / "dest" / "w.safetensors").exists()
