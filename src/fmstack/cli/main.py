@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import warnings
 from typing import Annotated
@@ -59,6 +60,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Serve versions over HTTP: OpenAI embeddings, classify, KServe v2.",
     ),
+    "login": ("fmstack.cli.remote", "login", "Use a hub server: check a token and store it (mode 0600)."),
+    "logout": ("fmstack.cli.remote", "logout", "Forget the stored hub server and token."),
+    "whoami": ("fmstack.cli.remote", "whoami", "Who the hub server takes this machine's token for."),
 }
 
 app = typer.Typer(
@@ -84,9 +88,17 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    hub_url: Annotated[
+        str | None,
+        typer.Option(
+            "--hub", metavar="URL", help="Use this hub server instead of the local hub (FMSTACK_HUB_URL)."
+        ),
+    ] = None,
 ) -> None:
     global _debug
     _debug = debug
+    if hub_url is not None:  # Settings.from_env() is the one reader of the environment
+        os.environ["FMSTACK_HUB_URL"] = hub_url
 
 
 def _register(argv: list[str]) -> None:

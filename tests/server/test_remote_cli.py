@@ -1,0 +1,49 @@
+"""``fmstack login/whoami/logout`` against a real server process, and what its log holds."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.conftest import RunningHub, fmstack, hub_env
+
+
+@pytest.mark.slow
+def test_login_whoami_logout_with_a_token_from_stdin(hub_server: RunningHub, tmp_path: Path) -> None:
+    home = tmp_path / "client-home"
+    env = hub_env(home)
+    wrong = fmstack(
+        env,
+        "login",
+        hub_server.url,
+        "--token-stdin",
+        stdin="fmk_000000000000_" + "a" * 43 + "\n",
+        check=False,
+    )
+    assert wrong.returncode == 1 and "not valid" in wrong.stderr
+    assert not (home / "credentials.json").exists()
+    done = fmstack(env, "login", hub_server.url, "--token-stdin", "--json", stdin=hub_server.token + "\n")
+    assert json.loads(done.stdout)["user"] == "admin"
+    assert stat.S_IMODE((home / "credentials.json").stat().st_mode) == 0o600
+    who = json.loads(fmstack(env, "whoami", "--json").stdout)
+    assert who["user"] == "admin" and who["url"] == hub_server.url
+    assert fmstack(env, "logout").returncode == 0
+    gone = fmstack(env, "whoami", check=False)
+    assert gone.returncode == 1 and "fmstack login" in gone.stderr
+
+
+@pytest.mark.slow
+def test_tokens_and_authorization_headers_never_reach_the_log(hub_server: RunningHub) -> None:
+    bad = "fmk_0123456789ab_" + "b" * 43
+    for token in (hub_server.token, bad, "garbage-token-value"):
+        httpx.get(f"{hub_server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+        httpx.get(f"{hub_server.url}/api/v1/repos/x/y", headers={"Authorization": f"Bearer {token}"})
+    hub_server.stop()
+    log = hub_server.log.read_text()
+    secret = hub_server.token.rsplit("_", 1)[1]
+    assert secret not in log and "b" * 43 not in log and "garbage-token-value" not in log
+    assert "Bearer" not in log
