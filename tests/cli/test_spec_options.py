@@ -80,7 +80,13 @@ def test_only_the_flags_given_reach_the_fields_so_the_spec_keeps_its_defaults() 
 def test_help_has_each_fields_description_default_and_choices() -> None:
     app, _ = _app()
     out = _invoke(app, "--help").output
-    for text in ("What to call it.", "Examples per batch.", "(default 32)", "fast|exact", "red|blue"):
+    for text in (
+        "What to call it.",
+        "Examples per batch.",
+        "(default 32)",
+        "one of: fast | exact",
+        "one of: red | blue",
+    ):
         assert text in out
     assert "--no-bucket" in out and "(default --bucket)" in out and "--no-compile" not in out
     assert "--schema-version" not in out and "--inner" not in out  # hidden; nested skipped by default
@@ -99,7 +105,7 @@ def test_flags_rename_set_values_change_defaults_and_help() -> None:
             "batch_size": Flag("--batch-size", "-b"),
             "name": Flag("--title", default="untitled", help="The title."),
             "per_channel": Flag("--per-tensor", sets=False, help="One scale per tensor."),
-            "mode": Flag("--exact", sets="exact", help="Exact mode."),
+            "mode": Flag("--exact", sets="exact", help="Exact mode.", panel="Modes"),
         }
     )
     assert _invoke(app, "-b", "4", "--per-tensor", "--exact").exit_code == 0
@@ -114,6 +120,7 @@ def test_flags_rename_set_values_change_defaults_and_help() -> None:
     assert seen[-1] == {"name": "untitled", "_verbose": False}
     out = _invoke(app, "--help").output
     assert "The title." in out and "--name" not in out and "--per-channel" not in out
+    assert "─ Modes ─" in out
 
 
 def test_nested_fields_can_be_flattened() -> None:

@@ -19,12 +19,12 @@ Usage::
 What a field becomes:
 
 - its name with dashes (``batch_size`` -> ``--batch-size``); ``Flag("--other", "-o")`` renames it;
-- its ``description`` is the help (``Flag(help=...)`` replaces it; a shown field without either is a
-  programming error, raised when the command is defined, so no flag goes unexplained);
+- its ``description`` is the help (``Flag(help=...)`` replaces it, choices included; a shown field
+  without either is a programming error, raised when the command is defined: no flag unexplained);
 - its default is shown in the help, but a flag the user does not give is left out of ``fields``, so
   the spec applies its own default (and defaults that depend on other fields keep working);
 - ``bool``: ``--name`` when the default is False, ``--name/--no-name`` when it is True;
-- ``Literal[...]`` and ``Enum``: a string whose choices are the metavar; the spec validates it, so a
+- ``Literal[...]`` and ``Enum``: a string whose choices the help lists; the spec validates it, so a
   bad value is reported together with every other problem of the spec;
 - ``list[X]`` (also ``tuple``/``set``): a repeatable option;
 - a nested pydantic model: skipped by default, or with ``nested="flatten"`` one option per inner
@@ -32,7 +32,7 @@ What a field becomes:
 - ``Flag(sets=VALUE)``: a switch that sets the field to VALUE when given (``--per-tensor`` for
   ``per_channel=False``, ``--static-calibration`` for ``calibration="static"``);
 - ``Flag(default=...)``: a CLI default different from the spec's (always passed); ``Flag(required=True)``
-  makes an optional field a required option.
+  makes an optional field a required option; ``Flag(panel="LoRA")`` groups options in ``--help``.
 
 The decorated function's own parameters (``--json``, arguments, ...) stay as they are; the generated
 options come first in ``--help``, in field order.
@@ -70,6 +70,7 @@ class Flag:
     sets: Any
     required: bool
     metavar: str | None
+    panel: str | None
 
     def __init__(
         self,
@@ -79,10 +80,11 @@ class Flag:
         sets: Any = _UNSET,
         required: bool = False,
         metavar: str | None = None,
+        panel: str | None = None,
     ) -> None:
         # A frozen dataclass with a custom __init__ (for the *names form) sets its fields this way.
         values = {"names": names, "help": help, "default": default, "sets": sets}
-        values |= {"required": required, "metavar": metavar}
+        values |= {"required": required, "metavar": metavar, "panel": panel}
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
@@ -187,20 +189,27 @@ def _option(model: type[BaseModel], path: tuple[str, ...], info: FieldInfo, flag
     name = "__".join(path)
     spec_default = None if info.default is PydanticUndefined else info.default
     if flag.sets is not _UNSET:  # a switch: given or not
-        return _Option(_param(name, bool | None, None, typer.Option(*names, help=help_text)), path, flag.sets)
+        option = typer.Option(*names, help=help_text, rich_help_panel=flag.panel)
+        return _Option(_param(name, bool | None, None, option), path, flag.sets)
     kind, choices, multiple = _kind(info.annotation, key)
     if kind is bool:
         decls = names if spec_default is not True or flag.names else (f"{names[0]}/--no-{names[0][2:]}",)
         if spec_default is True and flag.default is _UNSET:
             help_text += f" (default {decls[0].split('/')[0]})"
         default = None if flag.default is _UNSET else flag.default
-        return _Option(_param(name, bool | None, default, typer.Option(*decls, help=help_text)), path, _UNSET)
+        option = typer.Option(*decls, help=help_text, rich_help_panel=flag.panel)
+        return _Option(_param(name, bool | None, default, option), path, _UNSET)
     required = flag.required or (info.is_required() and flag.default is _UNSET)
     shown = flag.default if flag.default is not _UNSET else spec_default
+    # Flag(help=...) is the author's whole text, choices included; a field's description gets them added.
+    notes = [f"one of: {' | '.join(map(str, choices))}"] if choices and flag.help is None else []
     if not required and shown not in (None, []):
-        help_text += f" (default {_show(shown)})"  # the spec's default, though the option's is None
-    metavar = flag.metavar or ("|".join(map(str, choices)) if choices else None)
-    option = typer.Option(*names, help=help_text, metavar=metavar, show_default=False)
+        notes.append(f"default {_show(shown)}")  # the spec's default, though the option's is None
+    if notes:
+        help_text += f" ({'; '.join(notes)})"
+    option = typer.Option(
+        *names, help=help_text, metavar=flag.metavar, show_default=False, rich_help_panel=flag.panel
+    )
     default = ... if required else (flag.default if flag.default is not _UNSET else None)
     annotation = list[kind] if multiple else kind  # type: ignore[valid-type]
     return _Option(_param(name, annotation if required else annotation | None, default, option), path, _UNSET)
