@@ -418,3 +418,34 @@ def test_a_classifier_on_a_dataset_without_labels_is_refused_before_a_run(
     err = " ".join(capsys.readouterr().err.split())
     assert "--data: classification needs labels, and the dataset test/unlabelled:1 has none" in err
     assert hub.runs.recent() == []
+
+
+@pytest.mark.parametrize("command", ["finetune", "pretrain"])
+def test_every_flag_is_a_spec_field_explained_in_help(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmstack.cli.train import FINETUNE_FLAGS, FINETUNE_HIDDEN, PRETRAIN_FLAGS, PRETRAIN_HIDDEN
+    from fmstack.train.spec import TrainSpec
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option, so descriptions are not wrapped
+    assert main(["train", command, "--help"]) == 0
+    out = capsys.readouterr().out
+    hidden, flags = (
+        (FINETUNE_HIDDEN, FINETUNE_FLAGS) if command == "finetune" else (PRETRAIN_HIDDEN, PRETRAIN_FLAGS)
+    )
+    for name, field in TrainSpec.model_fields.items():
+        if name in hidden:
+            continue
+        flag = flags.get(name)
+        assert ((flag.names[0] if flag and flag.names else None) or f"--{name.replace('_', '-')}") in out
+        assert str((flag.help if flag else None) or field.description) in out, name
+
+
+def test_flags_without_a_hand_written_option_reach_the_spec(
+    fmstack_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "finetune", "--base", "a/b", "--data", "a/c", "--warmup-ratio", "2", "--no-bucket"]
+    assert main([*args, "--weight-decay", "-1", "--temperature", "0"]) == 1  # refused by the spec
+    err = capsys.readouterr().err
+    assert "4 problem(s)" not in err and "3 problem(s)" in err
+    assert "warmup_ratio" in err and "weight_decay" in err and "temperature" in err

@@ -49,36 +49,46 @@ class TrainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     schema_version: Literal[1] = 1
     # what
-    task: TaskName = Field(description="classification | embedding | mlm | clm")
-    method: MethodName = Field("full", description="probe | full | lora | ia3 | adapter | prefix")
+    task: TaskName = Field(description="What to train the model for.")
+    method: MethodName = Field("full", description="Which weights train and what the output is.")
     base: str | None = Field(
-        None, description="Hub ref of the base model (fine-tuning, continued pretraining)."
+        None, description="Base model version ref (NS/NAME[:N|@ALIAS]), e.g. fmstack/minilm-l6."
     )
     arch: str | None = Field(
         None, description="Built-in architecture to pretrain from scratch: " + ", ".join(ARCHS)
     )
-    tokenizer: str | None = Field(None, description="Hub ref whose tokenizer to use with --arch.")
-    data: str = Field(description="Hub ref of the dataset version.")
-    train_split: str = "train"
+    tokenizer: str | None = Field(None, description="Model version whose tokenizer --arch uses.")
+    data: str = Field(description="Dataset version ref (NS/NAME[:N|@ALIAS]).")
+    train_split: str = Field("train", description="Split to train on.")
     eval_split: str | None = Field(None, description="Split to evaluate on (default: validation if present).")
-    output: str | None = Field(None, description="NS/NAME of the repo to push the result to.")
+    output: str | None = Field(None, description="NS/NAME to push the result to.")
     # method options
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    adapter_type: Literal["houlsby", "pfeiffer"] = "houlsby"
-    adapter_size: int = Field(64, ge=1)
-    prefix_length: int = Field(16, ge=1)
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha (the update is scaled by alpha / rank).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA path's input.")
+    adapter_type: Literal["houlsby", "pfeiffer"] = Field(
+        "houlsby",
+        description="Bottleneck adapters after attention and feed-forward (houlsby) or after "
+        "feed-forward only (pfeiffer).",
+    )
+    adapter_size: int = Field(64, ge=1, description="Bottleneck adapter width.")
+    prefix_length: int = Field(16, ge=1, description="Prefix tuning: prefix vectors per layer.")
     # task options
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal["mean", "cls"] = Field(
+        "mean",
+        description="How token states become one vector (embeddings) or the classifier's input: the "
+        "mean of the tokens, or cls: the architecture's own head.",
+    )
     head: Literal["linear", "cosine"] = Field(
         "linear",
         description="Classification, a new head over the mean of the token states: linear, or cosine "
         "(20 x the cosine between the pooled vector and each class's weights; no bias).",
     )
-    normalize: bool = True
-    temperature: float = Field(0.05, gt=0)
-    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    normalize: bool = Field(True, description="Embeddings: L2-normalise the pooled vectors.")
+    temperature: float = Field(
+        0.05, gt=0, description="Embeddings: softmax temperature of the contrastive loss."
+    )
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="MLM: fraction of tokens masked.")
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="Single-label classification: cross-entropy label smoothing (0 = off)."
     )
@@ -89,7 +99,7 @@ class TrainSpec(BaseModel):
         "dropout passes of every batch (e.g. 1.0; 0 = off). Each step then computes the batch twice.",
     )
     # optimisation
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(3, ge=1, description="Passes over the train split.")
     max_steps: int | None = Field(
         None,
         ge=1,
@@ -116,27 +126,34 @@ class TrainSpec(BaseModel):
         description="Keep an exponential moving average of the trained weights with this decay (e.g. "
         "0.998: about the last 500 steps) and evaluate and save it instead of the last step's weights.",
     )
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and norms).")
     batch_size: int = Field(32, ge=1, description="Examples per micro-batch per process.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    max_length: int = Field(128, ge=8)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of the steps that warm up.")
+    schedule: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="Learning rate after warmup."
+    )
+    max_length: int = Field(128, ge=8, description="Truncate sequences to this many tokens.")
     bucket: bool = Field(True, description="Length-bucketed batches (less padding).")
-    precision: Precision = "no"
-    device: Device = "auto"
-    compile: bool = False
-    seed: int = 0
+    precision: Precision = Field("no", description="Mixed precision (fp16 needs a GPU).")
+    device: Device = Field("auto", description="auto picks cuda, then mps, then cpu.")
+    compile: bool = Field(False, description="torch.compile the model.")
+    seed: int = Field(0, description="Seed for initialisation, data order and masking.")
     # evaluation, checkpoints
-    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (and at each epoch end).")
+    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (and always at the end).")
     early_stopping: int | None = Field(None, ge=1, description="Stop after N evaluations without gain.")
     save_every: int | None = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
-    checkpoint_dir: str | None = None
-    resume: bool = False
+    checkpoint_dir: str | None = Field(
+        None, description="Where checkpoints go (default: a folder per spec under FMSTACK_HOME)."
+    )
+    resume: bool = Field(False, description="Continue from the latest checkpoint of this same spec.")
     # scale-out
     nproc: int = Field(1, ge=1, description="Processes (torchrun) or, with executor ray, Ray Train workers.")
-    executor: Literal["local", "ray"] = "local"
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="local (this machine; torchrun with --nproc) or ray (Ray Train, needs the ray extra).",
+    )
     peak_flops: float | None = Field(None, gt=0, description="Peak FLOP/s for the MFU estimate.")
 
     @property
