@@ -29,7 +29,6 @@ from fmstack.errors import InvalidInput, clip
 
 BATCH_ROWS = 8192
 TextMode = Literal["lines", "document"]
-csv.field_size_limit(sys.maxsize)  # one long document per cell is legitimate input
 
 
 @dataclass
@@ -66,6 +65,29 @@ def _decoding(source: Source) -> Iterator[None]:
         raise InvalidInput(f"{source.name}: not a readable Parquet file ({exc})") from None
 
 
+@contextmanager
+def _long_fields() -> Iterator[None]:
+    """Lift csv's field size limit (128 KiB by default) while this module parses, and only then.
+
+    One long document per cell is legitimate input, but the limit is process-wide: set once at import,
+    it would also lift it for every other csv reader in the process (a caller's own, a test's)."""
+    before = csv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _next_row(reader: Iterator[list[str]]) -> list[str] | None:
+    """The next row of a ``csv.reader``, parsed without the field size limit; None at the end."""
+    with _long_fields():  # around each row, not the whole read: the read is a generator that yields
+        return next(reader, None)
+
+
+def _delimiter(source: Source) -> str:
+    return "," if source.format == "csv" else "\t"
+
+
 def _text_stream(source: Source) -> io.TextIOWrapper:
     return io.TextIOWrapper(open_binary(source.path, source.compression), encoding="utf-8", newline="")
 
@@ -79,7 +101,7 @@ def peek_columns(source: Source) -> list[str]:
             return list(pq.read_schema(source.path).names)
         with _text_stream(source) as f:
             if source.format in ("csv", "tsv"):
-                header = next(csv.reader(f, delimiter="," if source.format == "csv" else "\t"), None)
+                header = _next_row(csv.reader(f, delimiter=_delimiter(source)))
                 if not header:
                     raise InvalidInput(f"{source.name}: empty file, expected a header line with column names")
                 if len(set(header)) != len(header):
@@ -120,8 +142,8 @@ def _empty(names: dict[str, str]) -> RawBatch:
 def _read_csv(source: Source, columns: ColumnMap) -> Iterator[RawBatch]:
     names = _names(columns)
     with _text_stream(source) as f:
-        reader = csv.reader(f, delimiter="," if source.format == "csv" else "\t")
-        header = next(reader)
+        reader = csv.reader(f, delimiter=_delimiter(source))
+        header = _next_row(reader) or []
         index = {k: header.index(c) for k, c in names.items() if c in header}
         missing = [c for c in names.values() if c not in header]
         if missing:
@@ -129,9 +151,9 @@ def _read_csv(source: Source, columns: ColumnMap) -> Iterator[RawBatch]:
                 f"{source.name}: no column {clip(missing[0])!r} (columns: {clip(', '.join(header))})"
             )
         batch, start = _empty(names), reader.line_num + 1
-        for row in reader:
+        while (row := _next_row(reader)) is not None:
             if len(row) != len(header):
-                raw = ("," if source.format == "csv" else "\t").join(row)
+                raw = _delimiter(source).join(row)
                 detail = f"expected {len(header)} fields, found {len(row)}"
                 batch.rejected.append(Rejected(start, "unparseable", detail, raw))
             else:
