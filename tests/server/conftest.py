@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,17 +110,24 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def launch(
-    home: Path, *flags: str, database_url: str | None = None, admin: str | None = "admin"
+    home: Path,
+    *flags: str,
+    database_url: str | None = None,
+    admin: str | None = "admin",
+    port: int | None = None,
+    store_url: str | None = None,
 ) -> RunningHub:
     """Create the administrator (unless ``admin`` is None, or it exists) and start a server."""
     env = hub_env(home, database_url)
+    if store_url is not None:
+        env["FMSTACK_STORE_URL"] = store_url
     token = ""
     if admin is not None:
         made = fmstack(env, "server", "create-admin", "--name", admin, "--json", check=False)
         if made.returncode == 0:
             token = json.loads(made.stdout)["token"]
-    port = free_port()
-    log = home.parent / f"server-{port}.log"
+    port = port or free_port()
+    log = home.parent / f"server-{port}-{time.monotonic_ns()}.log"
     home.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -140,15 +148,11 @@ def launch(
 
 @pytest.fixture
 def start_hub_server(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
-    """``start(*flags, home=None, database_url=None, admin="admin")``: a new server each call."""
+    """``start(*flags, home=None, **options)``: a new server each call (options as in ``launch``)."""
     started: list[RunningHub] = []
 
-    def start(
-        *flags: str, home: Path | None = None, database_url: str | None = None, admin: str | None = "admin"
-    ) -> RunningHub:
-        running = launch(
-            home or tmp_path / f"server-home-{len(started)}", *flags, database_url=database_url, admin=admin
-        )
+    def start(*flags: str, home: Path | None = None, **options: Any) -> RunningHub:
+        running = launch(home or tmp_path / f"server-home-{len(started)}", *flags, **options)
         started.append(running)
         return running
 
