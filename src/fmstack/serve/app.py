@@ -45,7 +45,7 @@ from fmstack.serve.errors import (
     clip,
 )
 from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
-from fmstack.serve.models import LoadFn, ModelSet, hub_loader
+from fmstack.serve.models import LoadFn, ModelSet, batch_limits, hub_loader
 from fmstack.serve.payloads import error_body
 from fmstack.serve.request_limits import RequestLimits
 from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models
@@ -93,7 +93,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = Hub(hub_settings or Settings.from_env())
         state = ServerState(
-            settings, ModelSet(settings, load or hub_loader(hub, settings.threads), metrics_), metrics_
+            settings,
+            ModelSet(settings, load or hub_loader(hub, settings.threads, batch_limits(settings)), metrics_),
+            metrics_,
         )
         app.state.server = state
         background = [asyncio.create_task(_load(state, on_fatal, on_loaded))]

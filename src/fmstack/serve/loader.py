@@ -9,6 +9,7 @@ from __future__ import annotations
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.servable import read_descriptor
+from fmstack.serve.batching import Limits
 from fmstack.serve.runtimes.adapters import AdapterPool
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.runtimes.registry import RUNTIMES
@@ -16,12 +17,13 @@ from fmstack.serve.runtimes.registry import RUNTIMES
 
 class HubLoader:
     """``loader(ref) -> (version, runtime)`` for one server: blocking (reads files, builds sessions),
-    so the server calls it off the event loop."""
+    so the server calls it off the event loop. ``limits``: the server's batch limits, which a forward
+    pass mixing several adapters' batches keeps to."""
 
-    def __init__(self, hub: Hub, threads: int | None) -> None:
+    def __init__(self, hub: Hub, threads: int | None, limits: Limits | None = None) -> None:
         self.hub = hub
         self.threads = threads
-        self.adapters = AdapterPool()
+        self.adapters = AdapterPool(limits)
 
     def __call__(self, ref: str) -> tuple[VersionInfo, Runtime]:
         version = self.hub.resolve(ref)

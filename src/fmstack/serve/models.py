@@ -69,12 +69,7 @@ class ModelSet:
         self._load = load
         self._metrics = metrics
         self.models = {name: ServedModel(name) for name in settings.models}
-        self._limits = Limits(
-            max_tokens=settings.max_batch_tokens,
-            max_size=settings.max_batch_size,
-            max_wait_s=settings.max_wait_ms / 1000,
-            min_fill=settings.min_batch_fill,
-        )
+        self._limits = batch_limits(settings)
 
     @property
     def ready(self) -> bool:
@@ -168,7 +163,17 @@ def _unload(loaded: Loaded) -> None:
     loaded.runtime.close()
 
 
-def hub_loader(hub: Hub, threads: int | None) -> LoadFn:
+def batch_limits(settings: ServeSettings) -> Limits:
+    """The batching rules of ``settings``' options."""
+    return Limits(
+        max_tokens=settings.max_batch_tokens,
+        max_size=settings.max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1000,
+        min_fill=settings.min_batch_fill,
+    )
+
+
+def hub_loader(hub: Hub, threads: int | None, limits: Limits | None = None) -> LoadFn:
     from fmstack.serve.loader import HubLoader
 
-    return HubLoader(hub, threads)
+    return HubLoader(hub, threads, limits)

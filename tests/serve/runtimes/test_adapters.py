@@ -182,3 +182,73 @@ def test_an_adapter_that_does_not_fit_its_model_is_refused(
     with pytest.raises(InvalidInput, match="does not fit its base model"):
         loader(ref)  # joining a base that serves another adapter: refused, the other unharmed
     np.testing.assert_allclose(runtime.forward(runtime.encode(TEXTS)), before, atol=1e-6)
+
+
+def _passes(model: torch.nn.Module) -> list[list[str] | None]:
+    """Records each forward pass of ``model``: the adapter of each row it was given, or None when it
+    ran the active adapter alone."""
+    calls: list[list[str] | None] = []
+
+    def record(module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        names = kwargs.get("adapter_names")
+        calls.append(list(names) if isinstance(names, list) else None)
+
+    model.register_forward_pre_hook(record, with_kwargs=True)
+    return calls
+
+
+def _forward_together(runtimes: list[AdapterRuntime], batches: list[list[str]]) -> list[np.ndarray]:
+    """Each runtime's forward over its batch, from threads of their own that all queue behind a pass
+    in progress (the base held), as the batch workers of adapters under load do."""
+    shared = runtimes[0].shared
+    outs: list[np.ndarray | None] = [None] * len(runtimes)
+
+    def one(i: int) -> None:
+        outs[i] = runtimes[i].forward(runtimes[i].encode(batches[i]))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(runtimes))]
+    with shared.exclusive():
+        for thread in threads:
+            thread.start()
+        for _ in range(500):
+            if shared.waiting == len(runtimes):
+                break
+            threading.Event().wait(0.01)
+        assert shared.waiting == len(runtimes)
+    for thread in threads:
+        thread.join(30)
+    return [out for out in outs if out is not None]
+
+
+def test_batches_of_several_adapters_share_one_forward_pass(served_hub: Hub, adapters: list[str]) -> None:
+    """Three adapters' batches that wait for the base together go through it in one pass, each row
+    through its own adapter, and answer exactly what each adapter's batch alone answers (rows of
+    different lengths, so the mixed pass pads them to another width)."""
+    loader = HubLoader(served_hub, threads=1)
+    runtimes = [loader(ref)[1] for ref in adapters]
+    assert all(isinstance(r, AdapterRuntime) for r in runtimes)
+    typed = [r for r in runtimes if isinstance(r, AdapterRuntime)]
+    batches = [TEXTS, TEXTS[1:], ["hi", "a much longer text about a refund for the order I placed last week"]]
+    alone = [r.forward(r.encode(b)) for r, b in zip(typed, batches, strict=True)]
+    passes = _passes(typed[0].shared.model)
+    mixed = _forward_together(typed, batches)
+    assert len(passes) == 1, passes  # one pass for the three batches
+    assert passes[0] is not None and sorted(set(passes[0])) == sorted(r.adapter for r in typed)
+    assert len(mixed) == 3
+    for got, want in zip(mixed, alone, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(mixed[0], _reference(served_hub, adapters[0]), atol=1e-5)
+
+
+def test_a_mixed_pass_keeps_to_the_batch_limits(served_hub: Hub, adapters: list[str]) -> None:
+    """With room for 4 texts per batch, two waiting batches of 3 texts go through the base one after
+    the other, each with its own adapter active."""
+    from fmstack.serve.batching import Limits
+
+    loader = HubLoader(served_hub, threads=1, limits=Limits(max_tokens=8192, max_size=4, max_wait_s=0))
+    runtimes = [r for ref in adapters[:2] if isinstance(r := loader(ref)[1], AdapterRuntime)]
+    passes = _passes(runtimes[0].shared.model)
+    outs = _forward_together(runtimes, [TEXTS, TEXTS])
+    assert passes == [None, None]
+    for ref, out in zip(adapters[:2], outs, strict=True):
+        np.testing.assert_allclose(out, _reference(served_hub, ref), atol=1e-5)

@@ -1,10 +1,14 @@
 """Adapter versions (LoRA, IA3: PEFT folders + ``fmstack_adapter.json``) sharing one base in memory.
 
 Every adapter served on the same base version (same task and labels) is one named adapter of a single
-``PeftModel``: N adapters cost one base plus N small weight sets. The model answers for one adapter at
-a time, so each batch takes the base's lock and ``set_adapter``s its own before the forward pass;
-batches of different adapters interleave, batches of one adapter stay whole.
+``PeftModel``: N adapters cost one base plus N small weight sets. Each served adapter keeps its own
+queue and batch worker (admission, limits and metrics stay per served model); the base computes one
+forward pass at a time, and a pass may carry the batches of several LoRA adapters at once, each row
+with its own adapter (PEFT's ``adapter_names=``). Batches that arrive while the base computes wait
+and go together into its next pass (``SharedBase.forward``), within the server's batch limits, so
+under load N adapters of one base cost about what one model does instead of N passes in turn.
 
+Adapters PEFT cannot mix in one pass (IA3) take the base one batch at a time, after ``set_adapter``.
 The first adapter of a base is loaded with ``fmstack.train.inference.load`` (the training package
 knows how its task models are built and seeded); later ones join it with ``PeftModel.load_adapter``.
 Adapters that PEFT cannot load (``format: fmstack``: bottleneck adapters, prefix tuning) get their own
@@ -15,8 +19,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +31,9 @@ from numpy.typing import NDArray
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub, VersionInfo
 from fmstack.servable import ServableModel
+from fmstack.serve.batching import Limits
 from fmstack.serve.runtimes.base import RuntimeInfo
-from fmstack.serve.runtimes.pytorch import torch_forward
+from fmstack.serve.runtimes.pytorch import answers, raw_outputs
 from fmstack.serve.runtimes.tokenizer import TextEncoder
 
 if TYPE_CHECKING:
@@ -50,12 +56,140 @@ class BaseKey:
 
 
 @dataclass(eq=False)
+class _Pass:
+    """One adapter's batch waiting for its base: done once a forward pass (its own or another
+    adapter's thread's) has computed it."""
+
+    adapter: str
+    descriptor: ServableModel
+    batch: Sequence[Sequence[int]]
+    out: NDArray[np.float32] | None = None
+    error: Exception | None = None
+    done: bool = False
+
+    @property
+    def longest(self) -> int:
+        return max(map(len, self.batch), default=0)
+
+
 class SharedBase:
-    model: torch.nn.Module  # a PeftModel holding every adapter in ``adapters``
-    encoder: TextEncoder
-    shareable: bool  # False for adapters that PEFT cannot load next to others
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    adapters: set[str] = field(default_factory=set)
+    """A base model and the adapters on it. One thread at a time holds the model (a forward pass, or
+    loading and deleting an adapter); the batches that wait meanwhile join the next pass together."""
+
+    def __init__(self, model: torch.nn.Module, encoder: TextEncoder, shareable: bool, limits: Limits | None):
+        self.model = model  # a PeftModel holding every adapter in ``adapters``
+        self.encoder = encoder
+        self.shareable = shareable  # False for adapters that PEFT cannot load next to others
+        self.limits = limits  # how large a pass of several adapters' batches may grow (None: any)
+        self.adapters: set[str] = set()
+        self.mixable: set[str] = set()  # adapters PEFT can mix with others in one pass (LoRA)
+        self.active: str | None = None  # the adapter ``set_adapter`` made active
+        self._cond = threading.Condition()  # guards everything below
+        self._busy = False  # a thread holds the model
+        self._waiting: list[_Pass] = []
+
+    @property
+    def waiting(self) -> int:
+        """Batches waiting for the model."""
+        return len(self._waiting)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the model (to load or delete an adapter) once no pass computes."""
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def forward(
+        self, adapter: str, descriptor: ServableModel, batch: Sequence[Sequence[int]]
+    ) -> NDArray[np.float32]:
+        """``adapter``'s answers to ``batch``, computed in the base's next pass, which this thread runs
+        itself unless another thread's pass took the batch along."""
+        job = _Pass(adapter, descriptor, batch)
+        group: list[_Pass] = []
+        with self._cond:
+            self._waiting.append(job)
+            while self._busy and not job.done:
+                self._cond.wait()
+            if not job.done:  # the model is free: this thread runs the next pass
+                self._busy = True
+                group = self._take(job)
+        if group:
+            try:
+                self._compute(group)
+            finally:
+                self._release()
+        if job.error is not None:
+            raise job.error
+        if job.out is None:
+            raise RuntimeError(f"adapter {adapter!r}: a pass marked its batch done without rows (a bug)")
+        return job.out
+
+    def _release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()  # the threads whose batches were computed, and the next pass
+
+    def _take(self, first: _Pass) -> list[_Pass]:
+        """``first`` and the waiting batches that may join it (under ``_cond``), removed from the wait:
+        other adapters' batches, oldest first, while the pass stays within the server's batch limits
+        (texts, padded tokens, share of real tokens), as ``batching.next_batch`` keeps one queue's."""
+        group = [first]
+        if first.adapter in self.mixable:
+            rows, longest, real = len(first.batch), first.longest, sum(map(len, first.batch))
+            for job in self._waiting:
+                if job is first or job.adapter not in self.mixable:
+                    continue
+                size, wider = rows + len(job.batch), max(longest, job.longest)
+                tokens = real + sum(map(len, job.batch))
+                if self.limits is not None and (
+                    size > self.limits.max_size
+                    or size * wider > self.limits.max_tokens
+                    or tokens < self.limits.min_fill * size * wider
+                ):
+                    continue
+                group.append(job)
+                rows, longest, real = size, wider, tokens
+        taken = set(map(id, group))
+        self._waiting = [job for job in self._waiting if id(job) not in taken]
+        return group
+
+    def _compute(self, group: list[_Pass]) -> None:
+        """One forward pass over every batch of ``group``; each gets its rows, or the pass's error."""
+        try:
+            outs = self._pass(group)
+        except Exception as exc:  # every batch of the pass fails, as one batch would
+            for job in group:
+                job.error = exc
+        else:
+            for job, out in zip(group, outs, strict=True):
+                job.out = out
+        finally:
+            with self._cond:
+                for job in group:
+                    job.done = True
+
+    def _pass(self, group: list[_Pass]) -> list[NDArray[np.float32]]:
+        first = group[0]
+        ids, mask = self.encoder.pad([row for job in group for row in job.batch])  # (rows, longest) each
+        extra: dict[str, object] = {}
+        if len({job.adapter for job in group}) > 1:  # each row through its own adapter's weights
+            extra["adapter_names"] = [job.adapter for job in group for _ in job.batch]
+        elif self.shareable and self.active != first.adapter:
+            self.model.set_adapter(first.adapter)  # type: ignore[operator]
+            self.active = first.adapter
+        raw = raw_outputs(self.model, ids, mask, first.descriptor.task, **extra)
+        outs, start = [], 0
+        for job in group:  # each adapter's own pooling and normalisation over its rows
+            end = start + len(job.batch)
+            outs.append(answers(raw[start:end], mask[start:end], job.descriptor))
+            start = end
+        return outs
 
 
 class AdapterRuntime:
@@ -90,19 +224,18 @@ class AdapterRuntime:
         return self.shared.encoder.encode(texts)
 
     def forward(self, batch: Sequence[Sequence[int]]) -> NDArray[np.float32]:
-        with self.shared.lock:
-            if self.shared.shareable:
-                self.shared.model.set_adapter(self.adapter)  # type: ignore[operator]
-            return torch_forward(self.shared.model, self.shared.encoder, self._descriptor, batch)
+        return self.shared.forward(self.adapter, self._descriptor, batch)
 
     def close(self) -> None:
         self.pool.release(self.key, self.adapter)
 
 
 class AdapterPool:
-    """The bases in memory and the adapters on each; one pool per server."""
+    """The bases in memory and the adapters on each; one pool per server. ``limits``: the server's
+    batch limits, which a pass of several adapters' batches keeps to (None: no limit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits
         self._bases: dict[BaseKey, SharedBase] = {}
         self._lock = threading.Lock()  # guards _bases; loading holds it so two loads never race
 
@@ -150,7 +283,7 @@ class AdapterPool:
             else:
                 from fmstack.train.methods.peft_common import check_loaded
 
-                with shared.lock:
+                with shared.exclusive():
                     shared.model.load_adapter(str(folder), adapter_name=name)  # type: ignore[operator]
                     try:
                         check_loaded(shared.model, folder, name)  # type: ignore[arg-type]
@@ -158,6 +291,8 @@ class AdapterPool:
                         shared.model.delete_adapter(name)  # type: ignore[operator]  # the others keep serving
                         raise
             shared.adapters.add(name)
+            if shared.shareable and _is_lora(shared.model, name):
+                shared.mixable.add(name)
         dims = int(getattr(getattr(shared.model, "config", None), "hidden_size", 0) or 0)
         return AdapterRuntime(self, key, shared, name, descriptor, dims)
 
@@ -177,7 +312,9 @@ class AdapterPool:
             model.load_adapter(str(hub.checkout(ref)), adapter_name=name)
             model.set_adapter(name)
             model.delete_adapter("default")
-        return SharedBase(model.eval(), TextEncoder.from_folder(hub.checkout(base)), shareable)
+        shared = SharedBase(model.eval(), TextEncoder.from_folder(hub.checkout(base)), shareable, self.limits)
+        shared.active = name if shareable else None
+        return shared
 
     def release(self, key: BaseKey, name: str) -> None:
         """Unload one adapter; the base goes with its last adapter."""
@@ -185,10 +322,21 @@ class AdapterPool:
             shared = self._bases.get(key)
             if shared is None:
                 return
-            with shared.lock:
+            with shared.exclusive():
                 shared.adapters.discard(name)
+                shared.mixable.discard(name)
                 if not shared.adapters:
                     del self._bases[key]
                 elif shared.shareable:
-                    shared.model.set_adapter(next(iter(shared.adapters)))  # type: ignore[operator]
+                    shared.active = next(iter(shared.adapters))  # PEFT cannot delete the active adapter
+                    shared.model.set_adapter(shared.active)  # type: ignore[operator]
                     shared.model.delete_adapter(name)  # type: ignore[operator]
+
+
+def _is_lora(model: torch.nn.Module, name: str) -> bool:
+    """Whether PEFT mixes ``name`` with other adapters in one pass: LoRA does (``adapter_names=``);
+    others (IA3) would silently run every row through the active adapter."""
+    from peft import PeftType
+
+    config = getattr(model, "peft_config", {}).get(name)
+    return config is not None and config.peft_type == PeftType.LORA

@@ -95,15 +95,35 @@ def torch_forward(
     model: torch.nn.Module, encoder: TextEncoder, descriptor: ServableModel, batch: Sequence[Sequence[int]]
 ) -> NDArray[np.float32]:
     """One pass of a transformers model over token ids: (batch, labels) scores or (batch, hidden) vectors."""
+    ids, mask = encoder.pad(batch)  # (batch, seq) each
+    return answers(raw_outputs(model, ids, mask, descriptor.task), mask, descriptor)
+
+
+def raw_outputs(
+    model: torch.nn.Module,
+    ids: NDArray[np.int64],
+    mask: NDArray[np.int64],
+    task: Task,
+    **extra: object,
+) -> NDArray[np.float32]:
+    """The model's logits (batch, labels) for a classifier, its token states (batch, seq, hidden) for
+    an encoder. ``extra`` goes to the forward call (PEFT's ``adapter_names``)."""
     import torch
 
-    ids, mask = encoder.pad(batch)  # (batch, seq) each
     with torch.inference_mode():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), **extra)
+    tensor = out.logits if task == "classification" else out.last_hidden_state
+    raw: NDArray[np.float32] = tensor.float().numpy()
+    return raw
+
+
+def answers(
+    raw: NDArray[np.float32], mask: NDArray[np.int64], descriptor: ServableModel
+) -> NDArray[np.float32]:
+    """``raw_outputs`` -> what the server answers: scores, or pooled (and normalised) vectors."""
     if descriptor.task == "classification":
-        return scores(out.logits.float().numpy(), descriptor.multi_label)  # (batch, labels)
-    hidden = out.last_hidden_state.float().numpy()  # (batch, seq, hidden)
-    vectors = pool(hidden, mask, descriptor.pooling)
+        return scores(raw, descriptor.multi_label)  # (batch, labels)
+    vectors = pool(raw, mask, descriptor.pooling)  # (batch, hidden)
     return l2_normalize(vectors) if descriptor.normalize else vectors
 
 
