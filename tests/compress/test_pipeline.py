@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+from transformers.utils import logging as hf_logging
 
 from fmstack.compress import CompressSpec, compress
 from fmstack.errors import Conflict, InvalidInput, NotFound, Unsupported
@@ -76,7 +78,16 @@ def test_gate_refuses_and_registers_nothing(hub: Hub, encoder: str, eval_data: s
 
 
 def test_without_eval_data_quality_is_not_measured(hub: Hub, classifier: str) -> None:
-    result = compress(hub, classifier, CompressSpec(**FAST))
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_info()  # a caller's own choices, which compress must leave as they were
+    hf_logging.enable_progress_bar()
+    try:
+        result = compress(hub, classifier, CompressSpec(**FAST))
+        assert hf_logging.get_verbosity() == logging.INFO and hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if not bars:
+            hf_logging.disable_progress_bar()
     assert result.registered and result.report.metric == "none" and result.report.drop_points is None
     assert "quality was not measured" in hub.info(result.version.ref).card  # type: ignore[union-attr]
 

@@ -210,18 +210,31 @@ def _calibration(hub: Hub, parent: Parent, spec: CompressSpec, data: EvalData | 
     return batches(parent.tokenizer, texts, parent.max_length, 8)
 
 
-def _quiet_transformers() -> None:
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
     # transformers reports each load on stderr ("Loading weights" bars, notes on unused pooler
     # weights), in the middle of compress's own steps and report; a load that fails raises anyway.
+    # For the call only: its logging is process-wide, and a caller's own loads keep what it chose.
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None = None) -> CompressResult:
     """Compress model version ``ref`` as ``spec`` says; register the result unless the gate refuses it."""
-    say = progress or (lambda _msg: None)
     spec.check()
-    _quiet_transformers()
+    with _quiet_transformers():
+        return _compress(hub, ref, spec, progress or (lambda _msg: None))
+
+
+def _compress(hub: Hub, ref: str, spec: CompressSpec, say: Progress) -> CompressResult:
     say(f"loading {ref}")
     parent = load_parent(hub, ref)
     output = spec.output or f"{hub.resolve(parent.ref).repo}-onnx"
