@@ -145,6 +145,22 @@ def _partial_of(entry: str, names: set[str]) -> str | None:
     return None
 
 
+def _write_verified(src: BinaryIO, dest: Path, sha256: str, label: str, *, kernel_copy: bool) -> None:
+    """Copy ``src`` to a partial file beside ``dest`` (``partial_path``), hashing the bytes that
+    landed, and rename it to ``dest`` only when they hash to ``sha256``: bad bytes never appear under
+    ``dest``, and a failure leaves no partial file. ``kernel_copy``: the source is a local file that
+    ``copy_file_range`` can copy (``_copy_hashing``); otherwise a stream (an fsspec object)."""
+    tmp = partial_path(dest)
+    try:
+        with open(tmp, "w+b") as fout:
+            copied = _copy_hashing(src, fout) if kernel_copy else _copy_hashing_userspace(src, fout)
+        if copied.sha256 != sha256:
+            raise _corrupt(label, sha256, copied.sha256)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _corrupt(label: str, sha256: str, actual: str) -> IntegrityError:
     return IntegrityError(
         f"{label}: stored blob sha256:{sha256} is corrupt (its bytes hash to {actual[:12]}...); "
@@ -188,15 +204,8 @@ class LocalBlobStore:
         return self._path(sha256).is_file()
 
     def read_to(self, sha256: str, dest: Path, label: str) -> None:
-        tmp = partial_path(dest)
-        try:
-            with self._open(sha256, label) as fin, open(tmp, "w+b") as fout:
-                actual = _copy_hashing(fin, fout).sha256
-            if actual != sha256:
-                raise _corrupt(label, sha256, actual)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with self._open(sha256, label) as fin:
+            _write_verified(fin, dest, sha256, label, kernel_copy=True)
 
     def read_bytes(self, sha256: str, label: str) -> bytes:
         with self._open(sha256, label) as fin:
@@ -298,17 +307,10 @@ class FsspecBlobStore:
         return bool(self.fs.exists(self._path(sha256)))
 
     def read_to(self, sha256: str, dest: Path, label: str) -> None:
-        """Stream the object into a temp file beside ``dest``, hashing as it goes; rename only if the
-        hash matches, so bad bytes never appear under ``dest``."""
-        tmp = partial_path(dest)
-        try:
-            with self._open(sha256, label) as fin, open(tmp, "wb") as fout:
-                actual = _copy_hashing_userspace(fin, fout).sha256
-            if actual != sha256:
-                raise _corrupt(label, sha256, actual)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        """Stream the object into a temp file beside ``dest``, hashing as it goes (see
+        ``_write_verified``)."""
+        with self._open(sha256, label) as fin:
+            _write_verified(fin, dest, sha256, label, kernel_copy=False)
 
     def open(self, sha256: str, label: str) -> BinaryIO:
         """A seekable reader of the stored object (not verified; see ``LocalBlobStore.open``)."""
