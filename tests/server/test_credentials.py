@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fmstack.errors import InvalidInput
-from fmstack.server.credentials import Credentials, load, remote, save
+from fmstack.server.credentials import Credentials, load, logged_in, remote, save
 from fmstack.settings import Settings
 
 
@@ -23,10 +23,12 @@ def test_which_server_and_token_a_command_uses(tmp_path: Path) -> None:
     settings = Settings.at(tmp_path)
     assert remote(settings) is None  # the local hub
     save(tmp_path, Credentials("http://hub:8765", "stored"))
-    assert remote(settings) == Credentials("http://hub:8765", "stored")
+    assert remote(settings) is None  # logging in selects nothing; FMSTACK_HUB_URL / --hub does
+    assert logged_in(settings) == Credentials("http://hub:8765", "stored")
     # --hub / FMSTACK_HUB_URL for another server: the stored token is not sent there
     assert remote(replace(settings, hub_url="http://other/")) == Credentials("http://other", "")
     assert remote(replace(settings, hub_url="http://hub:8765/")) == Credentials("http://hub:8765", "stored")
-    assert remote(replace(settings, hub_token="env")) == Credentials("http://hub:8765", "env")
+    with_env = replace(settings, hub_url="http://hub:8765", hub_token="env")
+    assert remote(with_env) == Credentials("http://hub:8765", "env")
     with pytest.raises(InvalidInput):
         remote(replace(settings, hub_url="ftp://hub"))

@@ -47,7 +47,7 @@ def logout(json_output: JsonFlag = False) -> None:
 
 def whoami(json_output: JsonFlag = False) -> None:
     """Who the hub server takes this machine's token for."""
-    found = credentials.require_remote(Settings.from_env())
+    found = credentials.logged_in(Settings.from_env())
     with HubClient(found.url, found.token or None) as client:
         who = client.whoami()
     who["url"] = found.url

@@ -83,6 +83,10 @@ class HubClient:
     def _get(self, path: str, **params: Any) -> Any:
         return _checked(self.http.get(path, params=params)).json()
 
+    def get_json(self, path: str, **params: Any) -> Any:
+        """The JSON answer of a GET; a failed one raises its fmstack error."""
+        return self._get(path, **params)
+
     def whoami(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._get("/api/v1/whoami")
         return answer

@@ -55,20 +55,23 @@ def remove(home: Path) -> bool:
 
 
 def remote(settings: Settings) -> Credentials | None:
-    """The hub server to use, with its token: FMSTACK_HUB_URL (or ``--hub``), else the logged-in one;
-    None for the local hub. A URL without a token is used anonymously (public repos only)."""
-    stored = load(settings.home)
+    """The hub server commands use instead of the local hub: FMSTACK_HUB_URL (or ``--hub URL``), with
+    FMSTACK_HUB_TOKEN or the token ``fmstack login`` stored for that URL; None for the local hub.
+    A URL without a token is used anonymously (public repos only). Logging in alone selects nothing."""
     if settings.hub_url is None:
-        if stored is None:
-            return None
-        return Credentials(stored.url, settings.hub_token or stored.token)
+        return None
     url = normalise_url(settings.hub_url)
+    stored = load(settings.home)
     token = settings.hub_token or (stored.token if stored is not None and stored.url == url else "")
     return Credentials(url, token)
 
 
-def require_remote(settings: Settings) -> Credentials:
-    found = remote(settings)
-    if found is None:
+def logged_in(settings: Settings) -> Credentials:
+    """The server ``whoami`` asks: the selected one, else the one logged in to."""
+    selected = remote(settings)
+    if selected is not None:
+        return selected
+    stored = load(settings.home)
+    if stored is None:
         raise Unauthorized("not logged in to a hub server: run `fmstack login URL` or pass --hub URL")
-    return found
+    return Credentials(stored.url, settings.hub_token or stored.token)

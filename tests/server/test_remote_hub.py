@@ -1,0 +1,81 @@
+"""``RemoteHub`` answers exactly like the local ``Hub`` it fronts: the same entities for every read, the
+same errors, verified bytes, and a checkout cache bounded in size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fmstack.errors import Conflict, NotFound, Unsupported
+from fmstack.server import remote as remote_mod
+from fmstack.server.client import HubClient
+from fmstack.server.remote import RemoteHub
+from fmstack.settings import Settings
+from tests.hub.folders import make_folder
+from tests.server.conftest import AppHub
+
+
+@pytest.fixture
+def remote(app_hub: AppHub, tmp_path: Path) -> RemoteHub:
+    http = TestClient(app_hub.client.app, raise_server_exceptions=False)
+    return RemoteHub(
+        Settings.at(tmp_path / "client-home"), HubClient("http://testserver", app_hub.token, http=http)
+    )
+
+
+def test_reads_equal_the_local_hubs(app_hub: AppHub, remote: RemoteHub, tmp_path: Path) -> None:
+    local = app_hub.hub
+    remote.push(
+        "admin/m", make_folder(tmp_path / "v1", {"config.json": "{}", "w.safetensors": "one"}), "model"
+    )
+    run_id = local.runs.start("train", {"lr": 0.1}, inputs=["admin/m:1"])
+    local.push("admin/a", make_folder(tmp_path / "a", {"adapter.safetensors": "a"}), "adapter", run_id=run_id)
+    local.runs.log_metrics(run_id, 1, {"loss": 0.5})
+    local.runs.finish(run_id)
+    remote.tag("admin/m:1", "prod")
+    remote.set_card("admin/m:1", "# m\n")
+    assert remote.info("admin/m@prod") == local.info("admin/m@prod")
+    assert remote.resolve("admin/m") == local.resolve("admin/m")
+    assert remote.ls() == local.ls() and remote.ls(kind="adapter") == local.ls(kind="adapter")
+    assert remote.versions("admin/m") == local.versions("admin/m")
+    assert remote.alias_history("admin/m") == local.alias_history("admin/m")
+    assert remote.card("admin/m:1") == local.card("admin/m:1") == "# m\n"
+    assert remote.lineage("admin/a:1") == local.lineage("admin/a:1")
+    assert remote.runs.get(run_id) == local.runs.get(run_id)
+    assert remote.runs.recent() == local.runs.recent()
+    assert remote.runs.metrics(run_id) == local.runs.metrics(run_id)
+    assert remote.read_file("admin/m:1", "w.safetensors") == b"one"
+
+
+def test_errors_are_the_local_hubs(remote: RemoteHub, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="no repo named 'admin/none'"):
+        remote.info("admin/none")
+    remote.push("admin/m", make_folder(tmp_path / "v1", {"w.safetensors": "one"}), "model")
+    with pytest.raises(Conflict):
+        remote.check_repo_kind("admin/m", "dataset")
+    with pytest.raises(Unsupported, match="recording runs"):
+        remote.runs.start("train", {})
+
+
+def test_untag_and_rm(app_hub: AppHub, remote: RemoteHub, tmp_path: Path) -> None:
+    remote.push("admin/m", make_folder(tmp_path / "v1", {"w.safetensors": "one"}), "model")
+    remote.push("admin/m", make_folder(tmp_path / "v2", {"w.safetensors": "two"}), "model")
+    remote.tag("admin/m:1", "prod")
+    remote.untag("admin/m", "prod")
+    assert [v.number for v in remote.rm("admin/m:1")] == [1]
+    assert [v.number for v in app_hub.hub.versions("admin/m")] == [2]
+
+
+def test_checkout_is_cached_by_digest_and_bounded(
+    remote: RemoteHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote.push("admin/m", make_folder(tmp_path / "v1", {"w.safetensors": "1" * 1000}), "model")
+    remote.push("admin/m", make_folder(tmp_path / "v2", {"w.safetensors": "2" * 1000}), "model")
+    first = remote.checkout("admin/m:1")
+    assert (first / "w.safetensors").read_text() == "1" * 1000
+    assert remote.checkout("admin/m:1") == first  # reused, not pulled again
+    monkeypatch.setattr(remote_mod, "CACHE_BYTES", 1500)
+    second = remote.checkout("admin/m:2")
+    assert second.is_dir() and not first.exists()  # the least recently used copy made room
