@@ -49,3 +49,21 @@ def test_mistakes_exit_1_with_the_way_out(fmstack_home: Path, capsys: pytest.Cap
 def test_audit_is_empty_on_a_new_hub(fmstack_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "server", "audit", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_visibility_is_set_from_the_server_cli_and_audited(
+    fmstack_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    assert run(capsys, "hub", "push", "acme/m", str(src), "--kind", "model")[0] == 0
+    assert run(capsys, "server", "visibility", "acme/m", "public")[0] == 0
+    code, out, _ = run(capsys, "hub", "ls", "--json")
+    assert json.loads(out)[0]["visibility"] == "public"
+    code, out, _ = run(capsys, "server", "audit", "--json")
+    assert [(e["action"], e["target"], e["source"]) for e in json.loads(out)] == [
+        ("visibility", "acme/m", "cli")
+    ]
+    code, _, err = run(capsys, "server", "visibility", "acme/m", "secret")
+    assert code == 1 and "public or private" in err

@@ -235,6 +235,27 @@ def token_revoke(
 
 
 @app.command()
+def visibility(
+    repo: Annotated[str, typer.Argument(help="NAMESPACE/NAME.")],
+    value: Annotated[str, typer.Argument(help="public (anyone may read) or private (members only).")],
+) -> None:
+    """Make a repo public or private (new repos are private); recorded in the audit log."""
+    from fmstack.server.access import Principal
+    from fmstack.server.app import open_hub
+    from fmstack.server.visibility import set_visibility
+
+    settings = ServerSettings()
+    hub, accounts = open_hub(settings)
+    try:
+        set_visibility(hub, repo, value)
+        who = Principal(user=f"{settings.hub.user} (server CLI)")
+        accounts.audit(who, "visibility", repo, {"visibility": value}, "cli")
+    finally:
+        hub.close()
+    console.print(f"{escape(repo)} is now {value}")
+
+
+@app.command()
 def audit(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many of the latest entries.")] = 50,
     actor: Annotated[str | None, typer.Option("--actor", help="Only writes by this user.")] = None,
