@@ -99,6 +99,7 @@ def _header_safe(text: str) -> str:
 
 router = APIRouter(route_class=HfRoute, tags=["huggingface"])
 Caller = Annotated[Principal, Depends(principal)]
+Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE, description="Entries per page (default: the Hub's).")]
 
 
 def _hub(request: Request) -> Hub:
@@ -233,7 +234,6 @@ def _api_routes(repo_type: RepoType) -> None:
     """The ``/api/{repo_type}/...`` routes; spelled out per type so that no other ``/api/...`` path of
     the server can fall into them."""
     base = f"/api/{repo_type}/{{namespace}}/{{name}}"
-    Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE, description="entries per page")]
 
     @router.get(base, name=f"hf_{repo_type}_info")
     def info_latest(request: Request, caller: Caller, namespace: str, name: str) -> Any:
