@@ -19,6 +19,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
+import random
+import statistics
 import sys
 import tempfile
 import time
@@ -51,18 +55,51 @@ def read_csv(path: Path, every: int) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def push_banking77(hub: Any, root: Path, source: Path, every: int) -> tuple[str, list[str]]:
+def carve_validation(
+    texts: list[str], labels: list[str], fraction: float, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """(train ids, validation ids): a seeded ``fraction`` of each label's rows (at least one row of a
+    label with two or more), so that both parts keep every class in the same proportions."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    held: set[int] = set()
+    for ids in by_label.values():
+        take = round(len(ids) * fraction) if len(ids) > 1 else 0
+        held.update(rng.sample(ids, max(take, 1 if fraction and len(ids) > 1 else 0)))
+    return [i for i in range(len(texts)) if i not in held], sorted(held)
+
+
+def push_banking77(hub: Any, root: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
+    """banking77 as a dataset version with splits ``train`` (train.csv less the validation rows),
+    ``dev`` (the validation rows: every choice of settings is made on it) and ``test`` (test.csv, to be
+    reported once per chosen setting). The validation split is not named ``validation`` on purpose:
+    fmstack would evaluate on it inside its training call (the Trainer baseline does not), and the
+    timed calls must do the same work."""
     from fmstack.data import format as dataformat
 
-    labels = sorted(json.loads((source / "categories.json").read_text()))
+    labels = sorted(json.loads((args.data / "categories.json").read_text()))
     folder = root / "banking77"
     folder.mkdir()
-    splits = {}
-    for split, name in (("train", "train.csv"), ("test", "test.csv")):
-        texts, cats = read_csv(source / name, every)
-        splits[split] = dataformat.write_split(folder, split, [pa.table({"text": texts, "label": cats})])
+    texts, cats = read_csv(args.data / "train.csv", args.subsample)
+    train_ids, dev_ids = carve_validation(texts, cats, args.validation_fraction)
+    parts = {
+        "train": ([texts[i] for i in train_ids], [cats[i] for i in train_ids]),
+        "dev": ([texts[i] for i in dev_ids], [cats[i] for i in dev_ids]),
+        "test": read_csv(args.data / "test.csv", args.subsample),
+    }
+    splits = {
+        split: dataformat.write_split(folder, split, [pa.table({"text": t, "label": c})])
+        for split, (t, c) in parts.items()
+        if t
+    }
     manifest = dataformat.DatasetManifest(splits=splits, columns=["text", "label"], labels=labels)
     dataformat.write_manifest(folder, manifest)
+    print(
+        f"banking77: {len(train_ids)} train, {len(dev_ids)} validation (dev), {len(parts['test'][0])} test rows",
+        flush=True,
+    )
     return hub.push("bench/banking77", folder, "dataset").ref, labels
 
 
@@ -88,28 +125,43 @@ def run_contrastive(hub: Any, data: str, args: argparse.Namespace) -> dict[str, 
     )
     started = time.perf_counter()
     result = train(hub, spec)
-    return _row("scl", result, time.perf_counter() - started, {})
+    return _row("scl", result, time.perf_counter() - started, {}, result.steps * args.scl_batch_size)
 
 
-def _row(method: str, result: Any, wall: float, metrics: dict[str, Any]) -> dict[str, Any]:
-    """One result line; test metrics are NaN for a stage that is not a classifier."""
+def _row(
+    method: str, result: Any, wall: float, scores: dict[str, dict[str, Any]], examples: int
+) -> dict[str, Any]:
+    """One result line. ``scores``: split -> metrics (NaN where a split was not scored: a stage that is
+    not a classifier, or test without --score-test). samples/s divides the examples trained by the
+    wall time of the whole training call (data in, trained version out), the same on both sides."""
     return {
         "method": method,
         "ref": result.output.ref,
-        "accuracy": metrics.get("accuracy", float("nan")),
-        "macro_f1": metrics.get("macro_f1", float("nan")),
+        "dev_accuracy": scores.get("dev", {}).get("accuracy", float("nan")),
+        "accuracy": scores.get("test", {}).get("accuracy", float("nan")),
+        "macro_f1": scores.get("test", {}).get("macro_f1", float("nan")),
         "trainable_params": result.trainable_params,
         "wall_s": wall,
         "train_s": result.train_seconds,
-        "samples_per_s": result.samples_per_s,
+        "samples_per_s": examples / wall,
+        "step_samples_per_s": result.samples_per_s,  # fmstack's own count: time inside its steps only
     }
+
+
+def score(hub: Any, ref: str, data: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Metrics on the validation split, and on test only with --score-test (the final run of a
+    setting chosen on validation)."""
+    from fmstack.train.evaluate import evaluate
+    from fmstack.train.inference import load
+
+    loaded, folder = load(hub, ref), hub.checkout(data)
+    splits = ["dev", "test"] if args.score_test else ["dev"]
+    return {split: evaluate(loaded, folder, split) for split in splits}
 
 
 def run_fmstack(
     hub: Any, data: str, method: str, args: argparse.Namespace, base: str = BASE, label: str | None = None
 ) -> dict[str, Any]:
-    from fmstack.train.evaluate import evaluate
-    from fmstack.train.inference import load
     from fmstack.train.run import train
     from fmstack.train.spec import parse_spec
 
@@ -132,21 +184,25 @@ def run_fmstack(
             **({"layer_decay": args.layer_decay} if args.layer_decay and method != "probe" else {}),
             "output": f"bench/{(label or method).replace('+', '-')}",
             "seed": args.seed,
+            **({"compile": True} if args.compile else {}),
         }
     )
     started = time.perf_counter()
     result = train(hub, spec)
     wall = time.perf_counter() - started
-    metrics = evaluate(load(hub, result.output.ref), hub.checkout(data), "test")
-    return _row(label or method, result, wall, metrics)
+    examples = result.steps * args.batch_size
+    return _row(label or method, result, wall, score(hub, result.output.ref, data, args), examples)
 
 
 def run_hf_trainer(
-    base_dir: Path, data_dir: Path, labels: list[str], args: argparse.Namespace
+    base_dir: Path, data_dir: Path, labels: list[str], args: argparse.Namespace, sampling: str
 ) -> dict[str, Any]:
-    """The baseline: transformers Trainer + PEFT LoRA with default data handling (random batches,
-    padding to the longest in each batch), same model (the same classification head), data, batch,
-    epochs, learning rate."""
+    """The baseline: transformers Trainer + PEFT LoRA on the same model (the same mean-pooled head),
+    data, batch, epochs, learning rate, warmup and weight decay. ``sampling`` is the Trainer's
+    ``train_sampling_strategy``: ``group_by_length`` (its own best setting: batches of similar lengths,
+    each padded to its longest) or ``random`` (its default). The timed call is the whole training, as
+    fmstack's is: model load, tokenisation, training and the adapter saved to disk. No gradient
+    accumulation: transformers 5's Trainer mis-scales a BERT classifier's loss under it."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import (
@@ -161,23 +217,25 @@ def run_hf_trainer(
     from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     index = {n: i for i, n in enumerate(labels)}
-    tok = AutoTokenizer.from_pretrained(str(base_dir))
 
-    def dataset(split: str) -> Dataset:
+    def dataset(tok: Any, split: str) -> Dataset:
         table = dataformat.read_split(data_dir, split)
         enc = tok(table.column("text").to_pylist(), truncation=True, max_length=args.max_length)
         return Dataset.from_dict({**enc, "labels": [index[x] for x in table.column("label").to_pylist()]})
 
-    torch.manual_seed(0)
-    head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": index}
-    if args.pooling == "mean":  # fmstack's default head, a transformers PreTrainedModel like any other
-        model = PooledEncoderForSequenceClassification.from_encoder(base_dir, **head)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), **head)
-    model.accepts_loss_kwargs = False  # transformers 5 mis-scales the loss otherwise (see STYLE traps)
-    lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"])
-    model = get_peft_model(model, lora)
     with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        tok = AutoTokenizer.from_pretrained(str(base_dir))
+        torch.manual_seed(0)
+        head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": index}
+        if args.pooling == "mean":  # fmstack's default head, a transformers PreTrainedModel like any other
+            model = PooledEncoderForSequenceClassification.from_encoder(base_dir, **head)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), **head)
+        model.accepts_loss_kwargs = False  # transformers 5 mis-scales the loss otherwise (see STYLE traps)
+        lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"])
+        model = get_peft_model(model, lora)
+        train_set = dataset(tok, "train")
         targs = TrainingArguments(
             output_dir=out,
             per_device_train_batch_size=args.batch_size,
@@ -187,6 +245,7 @@ def run_hf_trainer(
             warmup_steps=0.06,  # transformers 5: a float below 1 is a ratio of the total steps
             weight_decay=0.01,
             lr_scheduler_type="linear",
+            train_sampling_strategy=sampling,
             save_strategy="no",
             eval_strategy="no",
             report_to=[],
@@ -196,25 +255,27 @@ def run_hf_trainer(
             disable_tqdm=True,
         )
         trainer = Trainer(
-            model=model,
-            args=targs,
-            train_dataset=dataset("train"),
-            data_collator=DataCollatorWithPadding(tok),
+            model=model, args=targs, train_dataset=train_set, data_collator=DataCollatorWithPadding(tok)
         )
-        started = time.perf_counter()
         out_metrics = trainer.train().metrics
+        trainer.save_model(str(Path(out) / "adapter"))
         wall = time.perf_counter() - started
-        preds = trainer.predict(dataset("test"))
-    accuracy = float((preds.predictions.argmax(-1) == preds.label_ids).mean())
+        scores = {
+            split: trainer.predict(dataset(tok, split))
+            for split in (["dev", "test"] if args.score_test else ["dev"])
+        }
+    accuracy = {s: float((p.predictions.argmax(-1) == p.label_ids).mean()) for s, p in scores.items()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
-        "method": "hf-trainer+peft-lora",
-        "accuracy": accuracy,
+        "method": f"hf-trainer+peft-lora ({sampling})",
+        "dev_accuracy": accuracy["dev"],
+        "accuracy": accuracy.get("test", float("nan")),
         "macro_f1": float("nan"),
         "trainable_params": trainable,
         "wall_s": wall,
         "train_s": out_metrics["train_runtime"],
-        "samples_per_s": out_metrics["train_samples_per_second"],
+        "samples_per_s": len(train_set) * args.epochs / wall,
+        "step_samples_per_s": out_metrics["train_samples_per_second"],
     }
 
 
@@ -277,6 +338,32 @@ def main() -> int:
         "larger batch gives more anchors a positive (banking77, length-bucketed: about 16%% of anchors have "
         "none at 128, 59%% at 32)",
     )
+    parser.add_argument("--compile", action="store_true", help="fmstack runs with torch.compile")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of each label's train rows held out as the validation split ('dev'; seeded, "
+        "stratified); choose settings on it",
+    )
+    parser.add_argument(
+        "--score-test",
+        action="store_true",
+        help="also score the test split: once, for a setting already chosen on validation",
+    )
+    parser.add_argument(
+        "--baseline-sampling",
+        default="group_by_length",
+        help="comma-separated Trainer train_sampling_strategy values to run: group_by_length (its best "
+        "setting, the comparison) and/or random (its default, a second labelled line)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run every fmstack method and baseline this many times, interleaved (the order flips "
+        "each repeat), and report the median ratio with its range",
+    )
     add_data_flag(parser)
     parser.add_argument("--no-baseline", action="store_true", help="skip the HF Trainer + PEFT run")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "fmstack-bench-train.json")
@@ -285,6 +372,17 @@ def main() -> int:
         print(f"skipped: {problem}")
         return 0
     torch.set_num_threads(args.threads)
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    results = run_all(args)
+    args.out.write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2)
+    )
+    print(report(results))
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     from fmstack.hub import Hub
     from fmstack.hub.importers import import_builtin
     from fmstack.settings import Settings
@@ -295,43 +393,77 @@ def main() -> int:
         Hub(Settings.at(Path(tmp) / "home")) as hub,
     ):
         import_builtin(hub)
-        data, labels = push_banking77(hub, Path(tmp), args.data, args.subsample)
+        data, labels = push_banking77(hub, Path(tmp), args)
         start, prefix = BASE, ""
         if args.scl_epochs:
             results.append(run_contrastive(hub, data, args))
             print(json.dumps(results[-1]), flush=True)
             start, prefix = results[-1]["ref"], "scl+"
-        for method in args.methods.split(","):
-            if method.startswith("lp-"):  # linear probe, then METHOD from the probe's model (LP-FT)
-                second = "full" if method == "lp-ft" else method.removeprefix("lp-")
-                results.append(run_fmstack(hub, data, "probe", args, start, f"{prefix}{method}-probe"))
-                print(json.dumps(results[-1]), flush=True)
-                base = results[-1]["ref"]
-                results.append(run_fmstack(hub, data, second, args, base=base, label=f"{prefix}{method}"))
-            else:
-                results.append(run_fmstack(hub, data, method, args, start, f"{prefix}{method}"))
-            print(json.dumps(results[-1]), flush=True)
-        if not args.no_baseline:
-            results.append(run_hf_trainer(hub.checkout(BASE), hub.checkout(data), labels, args))
-            print(json.dumps(results[-1]), flush=True)
-    args.out.write_text(
-        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2)
-    )
-    print(
-        "\n| method | test accuracy | trainable params | wall s | samples/s |\n| --- | --- | --- | --- | --- |"
-    )
+        for repeat in range(args.repeats):
+            sides = [
+                lambda: run_methods(hub, data, start, prefix, args),
+                lambda: run_baselines(hub.checkout(BASE), hub.checkout(data), labels, args),
+            ]
+            for side in sides if repeat % 2 == 0 else sides[::-1]:
+                for row in side():
+                    results.append({**row, "repeat": repeat, "load_avg_1m": os.getloadavg()[0]})
+                    print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def run_methods(
+    hub: Any, data: str, start: str, prefix: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for method in args.methods.split(","):
+        if method.startswith("lp-"):  # linear probe, then METHOD from the probe's model (LP-FT)
+            second = "full" if method == "lp-ft" else method.removeprefix("lp-")
+            rows.append(run_fmstack(hub, data, "probe", args, start, f"{prefix}{method}-probe"))
+            rows.append(run_fmstack(hub, data, second, args, base=rows[-1]["ref"], label=f"{prefix}{method}"))
+        else:
+            rows.append(run_fmstack(hub, data, method, args, start, f"{prefix}{method}"))
+    return rows
+
+
+def run_baselines(
+    base_dir: Path, data_dir: Path, labels: list[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    if args.no_baseline:
+        return []
+    return [run_hf_trainer(base_dir, data_dir, labels, args, s) for s in args.baseline_sampling.split(",")]
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.2f}%"
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    """The Markdown table, then fmstack LoRA against each baseline: the median of the per-repeat
+    wall-time ratios with their range."""
+    lines = [
+        "| method | repeat | validation accuracy | test accuracy | trainable params | wall s | samples/s (wall) "
+        "| samples/s (inside steps) | load avg |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in results:
-        print(
-            f"| {r['method']} | {100 * r['accuracy']:.2f}% | {r['trainable_params']:,} | {r['wall_s']:.0f} | {r['samples_per_s']:.1f} |"
+        lines.append(
+            f"| {r['method']} | {r.get('repeat', 0)} | {_pct(r['dev_accuracy'])} | {_pct(r['accuracy'])} "
+            f"| {r['trainable_params']:,} | {r['wall_s']:.1f} | {r['samples_per_s']:.1f} "
+            f"| {r['step_samples_per_s']:.1f} | {r.get('load_avg_1m', float('nan')):.1f} |"
         )
-    ours = next((r for r in results if r["method"] == "lora"), None)
-    base = next((r for r in results if r["method"].startswith("hf-trainer")), None)
-    if ours and base:
-        print(
-            f"\nfmstack lora vs HF Trainer + PEFT LoRA: {ours['samples_per_s'] / base['samples_per_s']:.2f}x samples/s, "
-            f"accuracy {100 * ours['accuracy']:.2f}% vs {100 * base['accuracy']:.2f}%"
+    ours = {r["repeat"]: r for r in results if r["method"] == "lora"}
+    for name in dict.fromkeys(r["method"] for r in results if r["method"].startswith("hf-trainer")):
+        pairs = [(ours[r["repeat"]], r) for r in results if r["method"] == name and r["repeat"] in ours]
+        if not pairs:
+            continue
+        ratios = sorted(b["wall_s"] / a["wall_s"] for a, b in pairs)
+        accuracy = ", ".join(f"{_pct(a['dev_accuracy'])} vs {_pct(b['dev_accuracy'])}" for a, b in pairs)
+        lines.append(
+            f"\nfmstack lora vs {name}, wall time of the whole training call: median "
+            f"{statistics.median(ratios):.2f}x over {len(ratios)} interleaved repeat(s) (range "
+            f"{ratios[0]:.2f}-{ratios[-1]:.2f}); validation accuracy {accuracy}"
         )
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
