@@ -396,3 +396,12 @@ def test_a_damaged_blob_is_never_served_complete(served: Served) -> None:
     with pytest.raises(httpx.HTTPError):
         answer = httpx.get(f"{served.url}/acme/damaged/resolve/main/weights.bin")
         assert len(answer.content) < file.size  # never reached: the body ends early
+
+
+def test_error_messages_become_safe_header_values() -> None:
+    """X-Error-Message carries the error's text; a control character quoted from user input would make
+    the HTTP layer refuse the whole response (a 500 instead of the 4xx)."""
+    from fmstack.server.hf_api import _header_safe
+
+    assert _header_safe("bad path 'a\x00b\x7f'\r\nnext \u2603") == "bad path 'a?b?' next ?"
+    assert len(_header_safe("x" * 10_000)) < 400

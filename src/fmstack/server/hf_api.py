@@ -92,9 +92,11 @@ def _error_code(exc: FmstackError) -> str | None:
 
 
 def _header_safe(text: str) -> str:
-    """A message fit for a header value: one line, latin-1, clipped."""
+    """A message fit for a header value: one line of printable latin-1, clipped (a control character
+    from user input would make the HTTP layer refuse the whole response)."""
     flat = " ".join(clip(text, 300).split())
-    return flat.encode("latin-1", "replace").decode("latin-1")
+    printable = "".join(c if c.isprintable() else "?" for c in flat)
+    return printable.encode("latin-1", "replace").decode("latin-1")
 
 
 router = APIRouter(route_class=HfRoute, tags=["huggingface"])
