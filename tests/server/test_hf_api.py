@@ -187,9 +187,18 @@ except Exception as exc:
 def test_a_private_repo_reads_with_hf_token_and_is_missing_without(served: Served) -> None:
     """Each call with its own cache: a client that fails to reach a file it has cached answers from
     the cache, which is the client's behaviour, not the server's."""
+    from fmstack.server.accounts import Accounts
+
+    accounts = Accounts(served.hub.engine)  # the team: bob reads in org acme, carol is no member
+    for name, kind in [("acme", "org"), ("bob", "user"), ("carol", "user")]:
+        accounts.add(name, kind)
+    accounts.add_member("acme", "bob", "read")
+    bob, carol = (accounts.create_token(user, ["read"]).token for user in ("bob", "carol"))
     config = (_pulled(served, "acme/secret") / "config.json").read_text()
-    assert served.client(PRIVATE, token=served.server.token, cache="with-token") == config
-    assert served.client(PRIVATE, cache="without").startswith("RepositoryNotFoundError")
+    assert served.client(PRIVATE, token=served.server.token, cache="admin") == config
+    assert served.client(PRIVATE, token=bob, cache="member") == config
+    assert served.client(PRIVATE, token=carol, cache="not-member").startswith("RepositoryNotFoundError")
+    assert served.client(PRIVATE, cache="anonymous").startswith("RepositoryNotFoundError")
     wrong = served.client(PRIVATE, token="fmk_0123456789ab_" + "x" * 43, cache="wrong-token")
     assert wrong.startswith("HfHubHTTPError") and "401" in wrong and "xxxx" not in wrong
 
