@@ -4,8 +4,12 @@ from fmstack.hub import Hub
 with Hub.open() as hub:
     v = hub.push("acme/intent", "out/model", "model", alias="staging")
     hub.pull("acme/intent@staging", "/tmp/intent")
+
+Type code that uses a hub with ``HubApi`` (``fmstack.hub.api``): the local ``Hub`` and a remote one
+both implement it.
 """
 
+from fmstack.hub.api import HubApi, RunsApi
 from fmstack.hub.entities import (
     KINDS,
     FileInfo,
@@ -24,12 +28,14 @@ __all__ = [
     "KINDS",
     "FileInfo",
     "Hub",
+    "HubApi",
     "Kind",
     "Lineage",
     "LineageNode",
     "Ref",
     "RepoInfo",
     "RunInfo",
+    "RunsApi",
     "VersionDetail",
     "VersionInfo",
     "parse_ref",

@@ -1,4 +1,8 @@
-"""Cards: Markdown with YAML front matter (task, license, base_model, datasets, metrics, tags)."""
+"""Cards: Markdown with YAML front matter (task, license, base_model, datasets, metrics, tags).
+
+``parse_card`` and ``render_card`` are the format; ``CardStore`` reads and replaces a version's card
+(``Hub.card``, ``Hub.set_card``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,13 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.orm import Session
 
 from fmstack.errors import InvalidInput
+from fmstack.hub.entities import VersionInfo
+from fmstack.hub.refs import parse_ref
+from fmstack.hub.resolve import version_info, version_row
+from fmstack.hub.transactions import Transactions
 
 
 class CardMeta(BaseModel):
@@ -49,3 +58,24 @@ def render_card(meta: CardMeta, body: str) -> str:
         return body
     front = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{front}\n---\n\n{body.strip()}\n"
+
+
+class CardStore:
+    """A version's card: metadata beside its content, so replacing it keeps the version's digest."""
+
+    def __init__(self, db: Transactions) -> None:
+        self._db = db
+
+    def get(self, ref: str) -> str:
+        return self._db.read(lambda s: version_row(s, parse_ref(ref)).card)
+
+    def set(self, ref: str, text: str) -> VersionInfo:
+        """Replace a version's card (metadata, not content: the version's digest does not change)."""
+        parse_card(text)
+
+        def write(session: Session) -> VersionInfo:
+            row = version_row(session, parse_ref(ref))
+            row.card = text
+            return version_info(row)
+
+        return self._db.write(write)

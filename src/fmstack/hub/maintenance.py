@@ -10,15 +10,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from fmstack.errors import NotFound
 from fmstack.hub import checkouts
 from fmstack.hub.blobs import LocalBlobStore
 from fmstack.hub.checkpoint_dirs import checkpoint_folders, removable
+from fmstack.hub.entities import FileInfo, VersionInfo
 from fmstack.hub.manifest import ManifestEntry, manifest_digest
-from fmstack.hub.resolve import ref_of
-from fmstack.hub.schema import FileRow, VersionRow
 from fmstack.hub.scratch import Leftover, remove_tree, resumable_work, temp_folders
 from fmstack.hub.store import Hub
 
@@ -42,8 +39,7 @@ class FsckReport:
 
 
 def referenced_blobs(hub: Hub) -> set[str]:
-    with hub.session() as session:
-        return set(session.scalars(select(FileRow.sha256).distinct()))
+    return hub.catalog.referenced_blobs()
 
 
 def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None = None) -> FsckReport:
@@ -51,31 +47,22 @@ def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None =
     manifest matching the version's digest, size and count. Orphan blobs are listed, not errors."""
     report = FsckReport()
     checked: dict[str, bool] = {}  # sha -> ok, so a blob shared by many versions is hashed once
-    with hub.session() as session:
-        versions = list(session.scalars(select(VersionRow).order_by(VersionRow.id)))
-        for version in versions:
-            report.checked_versions += 1
-            files = list(session.scalars(select(FileRow).where(FileRow.version_id == version.id)))
-            ref = ref_of(version)
-            entries = [ManifestEntry(f.path, f.sha256, f.size) for f in files]
-            if (
-                not files
-                or len(files) != version.file_count
-                or sum(e.size for e in entries) != version.total_size
-                or manifest_digest(entries) != version.digest
-            ):
-                report.incomplete.append(ref)
-            for f in files:
-                if f.sha256 not in checked:
-                    checked[f.sha256] = _check_blob(hub, f.sha256, verify, report, f"{ref} {f.path}")
-                    if progress is not None:
-                        progress(1)
-                elif not checked[f.sha256]:
-                    (report.missing if not hub.blobs.has(f.sha256) else report.corrupt).append(
-                        f"{ref} {f.path} sha256:{f.sha256}"
-                    )
-        known = set(session.scalars(select(FileRow.sha256).distinct()))
-        report.checked_blobs = int(session.scalar(select(func.count(func.distinct(FileRow.sha256)))) or 0)
+    for version, files in hub.catalog.manifests():
+        report.checked_versions += 1
+        if not _manifest_matches(version, files):
+            report.incomplete.append(version.ref)
+        for f in files:
+            label = f"{version.ref} {f.path}"
+            if f.sha256 not in checked:
+                checked[f.sha256] = _check_blob(hub, f.sha256, verify, report, label)
+                if progress is not None:
+                    progress(1)
+            elif not checked[f.sha256]:
+                (report.missing if not hub.blobs.has(f.sha256) else report.corrupt).append(
+                    f"{label} sha256:{f.sha256}"
+                )
+    known = hub.catalog.referenced_blobs()
+    report.checked_blobs = len(known)
     for sha in hub.blobs.list():
         if sha not in known:
             report.orphans.append(sha)
@@ -91,8 +78,7 @@ def leftovers(hub: Hub) -> list[Leftover]:
     to processes that may still be running, and are kept), checkouts that went unused, and training
     checkpoints of runs that are not running (those ``keep`` says ``--resume`` may need are kept)."""
     uploads = hub.blobs.leftovers() if isinstance(hub.blobs, LocalBlobStore) else []
-    with hub.session() as session:
-        digests = set(session.scalars(select(VersionRow.digest)))
+    digests = hub.catalog.digests()
     home = hub.settings.home
     return (
         uploads
@@ -100,6 +86,17 @@ def leftovers(hub: Hub) -> list[Leftover]:
         + resumable_work(home)
         + checkouts.stale(home, digests)
         + checkpoint_folders(home, _status_of(hub))
+    )
+
+
+def _manifest_matches(version: VersionInfo, files: list[FileInfo]) -> bool:
+    """The recorded files add up to the version's record: count, total size and digest."""
+    entries = [ManifestEntry(f.path, f.sha256, f.size) for f in files]
+    return (
+        bool(files)
+        and len(files) == version.file_count
+        and sum(e.size for e in entries) == version.total_size
+        and manifest_digest(entries) == version.digest
     )
 
 

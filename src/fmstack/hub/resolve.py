@@ -1,4 +1,5 @@
-"""Turning parsed refs into rows, with the errors a user sees for unknown repos, versions and aliases."""
+"""Turning parsed refs into rows, with the errors a user sees for unknown repos, versions and aliases,
+and version rows back into refs and ``VersionInfo`` entities (no row leaves the store modules)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fmstack.errors import NotFound
+from fmstack.hub.entities import VersionInfo
 from fmstack.hub.refs import Ref
 from fmstack.hub.schema import AliasRow, NamespaceRow, RepoRow, VersionRow
 
@@ -50,3 +52,19 @@ def version_row(session: Session, ref: Ref) -> VersionRow:
 
 def ref_of(row: VersionRow) -> str:
     return f"{row.repo.namespace.name}/{row.repo.name}:{row.number}"
+
+
+def version_info(row: VersionRow) -> VersionInfo:
+    repo = row.repo
+    return VersionInfo(
+        repo=f"{repo.namespace.name}/{repo.name}",
+        kind=repo.kind,  # type: ignore[arg-type]
+        number=row.number,
+        digest=row.digest,
+        message=row.message,
+        creator=row.creator,
+        created_at=row.created_at,
+        total_size=row.total_size,
+        file_count=row.file_count,
+        run_id=row.run_id,
+    )

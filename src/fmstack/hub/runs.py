@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from fmstack.errors import InvalidInput, NotFound
 from fmstack.hub.entities import Metric, RunInfo, RunStatus
@@ -28,6 +28,7 @@ from fmstack.hub.refs import parse_ref
 from fmstack.hub.resolve import ref_of, version_row
 from fmstack.hub.schema import MetricRow, RunInputRow, RunRow, VersionRow
 from fmstack.hub.scratch import pid_alive
+from fmstack.hub.transactions import Transactions
 
 _STATUSES = ("running", "succeeded", "failed")
 
@@ -93,8 +94,10 @@ def _now() -> datetime:
 class RunLog:
     """Create runs, append metrics and logs, close them. Reached as ``Hub.runs``."""
 
-    def __init__(self, sessions: sessionmaker[Session], user: str) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Transactions, user: str) -> None:
+        # Plain transactions rather than ``db.write``: run records are inserts and updates that no
+        # concurrent writer races on a unique key, so there is nothing to retry.
+        self._sessions = db.sessions
         self._user = user
 
     def start(
