@@ -12,6 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size, markdown, rule
+from fmstack.cli.remote import open_hub
 from fmstack.errors import NotFound
 from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
@@ -21,6 +22,7 @@ from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.manifest import collect_files
 from fmstack.hub.refs import parse_repo
 from fmstack.hub.scratch import Leftover
+from fmstack.server.remote import RemoteHub
 from fmstack.textfile import read_user_text
 
 app = typer.Typer(no_args_is_help=True)
@@ -50,14 +52,14 @@ def push(
 ) -> None:
     """Store a folder or file as a new immutable version. Identical content returns the latest version."""
     total = sum(p.stat().st_size for _, p in collect_files(path))
-    with Hub.open() as hub, byte_progress(f"push {repo}", total, not json_output) as advance:
+    with open_hub() as hub, byte_progress(f"push {repo}", total, not json_output) as advance:
         latest = _latest_number(hub, repo)
         version = hub.push(repo, path, kind, message=message, alias=alias, progress=advance)
     verb = "unchanged, already" if version.number == latest else "stored"
     emit(version, json_output, lambda: _show_version(version, verb))
 
 
-def _latest_number(hub: Hub, repo: str) -> int | None:
+def _latest_number(hub: Hub | RemoteHub, repo: str) -> int | None:
     try:
         return hub.resolve(parse_repo(repo).repo).number
     except NotFound:
@@ -71,7 +73,7 @@ def pull(
     json_output: JsonFlag = False,
 ) -> None:
     """Write a version's files into DEST, verifying every hash."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         total = hub.resolve(ref).total_size
         with byte_progress(f"pull {ref}", total, not json_output) as advance:
             version = hub.pull(ref, dest, progress=advance)
@@ -89,7 +91,7 @@ def list_repos(
     json_output: JsonFlag = False,
 ) -> None:
     """List repos with their latest version and aliases."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         repos = hub.ls(kind=kind, namespace=namespace)
 
     def human() -> None:
@@ -111,7 +113,7 @@ def list_repos(
 @app.command()
 def info(ref: RefArg, json_output: JsonFlag = False) -> None:
     """Show a version: files, sizes, aliases, lineage summary and card."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         detail = hub.info(ref)
 
     def human() -> None:
@@ -145,7 +147,7 @@ def tag(
     json_output: JsonFlag = False,
 ) -> None:
     """Point ALIAS at the version REF names (the move is kept in an audit log)."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         version = hub.tag(ref, alias)
     emit(version, json_output, lambda: console.print(f"{version.repo}@{alias} → {version.number}"))
 
@@ -157,7 +159,7 @@ def untag(
     json_output: JsonFlag = False,
 ) -> None:
     """Remove ALIAS from a repo (logged)."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         hub.untag(repo, alias)
     emit(
         {"repo": repo, "alias": alias, "removed": True},
@@ -169,7 +171,7 @@ def untag(
 @app.command()
 def history(repo: RepoArg, json_output: JsonFlag = False) -> None:
     """Show every alias move of a repo: old, new, when, who."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         events = hub.alias_history(repo)
 
     def human() -> None:
@@ -206,7 +208,7 @@ def _tree_children(children: list[LineageNode], tree: Tree) -> None:
 @app.command()
 def lineage(ref: RefArg, json_output: JsonFlag = False) -> None:
     """Show what a version was made from (upstream) and what was made from it (downstream)."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         result = hub.lineage(ref)
 
     def human() -> None:
@@ -234,7 +236,7 @@ def rm(
     json_output: JsonFlag = False,
 ) -> None:
     """Remove a version or a repo. Its blobs stay until `fmstack hub gc`."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         removed = hub.rm(ref, force=force)
     emit(removed, json_output, lambda: console.print("removed " + ", ".join(v.ref for v in removed)))
 
@@ -248,7 +250,7 @@ def card(
     json_output: JsonFlag = False,
 ) -> None:
     """Show a version's card, or replace it with --edit FILE (front matter is validated)."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         if edit is not None:
             hub.set_card(ref, read_user_text(edit, "card file"))
         text = hub.card(ref)

@@ -1,4 +1,5 @@
-"""``fmstack login URL``, ``logout``, ``whoami``: which hub server this machine uses, and as whom."""
+"""``fmstack login URL``, ``logout``, ``whoami``: which hub server this machine uses, and as whom; and
+``open_hub()``, which hands commands the remote hub when one is selected, else the local one."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from rich.markup import escape
 
 from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
 from fmstack.server import credentials
 from fmstack.server.client import HubClient
+from fmstack.server.remote import RemoteHub
 from fmstack.settings import Settings
 
 
@@ -60,3 +63,13 @@ def whoami(json_output: JsonFlag = False) -> None:
         )
 
     emit(who, json_output, human)
+
+
+def open_hub() -> Hub | RemoteHub:
+    """The hub a command works on: the server FMSTACK_HUB_URL (or ``--hub URL``) names, with its
+    token, else the local hub of FMSTACK_HOME. Commands call the same methods on either."""
+    settings = Settings.from_env()
+    found = credentials.remote(settings)
+    if found is None:
+        return Hub(settings)
+    return RemoteHub.connect(settings, found.url, found.token or None)

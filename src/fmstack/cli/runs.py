@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit
-from fmstack.hub import Hub
+from fmstack.cli.remote import open_hub
 
 app = typer.Typer(no_args_is_help=True)
 RunArg = Annotated[int, typer.Argument(help="Run id, as shown by `fmstack runs ls`.")]
@@ -25,7 +25,7 @@ def list_runs(
     json_output: JsonFlag = False,
 ) -> None:
     """List recent runs, newest first."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         runs = hub.runs.recent(kind=kind, limit=limit)
 
     def human() -> None:
@@ -47,7 +47,7 @@ def list_runs(
 @app.command()
 def show(run_id: RunArg, json_output: JsonFlag = False) -> None:
     """Show a run: spec, status, environment, inputs, outputs and the last value of each metric."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         run = hub.runs.get(run_id)
         metrics = hub.runs.metrics(run_id)
 
@@ -71,6 +71,6 @@ def show(run_id: RunArg, json_output: JsonFlag = False) -> None:
 @app.command()
 def logs(run_id: RunArg, json_output: JsonFlag = False) -> None:
     """Print a run's log."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         text = hub.runs.logs(run_id)
     emit({"run_id": run_id, "log": text}, json_output, lambda: typer.echo(text, nl=False))

@@ -80,8 +80,19 @@ class HubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request whose failure is an fmstack error: the server's own, or ``Unavailable`` when
+        it cannot be reached."""
+        try:
+            return _checked(self.http.request(method, path, **options))
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(
+                f"cannot reach the hub server {self.url} ({type(exc).__name__}: {exc}); check the URL "
+                "(FMSTACK_HUB_URL / --hub) and that the server is running"
+            ) from None
+
     def _get(self, path: str, **params: Any) -> Any:
-        return _checked(self.http.get(path, params=params)).json()
+        return self.request("GET", path, params=params).json()
 
     def get_json(self, path: str, **params: Any) -> Any:
         """The JSON answer of a GET; a failed one raises its fmstack error."""
@@ -123,10 +134,10 @@ class HubClient:
             "card": card,
         }
         base = f"/api/v1/repos/{target.namespace}/{target.name}"
-        plan = _checked(self.http.post(f"{base}/push/plan", json=manifest)).json()
+        plan = self.request("POST", f"{base}/push/plan", json=manifest).json()
         for blob in plan["missing"]:
             self._upload(by_sha[blob["sha256"]], blob["sha256"], blob["size"], blob["received"], progress)
-        answer: dict[str, Any] = _checked(self.http.post(f"{base}/versions", json=manifest)).json()
+        answer: dict[str, Any] = self.request("POST", f"{base}/versions", json=manifest).json()
         return answer
 
     def _upload(

@@ -34,7 +34,7 @@ from fmstack.hub.entities import (
     VersionInfo,
 )
 from fmstack.hub.refs import parse_ref, parse_repo
-from fmstack.server.client import HubClient, error_of
+from fmstack.server.client import HubClient
 from fmstack.settings import Settings
 
 CACHE_BYTES = 20 * 2**30  # verified checkouts kept in FMSTACK_HOME/remote-cache
@@ -215,9 +215,7 @@ class RemoteHub:
         if match is None:
             raise NotFound(f"{detail.version.ref} has no file {path!r}")
         r = parse_ref(detail.version.repo)
-        answer = self.client.http.get(f"/api/v1/repos/{r.namespace}/{r.name}/blobs/{match.sha256}")
-        if answer.status_code >= 400:
-            raise error_of(answer)
+        answer = self.client.request("GET", f"/api/v1/repos/{r.namespace}/{r.name}/blobs/{match.sha256}")
         if hashlib.sha256(answer.content).hexdigest() != match.sha256:
             raise IntegrityError(
                 f"{detail.version.ref}/{path}: the bytes received do not match their sha256; try again"
@@ -247,9 +245,7 @@ class RemoteHub:
         return self._rm_one(ref, force)
 
     def _rm_one(self, ref: str, force: bool) -> list[VersionInfo]:
-        answer = self.client.http.delete(_path(ref), params={"force": force})
-        if answer.status_code >= 400:
-            raise error_of(answer)
+        answer = self.client.request("DELETE", _path(ref), params={"force": force})
         return [version_of(v) for v in answer.json()]
 
     # -- aliases, cards, lineage -----------------------------------------------------------------
@@ -257,18 +253,13 @@ class RemoteHub:
     def tag(self, ref: str, alias: str) -> VersionInfo:
         version = self.resolve(ref)
         r = parse_ref(version.repo)
-        answer = self.client.http.put(
-            f"/api/v1/repos/{r.namespace}/{r.name}/aliases/{alias}", json={"version": version.number}
-        )
-        if answer.status_code >= 400:
-            raise error_of(answer)
+        path = f"/api/v1/repos/{r.namespace}/{r.name}/aliases/{alias}"
+        answer = self.client.request("PUT", path, json={"version": version.number})
         return version_of(answer.json())
 
     def untag(self, repo: str, alias: str) -> None:
         target = parse_repo(repo)
-        answer = self.client.http.delete(f"/api/v1/repos/{target.namespace}/{target.name}/aliases/{alias}")
-        if answer.status_code >= 400:
-            raise error_of(answer)
+        self.client.request("DELETE", f"/api/v1/repos/{target.namespace}/{target.name}/aliases/{alias}")
 
     def alias_history(self, repo: str) -> list[AliasEvent]:
         target = parse_repo(repo)
@@ -282,9 +273,7 @@ class RemoteHub:
         return str(self.client.get_json(f"{_path(ref)}/card")["text"])
 
     def set_card(self, ref: str, text: str) -> VersionInfo:
-        answer = self.client.http.put(f"{_path(ref)}/card", json={"text": text})
-        if answer.status_code >= 400:
-            raise error_of(answer)
+        answer = self.client.request("PUT", f"{_path(ref)}/card", json={"text": text})
         return version_of(answer.json())
 
     def lineage(self, ref: str) -> Lineage:
