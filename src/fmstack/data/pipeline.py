@@ -40,7 +40,7 @@ from fmstack.data.spec import ProcessSpec
 from fmstack.data.stage import (
     OpStats,
     StageTask,
-    built,
+    compile_spec,
     decision_path,
     run_stage,
     save_array,
@@ -156,7 +156,7 @@ def _add(total: OpStats, new: OpStats) -> None:
 
 
 def _run_stages(run: _Run, executor: Executor, progress: Callable[[int], None] | None) -> tuple[OpStats, int]:
-    _, ops, plan = built(run.spec.model_dump_json())
+    _, ops, plan = compile_spec(run.spec.model_dump_json())
     totals: OpStats = {}
     resumed = 0
     for k, stage in enumerate(plan.stages):
@@ -219,7 +219,7 @@ def _ordered(table: pa.Table) -> pa.Table:
 
 
 def _assemble(run: _Run, out: Path, totals: OpStats) -> tuple[dict[str, SplitInfo], list[str]]:
-    spec, _, plan = built(run.spec.model_dump_json())
+    spec, _, plan = compile_spec(run.spec.model_dump_json())
     last = len(plan.stages) - 1
     writers: dict[str, ShardWriter] = {}
     finals: dict[str, FinalOp] = {}
@@ -252,10 +252,10 @@ def _card(run: _Run, out: Path, op_rows: list[dict[str, Any]]) -> str:
         details = ", ".join(f"{k}={v:,}" for k, v in entry.items() if k not in ("op", "rows_in", "rows_out"))
         rows.append([i, entry["op"], f"{entry.get('rows_in', '')}", f"{entry.get('rows_out', '')}", details])
     table = card_mod.table(["#", "op", "rows in", "rows out", "details"], rows)
-    spec_yaml = json.dumps(run.spec.model_dump(mode="json"), indent=2)
+    spec_json = json.dumps(run.spec.model_dump(mode="json"), indent=2)
     sections = [
         f"## Processing\n\nFrom `{run.input.ref}` (digest {run.input.digest[:12]}), seed {run.spec.seed}.\n\n{table}",
-        f"## Spec\n\n```json\n{spec_yaml}\n```",
+        f"## Spec\n\n```json\n{spec_json}\n```",
     ]
     meta = {"source": run.input.ref, "datasets": [run.input.ref], "ops": op_rows}
     return card_mod.render(run.spec.output, measure(out), sections, meta)

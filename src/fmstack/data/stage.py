@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, NamedTuple, cast
 
 import numpy as np
 import pyarrow as pa
@@ -94,10 +94,19 @@ def save_json(path: Path, data: object) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, sort_keys=True).encode()))
 
 
+class CompiledSpec(NamedTuple):
+    """A spec ready to run: the parsed spec, each op's runnable form and the stages they are cut into."""
+
+    spec: ProcessSpec
+    ops: list[RowOp | GlobalOp | FinalOp]
+    layout: Layout
+
+
 @lru_cache(maxsize=4)
-def built(spec_json: str) -> tuple[ProcessSpec, list[RowOp | GlobalOp | FinalOp], Layout]:
+def compile_spec(spec_json: str) -> CompiledSpec:
+    """Parse and build once per process: every task of a run (thousands of shards) carries the same JSON."""
     spec = ProcessSpec.model_validate_json(spec_json)
-    return spec, [op.build() for op in spec.ops], layout(list(spec.ops))
+    return CompiledSpec(spec, [op.build() for op in spec.ops], layout(list(spec.ops)))
 
 
 def _add(stats: OpStats, op: int, new: Stats) -> None:
@@ -107,7 +116,7 @@ def _add(stats: OpStats, op: int, new: Stats) -> None:
 
 
 def run_stage(task: StageTask) -> OpStats:
-    spec, ops, plan = built(task.spec_json)
+    spec, ops, plan = compile_spec(task.spec_json)
     stage = plan.stages[task.stage]
     table = decode_labels(pq.read_table(task.source))  # the input version's shards hold label ids
     if task.stage == 0:
