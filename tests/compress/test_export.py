@@ -12,7 +12,7 @@ from transformers import BertModel
 
 from fmstack.compress.export import INPUTS, export_onnx
 from fmstack.compress.optimize import optimize_graph
-from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
+from fmstack.compress.runners import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_folder
 from fmstack.servable import ServableModel
 from fmstack.train.pooled import PooledClassifierConfig, PooledEncoderForSequenceClassification

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fmstack.compress.prune import attention_shape, prune_ffn, prune_heads, prune_magnitude
-from fmstack.compress.runtime import TorchRunner, tokenize
+from fmstack.compress.runners import TorchRunner, tokenize
 from fmstack.compress.source import load_folder
 from fmstack.errors import Unsupported
 from tests.compress.conftest import texts

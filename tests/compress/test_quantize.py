@@ -9,7 +9,7 @@ import pytest
 from fmstack.compress.evaluate import cosine_points
 from fmstack.compress.optimize import optimize_graph
 from fmstack.compress.registry import QUANTIZERS
-from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
+from fmstack.compress.runners import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_folder
 from fmstack.servable import ServableModel
 from tests.compress.conftest import texts

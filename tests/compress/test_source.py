@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fmstack.compress import CompressSpec, compress
-from fmstack.compress.runtime import OnnxRunner, TorchRunner, tokenize
+from fmstack.compress.runners import OnnxRunner, TorchRunner, tokenize
 from fmstack.compress.source import load_parent
 from fmstack.hub import Hub
 from fmstack.train.run import train

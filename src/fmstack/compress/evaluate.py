@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmstack.compress.runtime import Batch, Runner, tokenize
+from fmstack.compress.runners import Batch, Runner, tokenize
 from fmstack.data.format import read_manifest, read_split
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.hub import Hub

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
-from fmstack.compress.runtime import OnnxRunner
+from fmstack.compress.runners import OnnxRunner
 from fmstack.hub import Hub
 from fmstack.servable import ServableModel, read_descriptor
 from fmstack.train.inference import Loaded, load

@@ -33,7 +33,7 @@ from fmstack.compress.optimize import optimize_graph
 from fmstack.compress.prune import attention_shape
 from fmstack.compress.registry import PRUNERS, QUANTIZERS
 from fmstack.compress.report import CompressReport, Measure, render_markdown
-from fmstack.compress.runtime import Batch, OnnxRunner, Runner, TorchRunner
+from fmstack.compress.runners import Batch, OnnxRunner, Runner, TorchRunner
 from fmstack.compress.source import Parent, load_parent
 from fmstack.compress.spec import CompressSpec
 from fmstack.errors import Unsupported

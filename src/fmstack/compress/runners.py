@@ -1,8 +1,10 @@
-"""Run a parent (torch) or a child (ONNX Runtime) on tokenised texts, the same way for both.
+"""The runners compression measures with: a parent (torch) or a child (ONNX Runtime) run on tokenised
+texts, the same way for both.
 
 Both runners return what a user of the model sees: logits (batch, labels) for a classifier, pooled
 and (optionally) L2-normalised embeddings (batch, hidden) for an embedding model. That is what the
-report compares, and what the server must reproduce from ``fmstack.json``.
+report compares, and what the server must reproduce from ``fmstack.json``. These are measuring
+instruments, not the serving runtimes (``fmstack.serve.runtimes``: batching, adapters, HTTP shapes).
 """
 
 from __future__ import annotations
