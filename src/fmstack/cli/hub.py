@@ -14,7 +14,7 @@ from rich.tree import Tree
 from fmstack.cli.output import JsonFlag, byte_progress, console, emit, human_size, markdown, rule
 from fmstack.cli.remote import open_hub
 from fmstack.errors import NotFound
-from fmstack.hub import Hub, Kind, LineageNode, VersionInfo
+from fmstack.hub import Hub, HubApi, Kind, LineageNode, VersionInfo
 from fmstack.hub import lineage as lineage_mod
 from fmstack.hub.cards import parse_card
 from fmstack.hub.importers import import_builtin, import_hf
@@ -22,7 +22,6 @@ from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.manifest import collect_files
 from fmstack.hub.refs import parse_repo
 from fmstack.hub.scratch import Leftover
-from fmstack.server.remote import RemoteHub
 from fmstack.textfile import read_user_text
 
 app = typer.Typer(no_args_is_help=True)
@@ -59,7 +58,7 @@ def push(
     emit(version, json_output, lambda: _show_version(version, verb))
 
 
-def _latest_number(hub: Hub | RemoteHub, repo: str) -> int | None:
+def _latest_number(hub: HubApi, repo: str) -> int | None:
     try:
         return hub.resolve(parse_repo(repo).repo).number
     except NotFound:

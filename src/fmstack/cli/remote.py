@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
+from fmstack.hub import Hub, HubApi
 from fmstack.server import credentials
 from fmstack.server.client import HubClient
 from fmstack.server.remote import RemoteHub
@@ -65,7 +65,7 @@ def whoami(json_output: JsonFlag = False) -> None:
     emit(who, json_output, human)
 
 
-def open_hub() -> Hub | RemoteHub:
+def open_hub() -> HubApi:
     """The hub a command works on: the server FMSTACK_HUB_URL (or ``--hub URL``) names, with its
     token, else the local hub of FMSTACK_HOME. Commands call the same methods on either."""
     settings = Settings.from_env()

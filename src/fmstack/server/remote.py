@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from fmstack.errors import Conflict, IntegrityError, NotFound, Unsupported
+from fmstack.hub.api import HubApi
 from fmstack.hub.entities import (
     AliasEvent,
     FileInfo,
@@ -280,6 +281,10 @@ class RemoteHub:
         found = self.client.get_json(f"{_path(ref)}/lineage")
         upstream = found["upstream"]
         return Lineage(found["ref"], node_of(upstream), [node_of(d) for d in found["downstream"]])
+
+
+# mypy checks here that the remote hub implements everything callers may use of a hub.
+_REMOTE_HUB: Callable[[Settings, HubClient], HubApi] = RemoteHub
 
 
 def evict(cache: Path, limit: int, keep: Path) -> None:
