@@ -341,6 +341,14 @@ def test_the_tree_pages_with_a_link_header_to_the_full_listing(served: Served) -
     assert seen == sorted(f.path for f in served.hub.info("acme/tiny-bert:1").files)
     data = httpx.get(f"{served.url}/api/datasets/acme/topics/tree/main/data").json()
     assert data and all(e["path"].startswith("data/") for e in data)
+    # behind a TLS proxy on this machine the next page is the public https URL the client can follow
+    proxied = httpx.get(
+        f"{served.url}/api/models/acme/tiny-bert/tree/1?limit=1",
+        headers={"Host": "hub.example.com", "X-Forwarded-Proto": "https"},
+    )
+    assert proxied.links["next"]["url"].startswith(
+        "https://hub.example.com/api/models/acme/tiny-bert/tree/1?"
+    )
     missing = httpx.get(f"{served.url}/api/datasets/acme/topics/tree/main/nope")
     assert missing.status_code == 404 and missing.headers["x-error-code"] == "EntryNotFound"
 
