@@ -105,7 +105,7 @@ def _register(argv: list[str]) -> None:
     """Import only the module of the command being run: the others pull in torch, transformers and
     friends, which would make every command (and ``--help``) take seconds to start. The overview
     lists every command from the tables above without importing anything."""
-    wanted = next((arg for arg in argv if not arg.startswith("-")), None)
+    wanted = _command_name(argv)
     for name, (module, help_text) in GROUPS.items():
         group = importlib.import_module(module).app if name == wanted else typer.Typer()
         app.add_typer(group, name=name, help=help_text)
@@ -114,6 +114,17 @@ def _register(argv: list[str]) -> None:
             app.command(name)(getattr(importlib.import_module(module), func))
         else:
             app.command(name, help=help_text)(_placeholder)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The first word that is not a root option or its value (``--hub URL hub ls`` -> ``hub``)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--hub":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _placeholder() -> None:  # stands in for a command that is not being run, in the overview only
