@@ -175,7 +175,7 @@ def test_errors_are_openai_shaped_and_name_the_limit(serve: Serve) -> None:
 
 
 def test_inference_routes_answered_directly_are_still_documented(serve: Serve) -> None:
-    """``serve.direct`` answers the inference routes before FastAPI's router: they stay in the OpenAPI
+    """``serve.fast_path`` answers the inference routes before FastAPI's router: they stay in the OpenAPI
     schema, a malformed body still gets the app's 422, and other methods still reach FastAPI."""
     server = serve(["acme/embed"])
     with httpx.Client(base_url=server.url) as client:

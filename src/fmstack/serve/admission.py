@@ -22,6 +22,7 @@ from fmstack.errors import InvalidInput
 # machine under 2x overload with a 1 s deadline, 0.8 let 6 % of the admitted requests time out (504)
 # and 0.5 1 %, with as many answered in time: under overload the queue settles at this share of the
 # deadline's worth of work, and half a deadline of work still keeps every compute thread busy.
+# The measurements: bench/README.md, serving, goodput.
 HEADROOM = 0.5
 
 # The header a client sets to shorten its own deadline (seconds, decimal); the server's

@@ -31,7 +31,6 @@ from fmstack.errors import (
 )
 from fmstack.hub import Hub
 from fmstack.serve.auth import ApiKeys, key_checkers
-from fmstack.serve.direct import ErrorHandlers, InferenceRoutes
 from fmstack.serve.errors import (
     BodyTimeout,
     BodyTooLarge,
@@ -44,6 +43,7 @@ from fmstack.serve.errors import (
     WrongHost,
     clip,
 )
+from fmstack.serve.fast_path import ErrorHandlers, InferenceRoutes
 from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
 from fmstack.serve.models import LoadFn, ModelSet, batch_limits, hub_loader
 from fmstack.serve.payloads import error_body

@@ -55,7 +55,8 @@ OPEN_PATHS = frozenset(
     }
 )
 _DIGEST_PREFIX = "sha256:"
-# How often the key file is looked at for changes: a stat per request cost ~10 us of the event loop.
+# How often the key file is looked at for changes: a stat on every request costs the event loop
+# measurably (bench/README.md, API keys).
 RECHECK_S = 1.0
 
 

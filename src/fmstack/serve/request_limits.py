@@ -100,7 +100,8 @@ class BodyReader:
             return await self._receive()
         if getattr(self._inner, "more_body", None) is False:
             # uvicorn has the whole body already (most requests: it fits in one read), so nothing can
-            # wait: skip the timer, most of what this middleware would cost a request (~35 of ~50 us at load 9).
+            # wait: skip the timer, most of what this middleware would cost a request (bench/README.md,
+            # request limits).
             message = await self._receive()
         else:
             try:

@@ -159,8 +159,8 @@ def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level
 def _freeze_heap() -> None:
     """Once the models are loaded, what is alive (modules, models, settings) lives as long as the
     process: move it out of the garbage collector's reach. Its full collections then scan only what
-    requests made since, instead of stopping the event loop for 50-80 ms every few seconds (the
-    slowest 1 % of requests at concurrency 32 were those caught in such a pause). Only for a process
+    requests made since, instead of stopping the event loop for tens of milliseconds every few seconds
+    (under load, the slowest 1 % of requests were those caught in such a pause: bench/README.md). Only for a process
     that is the server (``run``): a frozen object is never collected, even once garbage."""
     gc.collect()
     gc.freeze()

@@ -26,9 +26,9 @@ class ServeSettings(BaseModel):
         8192, ge=1, description="Token budget of one batch, counted with padding (texts x longest text)."
     )
     max_batch_size: int = Field(64, ge=1, description="Most texts in one batch.")
-    # 0.9: on CPU a batch costs its padded tokens plus a fixed ~10 tokens' worth per forward pass; at
-    # concurrency 32 on MiniLM, 0.9 cost 12 % less CPU per request than 0.75, and 1.0 (batches of ~2
-    # texts of one length) paid more in fixed costs than it saved in padding (bench/README.md).
+    # 0.9: on CPU a batch costs its padded tokens plus a fixed part per forward pass; 0.9 cost less CPU
+    # per request than 0.75, and 1.0 (batches of ~2 texts of one length) paid more in fixed costs than
+    # it saved in padding. The measurements: bench/README.md, serving (batch fill).
     min_batch_fill: float = Field(
         0.9,
         ge=0,
@@ -37,9 +37,8 @@ class ServeSettings(BaseModel):
         "for a batch of their own (0: batch whatever fits).",
     )
     # 0 (work-conserving): a free compute thread never idles while texts wait. Under load texts queue
-    # while the threads compute, so batches fill anyway; at low load waiting only adds latency. On
-    # int8 MiniLM (2 cores), 5 ms gave 113 / 605 / 891 req/s at concurrency 1 / 8 / 32 and 0 gave
-    # 319 / 821 / 935 (bench/README.md, serving, sixth session).
+    # while the threads compute, so batches fill anyway; at low load waiting only adds latency
+    # (measured against 5 ms at several concurrencies: bench/README.md, serving).
     max_wait_ms: float = Field(
         0.0,
         ge=0,

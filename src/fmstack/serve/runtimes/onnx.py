@@ -33,7 +33,7 @@ def split_threads(threads: int) -> tuple[int, int]:
     Batches side by side before threads within a batch: a batch split across threads makes them meet
     at a barrier after each of the graph's hundreds of operators, and whenever the event loop or
     another process holds a core, the others wait there. On 2 cores, two one-thread batches cost the
-    server about 10 % less CPU per request than one batch on two threads.
+    server less CPU per request than one batch on two threads (bench/README.md, serving).
     """
     batches = min(threads, _MAX_BATCHES)
     return batches, max(1, threads // batches)

@@ -1,8 +1,9 @@
-"""The inference routes, answered without FastAPI's router.
+"""The fast path of the inference routes: answered without FastAPI's router.
 
 On the way to a handler FastAPI scans its routes, builds a ``Request`` for its dependency solver, and
-passes its exception middleware and exit stack: about 0.13 ms of the event loop's 0.4 ms per request
-at concurrency 32 (``bench/README.md``, serving). On 2 cores that time is taken from the model.
+passes its exception middleware and exit stack: about a third of the event loop's time per inference
+request under load (measured in ``bench/README.md``, serving). On a small machine that time is taken
+from the model.
 
 ``InferenceRoutes`` is the app's innermost middleware: the body limit and the metrics still wrap
 it. It matches the three inference paths itself and calls the very handlers the FastAPI routes
