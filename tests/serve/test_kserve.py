@@ -247,3 +247,42 @@ def test_the_asyncio_tritonclient_too(serve: Serve) -> None:
     assert ready and labels is not None and scores is not None
     assert [x.decode() for x in labels] == expected["label"]
     np.testing.assert_array_equal(np.ravel(scores), np.array(expected["scores"], dtype=np.float32))
+
+
+def test_infer_truncates_when_the_request_parameter_asks_like_the_openai_routes(serve: Serve) -> None:
+    """``"parameters": {"truncate": true}`` cuts what is too long (tokens, then characters) as the
+    OpenAI routes' ``"truncate": true`` does, with the same answer; without it the text is refused,
+    the message naming the parameter."""
+    server = serve(["acme/intent"], max_input_chars=1000)
+    over_tokens = " ".join(f"w{i % 7}" for i in range(100))  # over the tiny model's 64 tokens
+    over_chars = "refund " * 200  # 1400 characters
+
+    def infer(text: str, **parameters: object) -> httpx.Response:
+        body: dict[str, Any] = {
+            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]
+        }
+        if parameters:
+            body["parameters"] = parameters
+        return httpx.post(f"{server.url}/v2/models/acme/intent/infer", json=body)
+
+    for text, status in ((over_tokens, 422), (over_chars, 413)):
+        refused = infer(text)
+        assert refused.status_code == status, refused.text
+        assert '"parameters": {"truncate": true}' in refused.json()["error"]
+        cut = infer(text, truncate=True)
+        assert cut.status_code == 200, cut.text
+        openai = httpx.post(
+            f"{server.url}/v1/classify", json={"model": "acme/intent", "input": text, "truncate": True}
+        ).json()["data"][0]
+        scores = dict(
+            zip(LABELS, {o["name"]: o["data"] for o in cut.json()["outputs"]}["scores"], strict=True)
+        )
+        assert scores == pytest.approx(openai["scores"], abs=1e-6)
+    assert infer(over_tokens, truncate=False).status_code == 422
+    wrong = infer(over_tokens, truncate="yes")
+    assert wrong.status_code == 422 and "parameters.truncate must be true or false" in wrong.json()["error"]
+    # tritonclient sends request parameters as they are
+    answer = _client(server).infer(
+        "acme/intent", [_text_input([over_tokens], True)], parameters={"truncate": True}
+    )
+    assert answer.as_numpy("scores").shape == (1, len(LABELS))

@@ -38,6 +38,12 @@ _INVISIBLE = re.compile(
 )
 
 
+# How a client asks for texts too long to be cut instead of refused, per protocol: a body field
+# of the OpenAI routes, and the KServe v2 request parameter (``"parameters": {"truncate": true}``).
+OPENAI_TRUNCATE = '"truncate": true'
+KSERVE_TRUNCATE = '"parameters": {"truncate": true}'
+
+
 @dataclass(frozen=True)
 class Prediction:
     model: ServedModel
@@ -55,19 +61,22 @@ async def predict(
     task: Task | None,
     *,
     truncate: bool = False,
+    truncate_hint: str = OPENAI_TRUNCATE,
 ) -> Prediction:
     """Answer ``texts`` with model ``name``. ``truncate``: cut texts longer than the limits (characters,
-    then tokens) instead of refusing them."""
+    then tokens) instead of refusing them; ``truncate_hint``: how a client of this route asks for that,
+    named in the refusal of a text too long."""
     served = state.models.get(name)
     request.state.model = served.name
-    texts = _check_texts(texts, state.settings.max_inputs, state.settings.max_input_chars, truncate)
+    limits = state.settings
+    texts = _check_texts(texts, limits.max_inputs, limits.max_input_chars, truncate, truncate_hint)
     timeout_s = request_timeout(request.headers.get(TIMEOUT_HEADER), state.settings.request_timeout_s)
     deadline = time.monotonic() + timeout_s
     gone = _client_gone(request)
     for _attempt in range(3):
         loaded = served.loaded()
         _check_task(served, loaded.runtime.info, task)
-        ids = await _encode(loaded, served.name, texts, truncate)
+        ids = await _encode(loaded, served.name, texts, truncate, truncate_hint)
         if loaded.worker.closing:  # swapped while we tokenised: use the new version
             continue
         try:
@@ -80,9 +89,9 @@ async def predict(
     raise ModelNotReady(f"model {served.name!r} is being swapped; retry")
 
 
-async def _encode(loaded: Loaded, name: str, texts: list[str], truncate: bool) -> list[list[int]]:
+async def _encode(loaded: Loaded, name: str, texts: list[str], truncate: bool, hint: str) -> list[list[int]]:
     """Token ids of every text within the model's max_length (cut to it with ``truncate``)."""
-    fit = _Fit(name, loaded.runtime.info.max_length, loaded.special_tail() if truncate else None)
+    fit = _Fit(name, loaded.runtime.info.max_length, loaded.special_tail() if truncate else None, hint)
     if len(texts) <= _INLINE_TEXTS and sum(map(len, texts)) <= _INLINE_CHARS:
         return fit(loaded.runtime.encode(texts))
     return await asyncio.to_thread(_encode_in_chunks, loaded.runtime, texts, fit)
@@ -110,6 +119,7 @@ class _Fit:
     model: str
     limit: int
     tail: int | None
+    hint: str  # how the client asks for truncation
 
     def __call__(self, ids: list[list[int]], offset: int = 0) -> list[list[int]]:
         for index, seq in enumerate(ids):
@@ -118,7 +128,7 @@ class _Fit:
             if self.tail is None:
                 raise InvalidInput(
                     f"input {offset + index} has {len(seq)} tokens; model {self.model!r} accepts at most "
-                    f'{self.limit} (max_length): shorten or split the text, or send "truncate": true'
+                    f"{self.limit} (max_length): shorten or split the text, or send {self.hint}"
                 )
             ids[index] = seq[: self.limit - self.tail] + seq[len(seq) - self.tail :]
         return ids
@@ -200,7 +210,7 @@ async def _disconnected(request: Request) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-def _check_texts(texts: list[str], max_inputs: int, max_chars: int, truncate: bool) -> list[str]:
+def _check_texts(texts: list[str], max_inputs: int, max_chars: int, truncate: bool, hint: str) -> list[str]:
     """The texts to tokenise: refused when there are none, too many or blank ones; a text over
     ``max_chars`` characters is refused before any work, or cut with ``truncate``."""
     if not texts:
@@ -213,7 +223,7 @@ def _check_texts(texts: list[str], max_inputs: int, max_chars: int, truncate: bo
             index = next(i for i, t in enumerate(texts) if len(t) > max_chars)
             raise InputTooLarge(
                 f"input {index} has {len(texts[index])} characters; the limit is {max_chars} "
-                '(--max-input-chars): shorten or split the text, or send "truncate": true'
+                f"(--max-input-chars): shorten or split the text, or send {hint}"
             )
         texts = [t[:max_chars] for t in texts]
     blank = next((i for i, t in enumerate(texts) if _INVISIBLE.fullmatch(t)), None)

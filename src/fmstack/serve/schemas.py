@@ -215,7 +215,9 @@ class InferRequest(BaseModel):
     id: str | None = None
     inputs: list[InferTensor] = Field(min_length=1)
     outputs: list[RequestedOutput] | None = None
-    # binary_data_output (bool): the default binary_data of every output that does not set its own.
+    # binary_data_output (bool): the default binary_data of every output that does not set its own;
+    # truncate (bool): cut texts longer than the model accepts instead of refusing them, as the
+    # OpenAI routes' "truncate" does.
     parameters: dict[str, Any] | None = None
 
 

@@ -30,7 +30,7 @@ from fmstack import __version__
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.serve import binary_tensors
 from fmstack.serve.errors import ClientDisconnected
-from fmstack.serve.inference import predict
+from fmstack.serve.inference import KSERVE_TRUNCATE, predict
 from fmstack.serve.models import Loaded, ServedModel
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
 from fmstack.serve.runtimes.base import RuntimeInfo
@@ -106,7 +106,10 @@ async def _infer(name: str, request: Request, version: str | None) -> Response:
     model = _model(state, request, name)
     loaded = _served_version(model, version) if version is not None else model.loaded()
     _outputs_wanted(body, model.name, loaded.runtime.info)  # refuse a bad request before computing it
-    result = await predict(state, request, name, texts, None)
+    truncate = _flag((body.parameters or {}).get("truncate", False), "parameters.truncate")
+    result = await predict(
+        state, request, name, texts, None, truncate=truncate, truncate_hint=KSERVE_TRUNCATE
+    )
     if version is not None and str(result.version.number) != version:
         raise NotFound(_moved(model.name, version, result.version.number))
     wanted = _outputs_wanted(body, model.name, result.info)
