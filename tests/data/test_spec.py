@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 from fmstack.data.ops.dedup_near import DedupNearConfig
-from fmstack.data.spec import load_spec, parse_spec
+from fmstack.data.spec import parse_spec
 from fmstack.errors import InvalidInput
+from fmstack.specfile import load_spec_file
 
 
 def test_a_valid_spec_parses_into_typed_ops(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text("input: acme/raw\noutput: acme/clean\nops:\n  - op: dedup_near\n    threshold: 0.9\n")
-    spec = load_spec(path)
+    spec = load_spec_file(path, parse_spec, "processing spec")
     assert isinstance(spec.ops[0], DedupNearConfig) and spec.ops[0].threshold == 0.9
 
 

@@ -1,13 +1,19 @@
-"""``fmstack compress REF``: thin over ``fmstack.compress.compress``; shows the before/after report."""
+"""``fmstack compress REF``: thin over ``fmstack.compress.compress``; shows the before/after report.
+
+Options and a ``--spec`` YAML file parse into the same ``CompressSpec``, whose fields are the options."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console, human_size
+from fmstack.cli.spec_options import Flag, spec_options
+from fmstack.compress.spec import CompressSpec, parse_spec
+from fmstack.specfile import read_spec_file
 
 RefArg = Annotated[
     str, typer.Argument(help="Model version to compress: NAMESPACE/NAME, NAMESPACE/NAME:VERSION or @ALIAS.")
@@ -61,68 +67,32 @@ def _show(result: object) -> None:
         )
 
 
+# Every option comes from a CompressSpec field (its description is the help, its default the spec's):
+# only how a field is spelled on the command line is here. The two switches keep the names users know.
+FLAGS = {
+    "output": Flag("--output", "-o"),
+    "per_channel": Flag("--per-channel/--per-tensor"),
+    "calibration": Flag(
+        "--static-calibration",
+        sets="static",
+        help="Static int8: fix activation scales from calibration texts instead of computing them per "
+        "batch at run time (default: dynamic).",
+    ),
+}
+SpecFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--spec",
+        metavar="FILE.yaml",
+        help="A YAML compression spec (the same fields as the options, e.g. quantize: int8); options "
+        "given on the command line override it.",
+    ),
+]
+
+
+@spec_options(CompressSpec, flags=FLAGS, hide={"schema_version"})
 def compress(
-    ref: RefArg,
-    export: Annotated[str, typer.Option("--export", help="Output format; onnx is the only one.")] = "onnx",
-    quantize: Annotated[
-        str, typer.Option("--quantize", help="none, or int8 (weights int8, per-channel by default).")
-    ] = "none",
-    static_calibration: Annotated[
-        bool,
-        typer.Option(
-            "--static-calibration",
-            help="Static int8: fix activation scales from calibration texts instead of per batch at run time.",
-        ),
-    ] = False,
-    calibration_data: Annotated[
-        str | None,
-        typer.Option(
-            "--calibration-data", help="Dataset ref with the calibration texts (default: --eval-data)."
-        ),
-    ] = None,
-    per_tensor: Annotated[
-        bool, typer.Option("--per-tensor", help="One int8 scale per weight tensor (less accurate on MiniLM).")
-    ] = False,
-    no_optimize: Annotated[
-        bool, typer.Option("--no-optimize", help="Skip ONNX Runtime's fusion (attention, LayerNorm, GELU).")
-    ] = False,
-    prune: Annotated[
-        float, typer.Option("--prune", help="Fraction (0-1) of weights, heads or FFN neurons to remove.")
-    ] = 0.0,
-    structured: Annotated[
-        str | None,
-        typer.Option("--structured", help="heads or ffn: remove whole heads / neurons (default: magnitude)."),
-    ] = None,
-    eval_data: Annotated[
-        str | None,
-        typer.Option("--eval-data", help="Dataset ref to measure accuracy / cosine similarity on."),
-    ] = None,
-    eval_split: Annotated[
-        str | None,
-        typer.Option(
-            "--eval-split", help="Split of --eval-data (default: test, else validation, else train)."
-        ),
-    ] = None,
-    eval_limit: Annotated[int, typer.Option("--eval-limit", help="At most this many eval rows.")] = 1000,
-    max_accuracy_drop: Annotated[
-        float | None,
-        typer.Option(
-            "--max-accuracy-drop",
-            help="Refuse (exit 1, nothing registered) when quality drops more points than this (default 1.0).",
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Register even when the drop exceeds the limit.")
-    ] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Repo NS/NAME of the result (default: <repo>-onnx).")
-    ] = None,
-    latency_runs: Annotated[int, typer.Option("--latency-runs", help="Timed runs at batch 1 (median).")] = 20,
-    threads: Annotated[
-        int,
-        typer.Option("--threads", help="Threads for torch and ONNX Runtime while measuring (0: all cores)."),
-    ] = 1,
-    json_output: JsonFlag = False,
+    ref: RefArg, fields: dict[str, Any], spec_file: SpecFile = None, json_output: JsonFlag = False
 ) -> None:
     """Compress a model version into a smaller, faster ONNX version, measured against its parent.
 
@@ -133,30 +103,11 @@ def compress(
 
     Example: fmstack compress acme/intents --quantize int8 --eval-data acme/intents-data
     """
-    from fmstack.compress.spec import parse_spec
     from fmstack.hub import Hub
 
-    spec = parse_spec(
-        {
-            "export": export,
-            "optimize": not no_optimize,
-            "quantize": quantize,
-            "calibration": "static" if static_calibration else "dynamic",
-            "calibration_data": calibration_data,
-            "per_channel": not per_tensor,
-            "prune": prune,
-            "structured": structured,
-            "eval_data": eval_data,
-            "eval_split": eval_split,
-            "eval_limit": eval_limit,
-            "max_accuracy_drop": max_accuracy_drop,
-            "force": force,
-            "output": output,
-            "latency_runs": latency_runs,
-            "threads": threads,
-        }
-    )
-    spec.check()  # before importing torch, transformers and onnxruntime: a bad flag is refused in a second
+    given = read_spec_file(spec_file, "compression spec") if spec_file else {}
+    # Checked before importing torch, transformers and onnxruntime: a bad flag is refused in a second.
+    spec = parse_spec({**given, **fields})
     from fmstack.compress.pipeline import compress as run_compress
 
     with Hub.open() as hub:

@@ -250,9 +250,10 @@ def process(
     Ops: normalize, filter, dedup_exact, dedup_near, redact_pii, map_labels, split, augment, sample,
     tokenize, pack. The same input, spec and seed always give the same digest, on either executor."""
     from fmstack.data.pipeline import process as run_process
-    from fmstack.data.spec import load_spec
+    from fmstack.data.spec import parse_spec
+    from fmstack.specfile import load_spec_file
 
-    spec = load_spec(spec_path)
+    spec = load_spec_file(spec_path, lambda fields: parse_spec(fields, str(spec_path)), "processing spec")
     with Hub.open() as hub, row_progress(f"process {spec.input}", not json_output, "shard tasks") as advance:
         result = run_process(
             hub,

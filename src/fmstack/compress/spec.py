@@ -20,17 +20,18 @@ DEFAULT_MAX_DROP = 1.0  # points, when eval data is given and no limit is
 
 
 class CompressSpec(BaseModel):
-    """How to compress one model version. Field docs are the CLI's ``--help``."""
+    """How to compress one model version. Field docs are the CLI's ``--help`` (``cli/spec_options.py``
+    turns each field into an option), and a ``--spec`` YAML file holds the same fields."""
 
     model_config = ConfigDict(extra="forbid")
     schema_version: Literal[1] = 1
-    export: Literal["onnx"] = "onnx"
+    export: Literal["onnx"] = Field("onnx", description="Output format; onnx is the only one.")
     optimize: bool = Field(True, description="Fuse attention/LayerNorm/GELU with ONNX Runtime's optimizer.")
     quantize: Quantize = Field("none", description="Weight quantisation of the ONNX graph.")
     calibration: Calibration = Field(
         "dynamic",
-        description="int8 activations: 'dynamic' (scales computed per batch at run time) or 'static' "
-        "(scales fixed from calibration texts).",
+        description="int8 activation scales: 'dynamic' computes them per batch at run time; 'static' fixes "
+        "them from calibration texts.",
     )
     per_channel: bool = Field(
         True, description="One int8 scale per output channel (per-tensor loses accuracy)."
@@ -38,7 +39,9 @@ class CompressSpec(BaseModel):
     calibration_data: str | None = Field(
         None, description="Dataset ref whose texts calibrate static int8 (default: the eval data)."
     )
-    calibration_samples: int = Field(128, ge=8, le=10_000)
+    calibration_samples: int = Field(
+        128, ge=8, le=10_000, description="At most this many texts calibrate static int8."
+    )
     prune: float = Field(
         0.0, ge=0.0, lt=1.0, description="Fraction of weights, heads or FFN neurons to remove."
     )
@@ -47,7 +50,7 @@ class CompressSpec(BaseModel):
     )
     eval_data: str | None = Field(None, description="Dataset ref to measure accuracy / cosine similarity on.")
     eval_split: str | None = Field(
-        None, description="Split of the eval data (default: test, else validation)."
+        None, description="Split of the eval data (default: test, else validation, else train)."
     )
     eval_limit: int = Field(
         1000, ge=1, description="At most this many eval rows (a seeded sample, stratified by label)."
@@ -60,10 +63,17 @@ class CompressSpec(BaseModel):
     )
     force: bool = Field(False, description="Register even when the drop exceeds --max-accuracy-drop.")
     output: str | None = Field(None, description="Repo NS/NAME of the result (default: <parent repo>-onnx).")
-    latency_runs: int = Field(20, ge=1, le=1000, description="Timed runs per batch size (median reported).")
+    latency_runs: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Timed runs at batch 1, a quarter as many at batch 32 (median reported).",
+    )
     # One thread by default: with more, torch's OpenMP threads wait on each other whenever another process
     # holds a core, and a shared machine then reports batch-1 forwards 20-50x slower than they are.
-    threads: int = Field(1, ge=0, description="Intra-op threads for measuring (0: all cores).")
+    threads: int = Field(
+        1, ge=0, description="Threads for torch and ONNX Runtime while measuring (0: all cores)."
+    )
 
     def check(self) -> None:
         """Raise one ``InvalidInput`` naming every inconsistent combination."""

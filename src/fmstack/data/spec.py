@@ -1,4 +1,5 @@
 """The processing spec (``fmstack data process SPEC.yaml``): input, output, seed and ordered ops.
+A file is read by ``fmstack.specfile.load_spec_file``, the loader every spec shares.
 
 Parsing reports every problem at once: pydantic collects field errors across all ops, and the
 ordering rules below are checked on the same pass, so one run of the command lists them all."""
@@ -6,17 +7,14 @@ ordering rules below are checked on the same pass, so one run of the command lis
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmstack.data.ops.base import OpConfig
 from fmstack.data.ops.registry import OPS
 from fmstack.data.shards import DEFAULT_SHARD_ROWS
-from fmstack.errors import InvalidInput, clip
-from fmstack.textfile import read_user_text
+from fmstack.errors import InvalidInput
 
 if TYPE_CHECKING:
     AnyOp = OpConfig
@@ -84,12 +82,3 @@ def parse_spec(data: Any, origin: str = "spec") -> ProcessSpec:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise InvalidInput(f"{origin}: {len(problems)} problem(s):\n{listing}\n(known ops: {known})")
     return spec
-
-
-def load_spec(path: Path) -> ProcessSpec:
-    text = read_user_text(path, "processing spec")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{clip(path)}: not valid YAML ({clip(exc, 1000)})") from None
-    return parse_spec(data, str(path))
