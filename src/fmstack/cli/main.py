@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the whole lifecycle on this machine and show it (the main job).",
     ),
     "eval": ("fmstack.cli.eval", "evaluate", "Metrics of a model or adapter version on a dataset split."),
-    "generate": ("fmstack.cli.eval", "generate", "Sample text from a causal language model version."),
+    "generate": ("fmstack.cli.generate", "generate", "Sample text from a causal language model version."),
     "compress": (
         "fmstack.cli.compress",
         "compress",
