@@ -422,3 +422,23 @@ def test_error_messages_become_safe_header_values() -> None:
 
     assert _header_safe("bad path 'a\x00b\x7f'\r\nnext \u2603") == "bad path 'a?b?' next ?"
     assert len(_header_safe("x" * 10_000)) < 400
+
+
+def test_main_is_the_latest_version_unless_an_alias_is_named_main(served: Served) -> None:
+    for content in (b"one", b"two"):
+        (served.root / "aliased").mkdir(exist_ok=True)
+        (served.root / "aliased" / "f.txt").write_bytes(content)
+        served.hub.push("acme/aliased", served.root / "aliased", "model")
+    set_visibility(served.hub, "acme/aliased", "public")
+
+    def main_sha() -> str:
+        sha: str = httpx.get(f"{served.url}/api/models/acme/aliased/revision/main").json()["sha"]
+        return sha
+
+    assert main_sha() == _sha(served, "acme/aliased:2")
+    served.hub.tag("acme/aliased:1", "main")
+    assert main_sha() == _sha(served, "acme/aliased:1")
+    assert httpx.get(f"{served.url}/acme/aliased/resolve/main/f.txt").content == b"one"
+    for bad in ("0", "3", "1a", "staging", "f" * 40):
+        answer = httpx.get(f"{served.url}/api/models/acme/aliased/revision/{bad}")
+        assert answer.status_code == 404 and answer.headers["x-error-code"] == "RevisionNotFound", bad

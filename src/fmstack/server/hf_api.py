@@ -27,16 +27,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from fmstack.errors import FmstackError, IntegrityError, InvalidInput, NotFound, Unauthorized, clip
 from fmstack.hub import Hub
-from fmstack.hub.entities import FileInfo, Kind, VersionDetail, VersionInfo
+from fmstack.hub.entities import FileInfo, Kind, VersionDetail
 from fmstack.server.access import Principal, principal, require_read
 from fmstack.server.hf_files import RangeNotSatisfiable, parse_range, stream
 from fmstack.server.hf_revisions import (
     LATEST,
     EntryNotFound,
     RevisionNotFound,
-    by_sha_or_number,
+    by_sha,
     check_revision,
     commit_sha,
+    hub_refs,
+    is_sha,
     revision_not_found,
 )
 from fmstack.server.hf_tree import PAGE_SIZE, Commit, file_entry, find_file, hub_date, page, tree_entries
@@ -120,26 +122,36 @@ def readable_repo(hub: Hub, caller: Principal, namespace: str, name: str) -> str
 
 
 def resolve_version(hub: Hub, repo: str, repo_type: RepoType, revision: str) -> VersionDetail:
-    """The version ``revision`` names in ``repo`` (see ``hf_revisions``), with its files."""
+    """The version ``revision`` names in ``repo`` (see ``hf_revisions``), with its files. One lookup
+    for a number or an alias; the list of versions only for a sha or when nothing matched."""
     check_revision(revision)
-    versions = hub.versions(repo)
-    if versions and versions[0].kind not in KINDS_OF[repo_type]:
-        raise repo_not_found(repo)  # a dataset asked for as a model is not there, as on the Hub
-    version = by_sha_or_number(versions, revision) or _by_alias(hub, repo, revision, versions)
-    try:
-        return hub.info(version.ref)
-    except NotFound:  # removed since: the revision is gone
-        raise revision_not_found(repo, revision, versions) from None
+    detail = _sha_version(hub, repo, revision) if is_sha(revision) else None
+    for ref in [] if detail is not None else hub_refs(repo, revision):
+        try:
+            detail = hub.info(ref)
+            break
+        except (NotFound, InvalidInput):  # no such version or alias, or not a ref's spelling
+            continue
+    if detail is None:
+        versions = hub.versions(repo)
+        _check_type(repo, repo_type, versions[0].kind if versions else None)
+        raise revision_not_found(repo, revision, versions)
+    _check_type(repo, repo_type, detail.version.kind)
+    return detail
 
 
-def _by_alias(hub: Hub, repo: str, revision: str, versions: Sequence[VersionInfo]) -> VersionInfo:
+def _sha_version(hub: Hub, repo: str, sha: str) -> VersionDetail | None:
+    version = by_sha(hub.versions(repo), sha)
     try:
-        return hub.resolve(f"{repo}@{revision}")
-    except (NotFound, InvalidInput):  # no such alias, or not an alias's spelling
-        pass
-    if revision == LATEST and versions:
-        return versions[-1]
-    raise revision_not_found(repo, revision, versions)
+        return hub.info(version.ref) if version is not None else None
+    except NotFound:  # removed since
+        return None
+
+
+def _check_type(repo: str, repo_type: RepoType, kind: Kind | None) -> None:
+    """A dataset asked for as a model (or the reverse) is not there, as on the Hub."""
+    if kind is not None and kind not in KINDS_OF[repo_type]:
+        raise repo_not_found(repo)
 
 
 def _commit(detail: VersionDetail) -> Commit:

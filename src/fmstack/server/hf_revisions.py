@@ -48,15 +48,24 @@ def check_revision(revision: str) -> str:
     return revision
 
 
-def by_sha_or_number(versions: Sequence[VersionInfo], revision: str) -> VersionInfo | None:
-    """The version a commit sha or a version number names, or None (the revision may be an alias)."""
-    if _SHA_RE.fullmatch(revision):
-        found = [v for v in versions if commit_sha(v) == revision]
-        if found:
-            return found[-1]
-    if revision.isdigit():
-        return next((v for v in versions if v.number == int(revision)), None)
-    return None
+def is_sha(revision: str) -> bool:
+    return _SHA_RE.fullmatch(revision) is not None
+
+
+def by_sha(versions: Sequence[VersionInfo], sha: str) -> VersionInfo | None:
+    """The version whose commit sha is ``sha`` (the latest of several with the same files)."""
+    found = [v for v in versions if commit_sha(v) == sha]
+    return found[-1] if found else None
+
+
+def hub_refs(repo: str, revision: str) -> list[str]:
+    """The hub refs a revision that is not a known sha may name, in order: a version number or an
+    alias, then, for ``main``, the latest version. A ref may not parse (``0``, ``1a``): the caller
+    treats that as "not this one"."""
+    refs = [f"{repo}:{revision}" if revision.isdigit() else f"{repo}@{revision}"]
+    if revision == LATEST:
+        refs.append(repo)
+    return refs
 
 
 def revision_not_found(repo: str, revision: str, versions: Sequence[VersionInfo]) -> RevisionNotFound:
