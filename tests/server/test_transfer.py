@@ -189,3 +189,17 @@ def test_a_corrupted_download_is_never_made_visible(app_hub: AppHub, tmp_path: P
     with pytest.raises((IntegrityError, Unavailable)):
         client(app_hub).pull("admin/m", tmp_path / "dest")
     assert not (tmp_path / "dest" / "w.safetensors").exists()
+
+
+def test_a_path_that_is_a_file_and_a_folder_is_refused(app_hub: AppHub) -> None:
+    files = [{"path": "a", "sha256": "0" * 64, "size": 1}, {"path": "a/b", "sha256": "1" * 64, "size": 1}]
+    manifest = {"kind": "model", "files": files}
+    answer = app_hub.client.post("/api/v1/repos/admin/m/push/plan", json=manifest, headers=app_hub.headers())
+    assert answer.status_code == 422 and "also a folder" in answer.json()["message"]
+
+
+def test_a_bad_alias_or_card_is_refused_at_commit(app_hub: AppHub, tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"w.safetensors": b"abc"})
+    with pytest.raises(InvalidInput):
+        client(app_hub).push("admin/m", src, "model", alias="latest")
+    assert app_hub.client.get("/api/v1/repos/admin/m", headers=app_hub.headers()).status_code == 404

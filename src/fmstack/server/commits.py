@@ -1,22 +1,21 @@
 """Turning a manifest of uploaded, verified blobs into a version, atomically, as the pushing user.
 
-Every blob must already be in the store (uploads put only verified bytes there); the version is then
-committed in one hub transaction, so it is complete or absent, never partial. The files are staged
-from the blob store into a scratch folder and pushed with the hub's own ``push`` (which re-verifies
-each hash on the way), as a hub whose user is the pusher, so the version's creator is who pushed it.
+Every blob must already be in the store (uploads put only verified bytes there). The check and the
+commit run under the hub's shared gc lock, so ``fmstack hub gc`` cannot remove an uploaded blob in
+between; the version is then recorded in one hub transaction (``VersionStore.commit``): complete or
+absent, never partial. No byte is copied: the manifest names blobs the store already holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
-from pathlib import Path
 
-from fmstack.errors import Conflict, InvalidInput
+from fmstack.errors import Conflict
 from fmstack.hub import Hub
+from fmstack.hub.cards import parse_card
 from fmstack.hub.entities import VersionInfo
-from fmstack.hub.manifest import ManifestEntry
+from fmstack.hub.manifest import ManifestEntry, manifest_digest
+from fmstack.hub.refs import check_alias, parse_repo
 from fmstack.server.manifests import PushManifest
 
 
@@ -32,37 +31,26 @@ def missing_blobs(hub: Hub, entries: list[ManifestEntry]) -> list[str]:
 def commit(
     hub: Hub, repo: str, manifest: PushManifest, entries: list[ManifestEntry], user: str
 ) -> VersionInfo:
-    lacking = missing_blobs(hub, entries)
-    if lacking:
-        raise Conflict(
-            f"{len(lacking)} file(s) of this version were not uploaded yet (first: sha256:{lacking[0]}); "
-            "upload them, then commit again"
-        )
-    staging_root = hub.settings.home / "server-uploads" / "staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=staging_root))
-    try:
-        for e in entries:
-            _stage(hub, folder, e, repo)
-        with Hub(dataclasses.replace(hub.settings, user=user)) as as_user:
-            return as_user.push(
-                repo,
-                folder,
-                manifest.kind,
-                message=manifest.message,
-                alias=manifest.alias,
-                card=manifest.card,
+    target = parse_repo(repo)
+    if manifest.alias is not None:
+        check_alias(manifest.alias)
+    if manifest.card is not None:
+        parse_card(manifest.card)
+    hub.check_writable(f"store a new version of {target.repo}")
+    # The version's creator is who pushed it: the catalogue of a hub opened as that user records it.
+    with Hub(dataclasses.replace(hub.settings, user=user)) as as_user, as_user.gc_lock.shared():
+        lacking = missing_blobs(as_user, entries)
+        if lacking:
+            raise Conflict(
+                f"{len(lacking)} file(s) of this version were not uploaded yet (first: sha256:{lacking[0]}); "
+                "upload them, then commit again"
             )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _stage(hub: Hub, folder: Path, entry: ManifestEntry, repo: str) -> None:
-    dest = folder / entry.path
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        hub.blobs.read_to(entry.sha256, dest, f"{repo}/{entry.path}")
-    except (NotADirectoryError, FileExistsError, IsADirectoryError):
-        raise InvalidInput(
-            f"bad manifest: {entry.path!r} is both a file and a folder of this version; rename one"
-        ) from None
+        return as_user.catalog.commit(
+            target,
+            manifest.kind,
+            entries,
+            manifest_digest(entries),
+            message=manifest.message,
+            alias=manifest.alias,
+            card=manifest.card,
+        )

@@ -52,6 +52,23 @@ def checked_entries(manifest: PushManifest) -> list[ManifestEntry]:
                 f"{clip(path)!r}: pickle weights can run arbitrary code when loaded, so fmstack stores "
                 "safetensors only; convert them first (`fmstack hub import --convert`)"
             )
+    problems += [
+        f"{clip(path)!r} is a file and also a folder of {clip(other)!r}; rename one"
+        for path, other in _file_and_folder(seen)
+    ]
     if problems:
         raise InvalidInput("bad manifest: " + "; ".join(problems[:20]))
     return entries
+
+
+def _file_and_folder(paths: set[str]) -> list[tuple[str, str]]:
+    """Paths that are files and also folders of other paths (``a`` and ``a/b``): a version's files
+    must be able to exist side by side in one folder."""
+    clashes = []
+    for path in sorted(paths):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in paths:
+                clashes.append((folder, path))
+    return clashes
