@@ -1,0 +1,119 @@
+"""The team story on one machine: one real hub server, three users with their own FMSTACK_HOME and token.
+
+Ann (write in org acme) trains a tiny LoRA adapter on her machine and pushes base, data and adapter to
+the server, privately. Bob (member of acme) pulls the base and the data into his own hub, trains his
+own adapter from them and pushes it back; he also loads Ann's adapter with plain transformers + peft
+through ``HF_ENDPOINT`` and gets her predictions. Carol (no membership) sees none of acme's repos,
+neither through fmstack nor through huggingface_hub.
+
+Not covered (see docs/server.md): training with ``--hub`` directly (runs are not recorded on the
+server yet), so the users train on their local hubs and push the results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmstack.hub import Hub, HubApi
+from fmstack.server.remote import RemoteHub
+from fmstack.settings import Settings
+from tests.server.conftest import RunningHub
+from tests.server.test_hf_api import PEFT, TEXTS, run_client
+from tests.tiny import TOPICS
+from tests.train.conftest import classification_table, push_dataset, push_tiny_bert
+
+NOT_FOUND = """
+import json
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import RepositoryNotFoundError
+seen = {}
+for repo in ("acme/tiny-bert", "acme/topics-lora"):
+    try:
+        snapshot_download(repo)
+        seen[repo] = "found"
+    except RepositoryNotFoundError:
+        seen[repo] = "not found"
+print("RESULT", json.dumps(seen))
+"""
+
+
+def _token(server: RunningHub, user: str, role: str | None) -> str:
+    server.cli("server", "user", "add", user)
+    if role is not None:
+        server.cli("server", "member", "add", "acme", user, "--role", role)
+    return server.cli("server", "token", "create", user, "--scope", "write").stdout.strip()
+
+
+def _copy(src: HubApi, dest: HubApi, ref: str, work: Path) -> None:
+    """Move one version between hubs the way a user does: pull it, push it, same card."""
+    folder = work / ref.replace("/", "_").replace(":", "_")
+    src.pull(ref, folder)
+    info = src.info(ref)
+    dest.push(info.version.repo, folder, info.version.kind, card=info.card)
+
+
+@pytest.mark.slow  # two tiny trainings and three client interpreters: ~2 min on a loaded 2-core machine
+def test_a_team_shares_private_models_through_one_server(hub_server: RunningHub, tmp_path: Path) -> None:
+    from fmstack.train.inference import load
+    from fmstack.train.run import train
+    from fmstack.train.spec import parse_spec
+
+    hub_server.cli("server", "org", "add", "acme")
+    ann, bob, carol = (_token(hub_server, *u) for u in (("ann", "write"), ("bob", "write"), ("carol", None)))
+
+    # Ann trains on her machine and shares base, data and adapter (private: new repos are).
+    with (
+        Hub(Settings.at(tmp_path / "ann")) as mine,
+        RemoteHub.connect(mine.settings, hub_server.url, ann) as shared,
+    ):
+        push_tiny_bert(mine, tmp_path / "ann-files", repo="acme/tiny-bert")
+        splits = {"train": classification_table(32, 1), "validation": classification_table(12, 2)}
+        push_dataset(mine, tmp_path / "ann-files", "acme/topics", splits, labels=sorted(TOPICS))
+        spec = {"task": "classification", "base": "acme/tiny-bert:1", "data": "acme/topics:1", "max_steps": 3}
+        spec |= {"lr": 1e-2, "seed": 3, "method": "lora", "output": "acme/topics-lora"}
+        adapter = train(mine, parse_spec(spec)).output.ref
+        for ref in ("acme/tiny-bert:1", "acme/topics:1", adapter):
+            _copy(mine, shared, ref, tmp_path / "ann-out")
+        shared.tag("acme/tiny-bert:1", "production")
+        loaded = load(mine, adapter)
+        with torch.no_grad():
+            batch = loaded.tokenizer(TEXTS, padding=True, return_tensors="pt")
+            anns_logits = loaded.model.eval()(**batch).logits.float()
+        assert {r.visibility for r in shared.ls()} == {"private"}
+
+    # Bob, a member, trains from Ann's base and data on his machine and pushes his adapter back.
+    with (
+        Hub(Settings.at(tmp_path / "bob")) as mine,
+        RemoteHub.connect(mine.settings, hub_server.url, bob) as shared,
+    ):
+        for ref in ("acme/tiny-bert:1", "acme/topics:1"):
+            _copy(shared, mine, ref, tmp_path / "bob-in")
+        spec |= {"seed": 4, "output": "acme/topics-lora-bob"}
+        bobs = train(mine, parse_spec(spec)).output.ref
+        _copy(mine, shared, bobs, tmp_path / "bob-out")
+        assert {r.repo for r in shared.ls()} == {
+            "acme/tiny-bert",
+            "acme/topics",
+            "acme/topics-lora",
+            "acme/topics-lora-bob",
+        }
+
+    # ... and loads Ann's adapter with plain transformers + peft, through the server's HF API.
+    hf_home = tmp_path / "bob-hf"
+    got = run_client(
+        hub_server.url, hf_home, PEFT, "acme/topics-lora", "acme/tiny-bert", json.dumps(TEXTS), token=bob
+    )
+    torch.testing.assert_close(torch.tensor(got), anns_logits, atol=1e-4, rtol=0)
+
+    # Carol, no member, sees none of it: not through fmstack, not through huggingface_hub.
+    with RemoteHub.connect(Settings.at(tmp_path / "carol"), hub_server.url, carol) as shared:
+        assert shared.ls() == []
+    seen = run_client(hub_server.url, tmp_path / "carol-hf", NOT_FOUND, token=carol)
+    assert seen == {"acme/tiny-bert": "not found", "acme/topics-lora": "not found"}
+    audit = hub_server.cli("server", "audit", "--json", "-n", "100").stdout
+    pushes = {(e["actor"], e["target"]) for e in json.loads(audit) if e["action"] == "push"}
+    assert ("ann", "acme/topics-lora:1") in pushes and ("bob", "acme/topics-lora-bob:1") in pushes
