@@ -29,14 +29,14 @@ class OnnxModule(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor
     ) -> BaseModelOutput | SequenceClassifierOutput:
         given = {"input_ids": input_ids, "attention_mask": attention_mask, **extra}
-        feed = {
+        batch = {
             name: (given[name] if name in given else torch.zeros_like(input_ids)).numpy().astype("int64")
             for name in self.runner.descriptor.inputs
         }
-        (out,) = self.runner.session.run([self.runner.descriptor.output], feed)
+        out = torch.from_numpy(self.runner.graph_output(batch))
         if self.runner.descriptor.task == "classification":
-            return SequenceClassifierOutput(logits=torch.from_numpy(out))
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(out))
+            return SequenceClassifierOutput(logits=out)
+        return BaseModelOutput(last_hidden_state=out)
 
 
 def load_version(hub: Hub, ref: str) -> Loaded:

@@ -73,9 +73,14 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.descriptor = descriptor
 
-    def __call__(self, batch: Batch) -> np.ndarray:
+    def graph_output(self, batch: Batch) -> np.ndarray:
+        """The graph's own output: logits (batch, labels) or token states (batch, seq, hidden)."""
         feed = {name: batch[name] for name in self.descriptor.inputs}
         (out,) = self.session.run([self.descriptor.output], feed)
+        return np.asarray(out, dtype=np.float32)
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        out = self.graph_output(batch)
         if self.descriptor.task == "classification":
-            return np.asarray(out, dtype=np.float32)
+            return out
         return pool(out, batch["attention_mask"], self.descriptor.pooling, self.descriptor.normalize)

@@ -94,9 +94,7 @@ def max_length_of(folder: Path, config: dict[str, Any], tokenizer: Any) -> int:
 
 def load_folder(folder: Path, ref: str) -> Parent:
     """Load a Hugging Face model folder (the only place that calls transformers' loaders)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
-    import fmstack.train.pooled  # noqa: F401  (registers fmstack's mean-pooled classifier with transformers)
+    from transformers import AutoTokenizer
 
     if not (folder / "config.json").is_file():
         raise InvalidInput(
@@ -104,38 +102,45 @@ def load_folder(folder: Path, ref: str) -> Parent:
         )
     config = _read_json(folder / "config.json")
     task = task_of(config, ref)
+    # The task's facts first: a folder that lacks them is refused before any weights load.
+    labels = _label_names(config, ref) if task == "classification" else []
+    pooling, normalize = sentence_pooling(folder) if task == "embedding" else ("mean", True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    if task == "classification":
-        id2label = config.get("id2label") or {}
-        if not id2label:
-            raise InvalidInput(f"{ref}: config.json has no id2label; a classifier needs its label names")
-        labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
-        return Parent(
-            ref=ref,
-            model=model.eval(),
-            tokenizer=tokenizer,
-            task=task,
-            labels=labels,
-            multi_label=config.get("problem_type") == "multi_label_classification",
-            max_length=max_length_of(folder, config, tokenizer),
-            folder=folder,
-        )
-    pooling, normalize = sentence_pooling(folder)
-    try:  # BERT-likes would otherwise build a pooler head that embeddings never use
-        model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
-    except TypeError:  # encoders without a pooler do not take the argument
-        model = AutoModel.from_pretrained(folder)
     return Parent(
         ref=ref,
-        model=model.eval(),
+        model=_load_model(folder, task).eval(),
         tokenizer=tokenizer,
         task=task,
+        labels=labels,
+        multi_label=config.get("problem_type") == "multi_label_classification",
         pooling=pooling,
         normalize=normalize,
         max_length=max_length_of(folder, config, tokenizer),
         folder=folder,
     )
+
+
+def _label_names(config: dict[str, Any], ref: str) -> list[str]:
+    """A classifier's labels in index order, from ``config.json``'s ``id2label``."""
+    id2label = config.get("id2label") or {}
+    if not id2label:
+        raise InvalidInput(f"{ref}: config.json has no id2label; a classifier needs its label names")
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def _load_model(folder: Path, task: Task) -> torch.nn.Module:
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    import fmstack.train.pooled  # noqa: F401  (registers fmstack's mean-pooled classifier with transformers)
+
+    if task == "classification":
+        model: torch.nn.Module = AutoModelForSequenceClassification.from_pretrained(folder)
+        return model
+    try:  # BERT-likes would otherwise build a pooler head that embeddings never use
+        model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    except TypeError:  # encoders without a pooler do not take the argument
+        model = AutoModel.from_pretrained(folder)
+    return model
 
 
 def _load_adapter(hub: Hub, ref: str) -> Parent:
