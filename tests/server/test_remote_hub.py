@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fmstack.errors import Conflict, NotFound, Unsupported
+from fmstack.errors import Conflict, NotFound
 from fmstack.server import remote as remote_mod
 from fmstack.server.client import HubClient
 from fmstack.server.remote import RemoteHub
@@ -55,8 +55,6 @@ def test_errors_are_the_local_hubs(remote: RemoteHub, tmp_path: Path) -> None:
     remote.push("admin/m", make_folder(tmp_path / "v1", {"w.safetensors": "one"}), "model")
     with pytest.raises(Conflict):
         remote.check_repo_kind("admin/m", "dataset")
-    with pytest.raises(Unsupported, match="recording runs"):
-        remote.runs.start("train", {})
 
 
 def test_untag_and_rm(app_hub: AppHub, remote: RemoteHub, tmp_path: Path) -> None:
@@ -79,3 +77,47 @@ def test_checkout_is_cached_by_digest_and_bounded(
     monkeypatch.setattr(remote_mod, "CACHE_BYTES", 1500)
     second = remote.checkout("admin/m:2")
     assert second.is_dir() and not first.exists()  # the least recently used copy made room
+
+
+def test_work_recorded_remotely_arrives_with_its_lineage(
+    app_hub: AppHub, remote: RemoteHub, tmp_path: Path
+) -> None:
+    remote.push("admin/base", make_folder(tmp_path / "base", {"w.safetensors": "base"}), "model")
+    with remote.runs.recorded("train", {"lr": 0.1}, inputs=["admin/base:1"], device="cpu") as run_id:
+        remote.runs.log_metrics(run_id, 1, {"loss": 0.25})
+        remote.runs.append_log(run_id, "step 1")
+        folder = make_folder(tmp_path / "out", {"adapter.safetensors": "a"})
+        remote.push("admin/tuned", folder, "adapter", run_id=run_id)
+    local = app_hub.hub
+    run = local.runs.get(run_id)
+    assert (run.status, run.creator, run.inputs, run.outputs) == (
+        "succeeded",
+        "admin",
+        ["admin/base:1"],
+        ["admin/tuned:1"],
+    )
+    assert [m.value for m in local.runs.metrics(run_id)] == [0.25] and "step 1" in local.runs.logs(run_id)
+    assert remote.lineage("admin/tuned:1") == local.lineage("admin/tuned:1")
+    with pytest.raises(ZeroDivisionError), remote.runs.recorded("train", {}) as failed:
+        1 / 0  # noqa: B018
+    assert (
+        local.runs.get(failed).status == "failed"
+        and "ZeroDivisionError" in local.runs.get(failed).spec["error"]
+    )
+
+
+def test_only_a_runs_creator_may_change_it_or_attach_versions(
+    app_hub: AppHub, remote: RemoteHub, tmp_path: Path
+) -> None:
+    run_id = remote.runs.start("train", {})
+    other = RemoteHub(
+        Settings.at(tmp_path / "eve-home"),
+        HubClient("http://testserver", app_hub.user("eve", "write"), http=TestClient(app_hub.client.app)),
+    )
+    with pytest.raises(NotFound):  # a run that names no version is its creator's and admins' only
+        other.runs.get(run_id)
+    with pytest.raises(NotFound):
+        other.runs.finish(run_id, "failed")
+    with pytest.raises(NotFound):
+        other.push("eve/m", make_folder(tmp_path / "m", {"w.safetensors": "m"}), "model", run_id=run_id)
+    assert app_hub.hub.runs.get(run_id).status == "running"

@@ -18,7 +18,7 @@ from fmstack.server import hf_api, http_errors
 from fmstack.server.accounts import Accounts
 from fmstack.server.db import migrate
 from fmstack.server.ratelimit import FailureLimiter
-from fmstack.server.routes import accounts, metadata, repos, transfer
+from fmstack.server.routes import accounts, metadata, repos, runs, transfer
 from fmstack.server.settings import ServerSettings
 from fmstack.server.uploads import Uploads
 
@@ -57,6 +57,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(repos.router)
     app.include_router(transfer.router)
     app.include_router(metadata.router)
+    app.include_router(runs.router)
     app.include_router(hf_api.router)  # last: its /{ns}/{name}/resolve/... paths are the widest
     return app
 

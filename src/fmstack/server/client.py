@@ -119,6 +119,7 @@ class HubClient:
         message: str = "",
         alias: str | None = None,
         card: str | None = None,
+        run_id: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Push a folder (or one file) as a new version; returns the version as the server reports it."""
@@ -132,6 +133,7 @@ class HubClient:
             "message": message,
             "alias": alias,
             "card": card,
+            "run_id": run_id,
         }
         base = f"/api/v1/repos/{target.namespace}/{target.name}"
         plan = self.request("POST", f"{base}/push/plan", json=manifest).json()

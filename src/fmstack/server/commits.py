@@ -53,4 +53,5 @@ def commit(
             message=manifest.message,
             alias=manifest.alias,
             card=manifest.card,
+            run_id=manifest.run_id,
         )

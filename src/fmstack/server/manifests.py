@@ -30,6 +30,7 @@ class PushManifest(BaseModel):
     message: str = Field("", max_length=10_000)
     alias: str | None = Field(None, max_length=64)
     card: str | None = Field(None, max_length=1_000_000)
+    run_id: int | None = Field(None, ge=1, description="The caller's run that produced this version.")
 
 
 def checked_entries(manifest: PushManifest) -> list[ManifestEntry]:

@@ -4,8 +4,8 @@ same errors (``fmstack.errors``, mapped from the server's answers), the same byt
 
 Transfers go through ``HubClient`` (only missing blobs travel, resumable); ``checkout`` keeps a
 verified copy per version digest in ``FMSTACK_HOME/remote-cache``, evicting the least recently used
-copies beyond ``CACHE_BYTES``. Runs are readable; recording runs on a remote hub is not supported yet
-(``Unsupported``): work runs against the local hub, and its result is pushed.
+copies beyond ``CACHE_BYTES``. Runs are recorded on the server by the client doing the work, so a
+version pushed with its ``run_id`` arrives with its lineage.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from fmstack.errors import Conflict, IntegrityError, NotFound, Unsupported
+from fmstack.errors import Conflict, IntegrityError, NotFound
 from fmstack.hub.api import HubApi
 from fmstack.hub.entities import (
     AliasEvent,
@@ -31,10 +31,13 @@ from fmstack.hub.entities import (
     Metric,
     RepoInfo,
     RunInfo,
+    RunStatus,
     VersionDetail,
     VersionInfo,
+    to_jsonable,
 )
 from fmstack.hub.refs import parse_ref, parse_repo
+from fmstack.hub.runs import failure_reason, sigterm_interrupts
 from fmstack.server.client import HubClient
 from fmstack.settings import Settings
 
@@ -81,27 +84,57 @@ def _path(ref: str) -> str:
 
 
 class RemoteRuns:
-    """Run records on the server: readable; recording them remotely is not supported yet."""
+    """Run records on the server, created and closed by the client doing the work."""
 
     def __init__(self, client: HubClient) -> None:
         self._client = client
 
-    def _unsupported(self, *_: object, **__: object) -> Any:
-        raise Unsupported(
-            "recording runs on a remote hub is not supported yet: run the work against the local hub "
-            "(unset FMSTACK_HUB_URL), then `fmstack hub push` its result to the server"
-        )
+    def start(
+        self,
+        kind: str,
+        spec: dict[str, Any],
+        inputs: Sequence[str] = (),
+        device: str | None = None,
+        started_at: datetime | None = None,
+    ) -> int:
+        body = {"kind": kind, "spec": to_jsonable(spec), "inputs": list(inputs), "device": device}
+        body["started_at"] = started_at.isoformat() if started_at is not None else None
+        return int(self._client.request("POST", "/api/v1/runs", json=body).json()["id"])
 
-    start = _unsupported
-    discard = _unsupported
-    log_metrics = _unsupported
-    append_log = _unsupported
-    finish = _unsupported
-
+    @contextmanager
     def recorded(
         self, kind: str, spec: dict[str, Any], inputs: Sequence[str] = (), device: str | None = None
-    ) -> AbstractContextManager[int]:
-        return cast(AbstractContextManager[int], self._unsupported())
+    ) -> Iterator[int]:
+        """As the local run log's: failed with the reason when the block raises, else succeeded
+        (unless the block closed the run itself)."""
+        run_id = self.start(kind, spec, inputs, device)
+        try:
+            with sigterm_interrupts():
+                yield run_id
+        except BaseException as exc:
+            reason = failure_reason(exc)
+            with suppress(Exception):  # the work's own error is the one to report
+                self.append_log(run_id, f"failed: {reason}")
+                self.finish(run_id, "failed", spec_update={"error": reason})
+            raise
+        if self.get(run_id).status == "running":
+            self.finish(run_id, "succeeded")
+
+    def discard(self, run_id: int) -> None:
+        self._client.request("DELETE", f"/api/v1/runs/{run_id}")
+
+    def log_metrics(self, run_id: int, step: int, metrics: dict[str, float]) -> None:
+        body = {"step": step, "metrics": {k: float(v) for k, v in metrics.items()}}
+        self._client.request("POST", f"/api/v1/runs/{run_id}/metrics", json=body)
+
+    def append_log(self, run_id: int, text: str) -> None:
+        self._client.request("POST", f"/api/v1/runs/{run_id}/logs", json={"text": text})
+
+    def finish(
+        self, run_id: int, status: RunStatus = "succeeded", spec_update: dict[str, Any] | None = None
+    ) -> None:
+        body = {"status": status, "spec_update": to_jsonable(spec_update) if spec_update else None}
+        self._client.request("POST", f"/api/v1/runs/{run_id}/finish", json=body)
 
     def get(self, run_id: int) -> RunInfo:
         return run_of(self._client.get_json(f"/api/v1/runs/{run_id}"))
@@ -170,7 +203,7 @@ class RemoteHub:
         progress: Callable[[int], None] | None = None,
     ) -> VersionInfo:
         answer = self.client.push(
-            repo, path, kind, message=message, alias=alias, card=card, progress=progress
+            repo, path, kind, message=message, alias=alias, card=card, run_id=run_id, progress=progress
         )
         return version_of(answer)
 

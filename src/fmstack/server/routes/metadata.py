@@ -1,19 +1,18 @@
-"""A version's card, a repo's alias history and a version's lineage; the records of runs.
+"""A version's card, a repo's alias history and a version's lineage.
 
-Lineage and runs name other repos: a caller sees only the nodes and runs whose repos they may read,
-so a private repo's name never leaks through the graph of a public one.
+Lineage names other repos: a caller sees only the nodes whose repos they may read, so a private repo's
+name never leaks through the graph of a public one.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from fmstack.errors import NotFound
 from fmstack.hub import Hub
-from fmstack.hub.entities import LineageNode, RunInfo, to_jsonable
+from fmstack.hub.entities import LineageNode, to_jsonable
 from fmstack.hub.refs import parse_ref
 from fmstack.server.access import Principal, principal, require_read, require_write
 from fmstack.server.accounts import Accounts
@@ -82,57 +81,3 @@ def lineage(request: Request, caller: Caller, namespace: str, name: str, rev: st
 
     downstream = [d for d in (visible(n) for n in found.downstream) if d is not None]
     return {"ref": found.ref, "upstream": visible(found.upstream), "downstream": downstream}
-
-
-def _visible_run(hub: Hub, caller: Principal, run: RunInfo) -> bool:
-    """A run is shown to callers who may read every version it consumed and produced; a run that
-    names no version (a failed one) to site administrators only."""
-    refs = [*run.inputs, *run.outputs]
-    if not refs:
-        return caller.is_admin
-    return all(may_read_ref(hub, caller, r) for r in refs)
-
-
-def _run(hub: Hub, caller: Principal, run_id: int) -> RunInfo:
-    run = hub.runs.get(run_id)
-    if not _visible_run(hub, caller, run):
-        raise NotFound(f"no run {run_id}; `fmstack runs ls` lists the runs")
-    return run
-
-
-@router.get("/runs")
-def runs(
-    request: Request,
-    caller: Caller,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> list[dict[str, Any]]:
-    hub = _hub(request)
-    # Newest first, as many as asked of those this caller may see (looking a bounded way back).
-    found = [r for r in hub.runs.recent(kind=kind, limit=limit * 5) if _visible_run(hub, caller, r)]
-    result: list[dict[str, Any]] = to_jsonable(found[:limit])
-    return result
-
-
-@router.get("/runs/{run_id}")
-def run(request: Request, caller: Caller, run_id: int) -> dict[str, Any]:
-    hub = _hub(request)
-    result: dict[str, Any] = to_jsonable(_run(hub, caller, run_id))
-    return result
-
-
-@router.get("/runs/{run_id}/metrics")
-def metrics(
-    request: Request, caller: Caller, run_id: int, name: Annotated[str | None, Query(max_length=100)] = None
-) -> list[dict[str, Any]]:
-    hub = _hub(request)
-    _run(hub, caller, run_id)
-    result: list[dict[str, Any]] = to_jsonable(hub.runs.metrics(run_id, name))
-    return result
-
-
-@router.get("/runs/{run_id}/logs")
-def logs(request: Request, caller: Caller, run_id: int) -> dict[str, str]:
-    hub = _hub(request)
-    _run(hub, caller, run_id)
-    return {"logs": hub.runs.logs(run_id)}

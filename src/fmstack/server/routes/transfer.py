@@ -26,6 +26,7 @@ from fmstack.server.accounts import Accounts
 from fmstack.server.hf_files import RangeNotSatisfiable, parse_range, stream
 from fmstack.server.manifests import PushManifest, checked_entries
 from fmstack.server.paths import ref_of, repo_of, sha256_of
+from fmstack.server.routes.runs import owned_run
 from fmstack.server.uploads import Uploads
 from fmstack.server.visibility import repo_holds_blob
 
@@ -127,6 +128,8 @@ def commit_version(
     hub, repo = _hub(request), repo_of(namespace, name)
     require_write(hub, caller, repo)
     entries = checked_entries(manifest)
+    if manifest.run_id is not None:  # lineage: only the run's creator may attach versions to it
+        owned_run(hub, caller, manifest.run_id)
     version = commits.commit(hub, repo, manifest, entries, caller.name)
     detail = {
         "number": version.number,
