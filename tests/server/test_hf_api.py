@@ -469,3 +469,22 @@ def test_a_large_file_is_streamed_in_bounded_memory(served: Served) -> None:
             received += len(chunk)
     assert received == size
     assert _peak_rss_mb(served.server.process.pid) - before < 24, "the server held much of the file at once"
+
+
+def test_no_token_on_a_server_without_anonymous_reads_is_not_called_a_bad_token(tmp_path: Path) -> None:
+    """huggingface_hub reads "Invalid credentials in Authorization header" as a bad token; a request
+    with no token at all must not say so (the client then says to log in for a private repo)."""
+    from fastapi.testclient import TestClient
+
+    from fmstack.server.app import create_app
+    from fmstack.server.settings import ServerSettings
+
+    app = create_app(ServerSettings(hub=Settings.at(tmp_path / "home"), anonymous_read=False))
+    with TestClient(app) as client:
+        none = client.get("/api/models/acme/anything")
+        bad = client.get(
+            "/api/models/acme/anything", headers={"Authorization": "Bearer fmk_0123456789ab_" + "x" * 43}
+        )
+    assert none.status_code == bad.status_code == 401
+    assert bad.headers["x-error-message"] == "Invalid credentials in Authorization header"
+    assert "anonymous" in none.headers["x-error-message"]

@@ -63,18 +63,20 @@ class HfRoute(APIRoute):
             try:
                 return await handler(request)
             except FmstackError as exc:
-                return hf_error(exc)
+                return hf_error(exc, sent_token="authorization" in request.headers)
 
         return answer
 
 
-def hf_error(exc: FmstackError) -> Response:
+def hf_error(exc: FmstackError, *, sent_token: bool) -> Response:
     response = error_response(exc)
     code = _error_code(exc)
     if code is not None:
         response.headers["X-Error-Code"] = code
-    if isinstance(exc, Unauthorized):
-        # The phrase huggingface_hub turns into "invalid token" instead of "repository not found".
+    if isinstance(exc, Unauthorized) and sent_token:
+        # The phrase huggingface_hub turns into "invalid token" instead of "repository not found";
+        # without a token (a server with no anonymous reads) the client's not-found, which tells
+        # the user to log in, is the right one.
         response.headers["X-Error-Message"] = "Invalid credentials in Authorization header"
     else:
         response.headers["X-Error-Message"] = _header_safe(str(exc))
