@@ -121,3 +121,33 @@ def test_only_a_runs_creator_may_change_it_or_attach_versions(
     with pytest.raises(NotFound):
         other.push("eve/m", make_folder(tmp_path / "m", {"w.safetensors": "m"}), "model", run_id=run_id)
     assert app_hub.hub.runs.get(run_id).status == "running"
+
+
+@pytest.mark.slow  # trains a tiny LoRA adapter (~10 s on a loaded 2-core machine)
+def test_training_against_a_remote_hub_records_its_run_and_lineage_there(
+    app_hub: AppHub, remote: RemoteHub, tmp_path: Path
+) -> None:
+    """fmstack.train.run.train on a RemoteHub: base and data come through the verified checkout cache,
+    the run is recorded on the server and the adapter arrives with its lineage."""
+    from fmstack.train.run import train
+    from fmstack.train.spec import parse_spec
+    from tests.tiny import TOPICS
+    from tests.train.conftest import classification_table, push_dataset, push_tiny_bert
+
+    local = app_hub.hub
+    push_tiny_bert(local, tmp_path / "files", repo="acme/tiny-bert")
+    splits = {"train": classification_table(32, 1), "validation": classification_table(12, 2)}
+    push_dataset(local, tmp_path / "files", "acme/topics", splits, labels=sorted(TOPICS))
+    spec = {"task": "classification", "base": "acme/tiny-bert:1", "data": "acme/topics:1", "max_steps": 3}
+    spec |= {"lr": 1e-2, "seed": 3, "method": "lora", "output": "acme/topics-lora"}
+    result = train(remote, parse_spec(spec))  # type: ignore[arg-type]  # train() is typed for the local Hub
+    run = local.runs.get(result.output.run_id or 0)
+    assert (run.status, run.inputs, run.outputs) == (
+        "succeeded",
+        ["acme/tiny-bert:1", "acme/topics:1"],
+        ["acme/topics-lora:1"],
+    )
+    assert [p.ref for p in local.lineage("acme/topics-lora:1").upstream.parents] == [
+        "acme/tiny-bert:1",
+        "acme/topics:1",
+    ]
