@@ -3,13 +3,16 @@
 What a first version of an embedding service usually looks like: a ``def`` endpoint (FastAPI runs it
 in its thread pool), the Hugging Face tokenizer and model, mean pooling and L2 normalisation, no
 batching across requests. It answers the same ``/v1/embeddings`` requests as ``fmstack serve``.
+With ``--int8`` its Linear layers are quantised the usual PyTorch way (``quantize_dynamic``: int8
+weights, activations quantised on the fly), the baseline of an int8 server at equal precision.
 
-    python bench/naive_server.py MODEL_DIR --port 8001
+    python bench/naive_server.py MODEL_DIR --port 8001 [--int8]
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import torch
 import uvicorn
@@ -23,9 +26,21 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str]
 
 
-def create_app(model_dir: str) -> FastAPI:
+def int8(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with int8 Linear layers (PyTorch dynamic quantisation, deprecated for torchao but
+    still what a PyTorch user reaches for on CPU)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def create_app(model_dir: str, quantize: bool = False) -> FastAPI:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
+    if quantize:
+        model = int8(model)
     app = FastAPI()
 
     @app.get("/readyz")
@@ -60,9 +75,14 @@ def main() -> None:
     parser.add_argument("model_dir")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--int8", action="store_true", help="int8 Linear layers (quantize_dynamic).")
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.model_dir), host=args.host, port=args.port, log_level="warning", access_log=False
+        create_app(args.model_dir, args.int8),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
     )
 
 

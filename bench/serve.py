@@ -21,8 +21,10 @@ For each concurrency level a bounded async load generator (loopback only; at mos
   (a) ``fmstack serve`` on the built-in MiniLM as an fp32 ONNX export from ``fmstack compress`` (the
       PyTorch folder when the export fails here), and with ``--int8`` a second ``fmstack serve`` on its
       int8 export (``fmstack compress --quantize int8``, what the demo puts in production),
-  (b) ``bench/naive_server.py`` (FastAPI + transformers, fp32 PyTorch, one forward per request): the
-      same baseline for both, so the int8 ratio mixes the server's gain with quantisation's,
+  (b) ``bench/naive_server.py`` (FastAPI + transformers, fp32 PyTorch, one forward per request), and
+      with ``--int8`` a second one with int8 Linear layers (PyTorch ``quantize_dynamic``): each fmstack
+      server is compared with the naive server of its own precision (fp32 vs fp32, int8 vs int8), and
+      int8 also with naive fp32, the mixed ratio that counts the server's gain times quantisation's,
 and (c) the offline limit of each served version: the same runtime over the same texts, batched by the
 same rules at the same batch size, with as many texts in the system as the level's concurrency and no
 server: the best a server could do with that runtime at that load. For comparison it also reports the
@@ -31,6 +33,11 @@ runtime fed from a deep queue (more texts waiting than ``c`` clients can send).
 Each level is cut into ``--rounds`` slices in which every target takes its turn (offline limits for
 half as long as servers), and each target's slices are summed: these shared machines drift in speed
 over minutes, and both sides of a ratio then see the same stretches of time.
+
+Ratios of two targets are also taken slice by slice (the same stretch of time) and reported as the
+median of the slices and their range. The embedding comparison with sentence-transformers ``encode``
+(fp32, and with ``--int8`` its model quantised by ``quantize_dynamic``) runs ``--st-rounds`` alternating
+rounds of every runtime and reports medians and ranges the same way.
 
 Texts: BANKING77's test split when ../shared/datasets/banking77 exists, else generated sentences.
 Goals at concurrency 32: fmstack >= 8x naive requests/s, >= 0.85 of offline, p99 <= 2x p50; embedding
@@ -54,7 +61,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +99,7 @@ class Level:
     p99_ms: float
     cpu_ms_per_request: float = 0.0  # CPU time the server process spent per request (all threads)
     loop_cpu_ms_per_request: float = 0.0  # of which its main thread: the event loop (HTTP, JSON, queueing)
+    slice_rps: list[float] = field(default_factory=list)  # req/s of each slice, in the order measured
 
 
 # -- load generation ------------------------------------------------------------------------------
@@ -211,7 +219,17 @@ def summarize(target: str, concurrency: int, samples: Sequence[Sample]) -> Level
         p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
         cpu_ms_per_request=round(1000 * sum(s.cpu_s for s in samples) / requests, 2),
         loop_cpu_ms_per_request=round(1000 * sum(s.loop_cpu_s for s in samples) / requests, 2),
+        slice_rps=[round(s.answered / s.seconds, 1) if s.seconds else 0.0 for s in samples],
     )
+
+
+def slice_ratio(a: Level, b: Level) -> str:
+    """``a``'s req/s over ``b``'s, slice by slice (each pair measured in the same round): the median
+    and the range."""
+    ratios = [x / y for x, y in zip(a.slice_rps, b.slice_rps, strict=True) if y > 0]
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 # -- goodput under overload ---------------------------------------------------------------------
@@ -551,11 +569,20 @@ class OfflineLimit:
         return cls(rate, round(1000 * sum(s.cpu_s for s in samples) / texts, 2), deep_rate)
 
 
-def sentence_transformers_rate(folder: Path, texts: Sequence[str], batch_size: int, seconds: float) -> float:
-    """texts/s of sentence-transformers ``encode`` (PyTorch fp32) on the same texts: the usual way to embed."""
+def sentence_transformers(folder: Path, int8: bool) -> Any:
+    """sentence-transformers on the model folder, fp32 or with int8 Linear layers (``quantize_dynamic``,
+    as ``bench/naive_server.py --int8``): the usual way to embed, at either precision."""
     from sentence_transformers import SentenceTransformer
 
+    sys.path.insert(0, str(ROOT / "bench"))
+    from naive_server import int8 as quantize
+
     model = SentenceTransformer(str(folder), device="cpu")
+    return quantize(model) if int8 else model
+
+
+def sentence_transformers_rate(model: Any, texts: Sequence[str], batch_size: int, seconds: float) -> float:
+    """texts/s of sentence-transformers ``encode`` on the same texts."""
     model.encode(list(texts[:batch_size]), batch_size=batch_size)  # warm-up
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -663,50 +690,80 @@ def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
     return sum(process.cpu_times()[:2]), main.user_time + main.system_time if main else 0.0
 
 
+NAIVE = {"fp32": "naive", "int8": "naive int8"}  # each fmstack variant's naive server of equal precision
+
+
 def report(levels: list[Level], offline: dict[str, dict[int, OfflineLimit]]) -> None:
     """The results table (markdown) and the verdict against the goals at concurrency 32."""
-    naive = {lv.concurrency: lv for lv in levels if lv.target == "naive"}
+    by = {(lv.target, lv.concurrency): lv for lv in levels}
     print(
-        "\n| concurrency | target | req/s | p50 / p99 ms | CPU ms/req (event loop) | offline texts/s "
-        "| offline CPU ms/text | deep-queue offline texts/s "
-        "| vs naive req/s | vs offline | vs deep queue |"
+        "\n| concurrency | target | req/s (slices: median, range) | p50 / p99 ms | CPU ms/req (event loop) "
+        "| offline texts/s | offline CPU ms/text | deep-queue offline texts/s "
+        "| vs naive, same precision | vs naive fp32 | vs offline | vs deep queue |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for lv in levels:
-        limit = offline.get(lv.target.removeprefix("fmstack "), {}).get(lv.concurrency)
-        vs_naive = f"{lv.rps / naive[lv.concurrency].rps:.1f}x" if lv.target != "naive" else ""
-        shown = "  |" * 6
+        variant = lv.target.removeprefix("fmstack ")
+        limit = offline.get(variant, {}).get(lv.concurrency)
+        same = by.get((NAIVE.get(variant, ""), lv.concurrency))
+        fp32 = by.get(("naive", lv.concurrency))
+        vs_same = f"{lv.rps / same.rps:.1f}x" if same is not None and limit is not None else ""
+        vs_fp32 = f"{lv.rps / fp32.rps:.1f}x" if fp32 is not None and limit is not None else ""
+        shown = "  |" * 7
         if limit is not None:
             shown = (
-                f" {limit.rate} | {limit.cpu_ms_per_text} | {limit.deep_rate} |"
-                f" {vs_naive} | {lv.rps / limit.rate:.2f} | {lv.rps / limit.deep_rate:.2f} |"
+                f" {limit.rate} | {limit.cpu_ms_per_text} | {limit.deep_rate} | {vs_same} | {vs_fp32} |"
+                f" {lv.rps / limit.rate:.2f} | {lv.rps / limit.deep_rate:.2f} |"
             )
+        slices = (
+            f"{statistics.median(lv.slice_rps):.1f}, {min(lv.slice_rps)}-{max(lv.slice_rps)}"
+            if lv.slice_rps
+            else ""
+        )
         print(
-            f"| {lv.concurrency} | {lv.target} | {lv.rps} | {lv.p50_ms} / {lv.p99_ms} "
+            f"| {lv.concurrency} | {lv.target} | {lv.rps} ({slices}) | {lv.p50_ms} / {lv.p99_ms} "
             f"| {lv.cpu_ms_per_request} ({lv.loop_cpu_ms_per_request}) |{shown}"
         )
-    if 32 not in naive:
+    if ("naive", 32) not in by:
         return
     print()
-    after = {lv.target.removeprefix("fmstack "): lv for lv in levels if lv.concurrency == 32}
+    report_naive_ratios(by)
     for lv in levels:
-        if lv.concurrency != 32 or lv.target == "naive":
+        if lv.concurrency != 32 or lv.target.startswith("naive"):
             continue
         if lv.target.startswith("before "):
-            now = after[lv.target.removeprefix("before ")]
+            now = by[(f"fmstack {lv.target.removeprefix('before ')}", 32)]
             print(
                 f"{lv.target} (--baseline-src) at concurrency 32: {lv.rps} req/s, p50 {lv.p50_ms} ms, "
-                f"p99/p50 {lv.p99_ms / lv.p50_ms:.2f}; this tree / baseline: {now.rps / lv.rps:.3f} req/s, "
-                f"{now.p50_ms / lv.p50_ms:.3f} p50"
+                f"p99/p50 {lv.p99_ms / lv.p50_ms:.2f}; this tree / baseline: {now.rps / lv.rps:.3f} req/s "
+                f"(slices: {slice_ratio(now, lv)}), {now.p50_ms / lv.p50_ms:.3f} p50"
             )
             continue
+        naive = by[("naive", 32)]
         limit = offline[lv.target.removeprefix("fmstack ")][32]
         print(
-            f"{lv.target} at concurrency 32: {lv.rps / naive[32].rps:.1f}x naive req/s (goal >= 8x), "
-            f"{lv.rps / limit.rate:.2f} of its offline limit (goal >= 0.85; {lv.rps / limit.deep_rate:.2f} "
-            f"of a deep queue's), p99/p50 {lv.p99_ms / lv.p50_ms:.2f} (goal <= 2), errors {lv.errors}; "
-            f"CPU per request {naive[32].cpu_ms_per_request / lv.cpu_ms_per_request:.1f}x less than naive, "
-            f"{limit.cpu_ms_per_text / lv.cpu_ms_per_request:.2f} of offline's CPU efficiency"
+            f"{lv.target} at concurrency 32: {lv.rps / limit.rate:.2f} of its offline limit (goal >= 0.85; "
+            f"{lv.rps / limit.deep_rate:.2f} of a deep queue's), p99/p50 {lv.p99_ms / lv.p50_ms:.2f} (goal <= 2), "
+            f"errors {lv.errors}; CPU per request {naive.cpu_ms_per_request / lv.cpu_ms_per_request:.1f}x less "
+            f"than naive fp32, {limit.cpu_ms_per_text / lv.cpu_ms_per_request:.2f} of offline's CPU efficiency"
+        )
+
+
+def report_naive_ratios(by: dict[tuple[str, int], Level]) -> None:
+    """fmstack / naive req/s at concurrency 32: each precision against its own, and the mixed one."""
+    pairs = [
+        ("fmstack fp32", "naive", "fp32 vs fp32"),
+        ("fmstack int8", "naive int8", "int8 vs int8"),
+        ("fmstack int8", "naive", "int8 vs fp32 (mixed: the server's gain times quantisation's)"),
+    ]
+    for ours, theirs, what in pairs:
+        a, b = by.get((ours, 32)), by.get((theirs, 32))
+        if a is None or b is None:
+            continue
+        print(
+            f"{ours} / {theirs} at concurrency 32, {what}: {a.rps / b.rps:.1f}x req/s summed over the "
+            f"slices; per slice {slice_ratio(a, b)} (goal >= 8x); CPU per request "
+            f"{b.cpu_ms_per_request / a.cpu_ms_per_request:.1f}x less"
         )
 
 
@@ -731,6 +788,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--min-batch-fill", type=float, default=0.9)
     parser.add_argument("--no-st", action="store_true", help="Skip the sentence-transformers comparison.")
+    parser.add_argument(
+        "--st-rounds", type=int, default=3, help="Alternating rounds of the sentence-transformers comparison."
+    )
     parser.add_argument("--threads", type=int, default=None, help="Compute threads (server and offline).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument(
@@ -834,28 +894,53 @@ def main() -> None:
 
 def compare_embeddings(
     runtimes: dict[str, Offline], folder: Path, texts: Sequence[str], args: argparse.Namespace
-) -> dict[str, float]:
-    """texts/s of each serving runtime vs sentence-transformers ``encode`` (fp32 PyTorch) at batch 32,
-    and how close each variant's vectors are to fp32's (cosine)."""
+) -> dict[str, Any]:
+    """texts/s of each serving runtime vs sentence-transformers ``encode`` at batch 32, at equal
+    precision (fp32 vs fp32, int8 vs int8) and mixed (int8 vs fp32), in ``--st-rounds`` rounds in
+    which every runtime takes its turn; and how close each variant's vectors are to fp32's (cosine)."""
     import numpy as np
 
-    rates = {"sentence-transformers": sentence_transformers_rate(folder, texts, 32, args.seconds)}
+    st = {"st fp32": sentence_transformers(folder, int8=False)}
+    if "int8" in runtimes:
+        st["st int8"] = sentence_transformers(folder, int8=True)
+    seconds = args.seconds / args.st_rounds
+    rounds: dict[str, list[float]] = {name: [] for name in [*st, *runtimes]}
+    for _ in range(args.st_rounds):
+        for name, model in st.items():
+            rounds[name].append(sentence_transformers_rate(model, texts, 32, seconds))
+        for name, runtime in runtimes.items():
+            rounds[name].append(runtime.rate(32, 8192, seconds))
+    result: dict[str, Any] = {"rounds": rounds}
     reference = runtimes["fp32"].vectors(512) if "fp32" in runtimes else None
     for name, runtime in runtimes.items():
-        rates[name] = runtime.rate(32, 8192, args.seconds)
-        similar = ""
         if reference is not None and name != "fp32":
-            cosine = float(np.mean(np.sum(runtime.vectors(512) * reference, axis=1)))
-            rates[f"{name}_cosine_to_fp32"] = round(cosine, 4)
-            similar = f"; mean cosine to fp32 vectors {cosine:.4f}"
-        ratio = rates[name] / rates["sentence-transformers"]
+            result[f"{name}_cosine_to_fp32"] = round(
+                float(np.mean(np.sum(runtime.vectors(512) * reference, axis=1))), 4
+            )
+    for name, rates in rounds.items():
         print(
-            f"embedding throughput, batch 32: {name} serving runtime {rates[name]} texts/s, "
-            f"sentence-transformers encode (fp32 PyTorch) {rates['sentence-transformers']} texts/s: "
-            f"{ratio:.2f}x (goal >= 3x){similar}",
-            flush=True,
+            f"embedding throughput, batch 32: {name} {spread(rates)} texts/s (median, range of {args.st_rounds} rounds)"
         )
-    return rates
+    for ours, theirs, what in [
+        ("fp32", "st fp32", "fp32 vs fp32"),
+        ("int8", "st int8", "int8 vs int8"),
+        ("int8", "st fp32", "int8 vs fp32 (mixed: the runtime's gain times quantisation's)"),
+    ]:
+        if ours in rounds and theirs in rounds:
+            ratios = [a / b for a, b in zip(rounds[ours], rounds[theirs], strict=True)]
+            result[f"{ours}/{theirs}"] = ratios
+            print(
+                f"  {ours} serving runtime / sentence-transformers {theirs.removeprefix('st ')}, {what}: "
+                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) (goal >= 3x)",
+                flush=True,
+            )
+    if "int8_cosine_to_fp32" in result:
+        print(f"  int8 vectors: mean cosine to fp32 {result['int8_cosine_to_fp32']}")
+    return result
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 def goodput(variant: Variant, args: argparse.Namespace, env: dict[str, str], texts: Sequence[str]) -> None:
@@ -922,11 +1007,14 @@ def start_servers(
         last = variants[-1]
         servers[f"before {last.name}"], url = start_fmstack(last.ref, args, env, args.baseline_src)
         ports[f"before {last.name}"] = (url, last.ref)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    naive_cmd = [sys.executable, str(ROOT / "bench" / "naive_server.py"), str(folder), "--port", str(port)]
-    servers["naive"] = start(naive_cmd, url, env)
-    ports["naive"] = (url, variants[0].ref)
+    int8 = any(v.name == "int8" for v in variants)
+    naive: dict[str, list[str]] = {"naive": []} | ({"naive int8": ["--int8"]} if int8 else {})
+    for name, flags in naive.items():
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, str(ROOT / "bench" / "naive_server.py"), str(folder), "--port", str(port)]
+        servers[name] = start(cmd + flags, url, env)
+        ports[name] = (url, variants[0].ref)
     return servers, ports
 
 
