@@ -6,7 +6,9 @@ queue and batch worker (admission, limits and metrics stay per served model); th
 forward pass at a time, and a pass may carry the batches of several LoRA adapters at once, each row
 with its own adapter (PEFT's ``adapter_names=``). Batches that arrive while the base computes wait
 and go together into its next pass (``SharedBase.forward``), within the server's batch limits, so
-under load N adapters of one base cost about what one model does instead of N passes in turn.
+under load the base computes fewer, larger passes instead of one pass per adapter in turn (what that
+saves: bench/README.md, serving adapters). Each adapter's batch is still formed from its own queue,
+so batches of different lengths stay apart when joining them would break ``--min-batch-fill``.
 
 Adapters PEFT cannot mix in one pass (IA3) take the base one batch at a time, after ``set_adapter``.
 The first adapter of a base is loaded with ``fmstack.train.inference.load`` (the training package
