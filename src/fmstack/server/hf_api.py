@@ -128,18 +128,23 @@ def resolve_version(hub: Hub, repo: str, repo_type: RepoType, revision: str) -> 
     for a number or an alias; the list of versions only for a sha or when nothing matched."""
     check_revision(revision)
     detail = _sha_version(hub, repo, revision) if is_sha(revision) else None
-    for ref in [] if detail is not None else hub_refs(repo, revision):
-        try:
-            detail = hub.info(ref)
-            break
-        except (NotFound, InvalidInput):  # no such version or alias, or not a ref's spelling
-            continue
+    if detail is None:
+        detail = _first_found(hub, hub_refs(repo, revision))
     if detail is None:
         versions = hub.versions(repo)
         _check_type(repo, repo_type, versions[0].kind if versions else None)
         raise revision_not_found(repo, revision, versions)
     _check_type(repo, repo_type, detail.version.kind)
     return detail
+
+
+def _first_found(hub: Hub, refs: list[str]) -> VersionDetail | None:
+    for ref in refs:
+        try:
+            return hub.info(ref)
+        except (NotFound, InvalidInput):  # no such version or alias, or not a ref's spelling
+            continue
+    return None
 
 
 def _sha_version(hub: Hub, repo: str, sha: str) -> VersionDetail | None:
