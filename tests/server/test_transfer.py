@@ -203,3 +203,18 @@ def test_a_bad_alias_or_card_is_refused_at_commit(app_hub: AppHub, tmp_path: Pat
     with pytest.raises(InvalidInput):
         client(app_hub).push("admin/m", src, "model", alias="latest")
     assert app_hub.client.get("/api/v1/repos/admin/m", headers=app_hub.headers()).status_code == 404
+
+
+def test_partial_uploads_given_up_on_are_swept(app_hub: AppHub) -> None:
+    data = b"x" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    app_hub.client.put(
+        f"/api/v1/uploads/{sha}", params={"size": 100}, content=data[:10], headers=app_hub.headers()
+    )
+    uploads = app_hub.client.app.state.uploads  # type: ignore[attr-defined]
+    assert uploads.sweep() == []  # recent: kept for a resume
+    assert [p.name for p in uploads.sweep(older_than_s=-1)] == [f"{sha}.part"]
+    state = app_hub.client.get(
+        f"/api/v1/uploads/{sha}", params={"size": 100}, headers=app_hub.headers()
+    ).json()
+    assert state["received"] == 0

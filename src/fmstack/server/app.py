@@ -52,6 +52,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.accounts = accounts_store
     app.state.failures = FailureLimiter(settings.max_failed_auth)
     app.state.uploads = Uploads(settings.hub.home / "server-uploads", hub.blobs, settings.max_upload_bytes)
+    app.state.uploads.sweep()  # pushes given up on long ago
     http_errors.install(app)
     app.include_router(accounts.router)
     app.include_router(repos.router)

@@ -6,13 +6,16 @@ a version can only name verified blobs.
 One partial file per sha256, in ``FMSTACK_HOME/server-uploads``; a file lock per sha256 orders the
 writers of one blob across threads and processes. A client that lost its connection asks how much
 arrived (``received``) and continues from there; a chunk at the wrong offset is refused with the
-offset to use (``Conflict``), so two clients uploading the same blob cannot interleave bytes.
+offset to use (``Conflict``), so two clients uploading the same blob cannot interleave bytes. Partial
+files untouched for ``STALE_S`` (a push given up on) are removed when a server starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,8 @@ from fmstack.errors import Conflict, IntegrityError
 from fmstack.hub.blobs import BlobStore
 from fmstack.server.http_errors import UploadTooLarge
 from fmstack.server.paths import sha256_of
+
+STALE_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,19 @@ class Uploads:
         self._folder = folder
         self._blobs = blobs
         self._max_bytes = max_bytes
+
+    def sweep(self, older_than_s: float = STALE_S) -> list[Path]:
+        """Remove partial uploads untouched for ``older_than_s`` seconds; the paths removed."""
+        if not self._folder.is_dir():
+            return []
+        cutoff = time.time() - older_than_s
+        removed = []
+        for partial in self._folder.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed.append(partial)
+        return removed
 
     def _partial(self, sha256: str) -> Path:
         return self._folder / f"{sha256_of(sha256)}.part"
