@@ -488,3 +488,34 @@ def test_no_token_on_a_server_without_anonymous_reads_is_not_called_a_bad_token(
     assert none.status_code == bad.status_code == 401
     assert bad.headers["x-error-message"] == "Invalid credentials in Authorization header"
     assert "anonymous" in none.headers["x-error-message"]
+
+
+def test_the_same_answers_on_sqlite_and_postgresql(server_settings: Any, tmp_path: Path) -> None:
+    """In-process on each metadata backend (PostgreSQL gives zone-aware datetimes, SQLite naive ones):
+    the same sha, UTC dates with a Z, the same files and headers."""
+    from datetime import datetime
+
+    from fastapi.testclient import TestClient
+
+    from fmstack.server.app import create_app
+
+    app = create_app(server_settings)
+    hub: Hub = app.state.hub
+    (tmp_path / "m" / "sub").mkdir(parents=True)
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "sub" / "w.bin").write_bytes(b"w" * 100)
+    version = hub.push("acme/m", tmp_path / "m", "model", alias="production")
+    set_visibility(hub, "acme/m", "public")
+    with TestClient(app) as client:
+        info = client.get("/api/models/acme/m/revision/production").json()
+        head = client.head("/acme/m/resolve/1/sub/w.bin")
+        tree = client.get("/api/models/acme/m/tree/main", params={"recursive": "true"}).json()
+    assert info["sha"] == version.digest[:40] == head.headers["x-repo-commit"]
+    stamp = datetime.fromisoformat(info["lastModified"].replace("Z", "+00:00"))
+    assert info["lastModified"].endswith("Z") and abs(stamp - version.created_at).total_seconds() < 1
+    assert head.headers["x-linked-size"] == "100"
+    assert [(e["type"], e["path"]) for e in tree] == [
+        ("file", "config.json"),
+        ("directory", "sub"),
+        ("file", "sub/w.bin"),
+    ]
