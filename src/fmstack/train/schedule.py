@@ -1,4 +1,13 @@
-"""Learning-rate schedules: linear warmup, then linear or cosine decay to zero (or constant)."""
+"""Learning-rate schedules: linear warmup, then linear or cosine decay to zero (or constant).
+
+Why not ``transformers.get_scheduler``: its warmup multiplies the peak rate by ``step / warmup``,
+so the first optimizer step runs at learning rate 0 (a wasted step: the weights do not move, yet
+the batch is spent and AdamW's moments take its gradient in), and the peak is reached one step after
+warmup ends. Here step ``s`` of the warmup runs at ``(s + 1) / warmup``: every step trains, and the
+peak is the last warmup step. After warmup the two are the same function (linear, cosine with half
+a cycle, and constant, which is its ``constant_with_warmup``); ``tests/train/test_schedule.py``
+checks both statements against transformers, so a change on either side shows.
+"""
 
 from __future__ import annotations
 
