@@ -1,22 +1,28 @@
-"""The contract every registry entry keeps: for each method x task that makes sense, one training step,
-save as a version, load it back through ``inference.load``, and get the same outputs."""
+"""The contract every registry entry keeps: for each method x task its plugin declares, one training
+step changes the weights the method trains and nothing else; the output saved as a version loads back
+through ``inference.load`` with the same outputs. And what each plugin declares is consistent."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
+from accelerate import Accelerator
 
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub
 from fmstack.train import registry
+from fmstack.train.descriptor import AdapterDescriptor
 from fmstack.train.inference import load
+from fmstack.train.loop import Loop
 from fmstack.train.merge import merge
+from fmstack.train.methods.heads import HEAD_NAMES
+from fmstack.train.prepare import prepare
 from fmstack.train.publish import write_output
-from fmstack.train.spec import METHODS_FOR_TASK
+from fmstack.train.spec import MethodName, TaskName, TrainSpec, parse_spec
 from tests.train.conftest import (
-    fit,
     push_classification,
     push_pairs,
     push_text,
@@ -24,12 +30,25 @@ from tests.train.conftest import (
     push_tiny_gpt2,
 )
 
-CASES = [(task, method) for task, methods in METHODS_FOR_TASK.items() for method in methods]
+CASES = [(task, method) for task in registry.TASKS for method in registry.methods_for(task)]
 
 
 def test_every_registered_method_and_task_is_in_the_table() -> None:
-    assert {m for _, m in CASES} == set(registry.METHODS)
-    assert {t for t, _ in CASES} == set(registry.TASKS)
+    assert {m for _, m in CASES} == set(registry.METHODS) == set(get_args(MethodName))
+    assert {t for t, _ in CASES} == set(registry.TASKS) == set(get_args(TaskName))
+
+
+@pytest.mark.parametrize("name", list(registry.METHODS))
+def test_what_a_plugin_declares_is_consistent(name: str) -> None:
+    plugin = registry.METHODS[name]
+    assert plugin.name == name and set(plugin.tasks) <= set(registry.TASKS) and plugin.default_lr > 0
+    assert set(plugin.options) <= set(TrainSpec.model_fields)  # its flags are spec fields
+    assert (plugin.adapter_format is not None) == plugin.is_adapter
+    adapter_methods = set(get_args(AdapterDescriptor.model_fields["method"].annotation))
+    formats = set(get_args(AdapterDescriptor.model_fields["format"].annotation))
+    assert (name in adapter_methods) == plugin.is_adapter  # fmstack_adapter.json can record it
+    assert plugin.adapter_format is None or plugin.adapter_format in formats
+    assert plugin.rules({"task": "classification", "method": name}) == []  # a plain spec passes
 
 
 def _data(hub: Hub, root: Path, task: str) -> str:
@@ -44,18 +63,23 @@ def _data(hub: Hub, root: Path, task: str) -> str:
 def test_one_step_save_reload_same_outputs(hub: Hub, tmp_path: Path, task: str, method: str) -> None:
     base = push_tiny_gpt2(hub, tmp_path) if task == "clm" else push_tiny_bert(hub, tmp_path)
     data = _data(hub, tmp_path, task)
-    loop, result = fit(
-        hub,
-        tmp_path / "ck",
-        task=task,
-        method=method,
-        base=base,
-        data=data,
-        batch_size=8,
-        max_steps=1,
-        lr=1e-2,
-        seed=7,
-    )
+    fields = {"task": task, "method": method, "base": base, "data": data, "batch_size": 8, "max_steps": 1}
+    prep = prepare(hub, parse_spec({**fields, "lr": 1e-2, "seed": 7}))
+    before = {k: v.detach().clone() for k, v in prep.model.state_dict().items()}
+    # Tied weights (GPT-2's lm_head and wte) appear under both names in the state dict.
+    trains = {n for n, p in prep.model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    loop = Loop(prep, Accelerator(cpu=True), tmp_path / "ck")
+    result = loop.fit()
+
+    # One step changed what the method trains and nothing else (frozen weights, buffers).
+    after = result.model.state_dict()
+    assert after.keys() == before.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed <= trains, sorted(changed - trains)[:5]
+    heads = {k for k in changed if any(part in HEAD_NAMES for part in k.split("."))}
+    own = changed - heads  # the method's own weights, not just a task head
+    assert own if method != "probe" else (changed and not own), sorted(changed)[:5]
+
     folder = tmp_path / "out"
     folder.mkdir()
     kind = write_output(loop.prep, result.model, folder, base, data)
@@ -63,7 +87,7 @@ def test_one_step_save_reload_same_outputs(hub: Hub, tmp_path: Path, task: str, 
     loaded = load(hub, hub.push(f"test/{task}-{method}", folder, kind).ref)  # type: ignore[arg-type]
     assert loaded.task == task and not loaded.model.training
 
-    spec_task = registry.TASKS[task]
+    spec_task = registry.task(task)
     ctx = loop.ctx
     rows = [spec_task.finalize(r, (-1, i), ctx) for i, r in enumerate(loop.prep.eval_rows[:4])]
     batch = spec_task.collate(rows, ctx)

@@ -10,6 +10,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from fmstack.train import throughput
+from fmstack.train.methods import full, lora, probe
 from fmstack.train.throughput import flops_per_token, matmul_params, utilisation
 
 
@@ -28,15 +29,15 @@ def test_embedding_tables_are_not_counted_as_matmul_flops() -> None:
     assert matmul_params(small) == sum(p.numel() for p in small.parameters()) - embeddings + layer_norm
     # 6N plus attention's sequence term 12 x layers x seq x hidden
     n = matmul_params(small)
-    assert flops_per_token(large, n, "full", 16.0) == 6 * n + 12 * 2 * 16 * 32
+    assert flops_per_token(large, n, full, 16.0) == 6 * n + 12 * 2 * 16 * 32
 
 
 def test_frozen_base_methods_skip_the_base_weight_gradients() -> None:
     model = bert(100)
     n, attention = matmul_params(model), 12 * 2 * 10 * 32
-    assert flops_per_token(model, 500, "lora", 10.0) == 4 * n + 2 * 500 + attention
-    assert flops_per_token(model, 500, "lora", 10.0) < flops_per_token(model, n, "full", 10.0)
-    assert flops_per_token(model, 500, "probe", 10.0) == 6 * 500  # head on cached features
+    assert flops_per_token(model, 500, lora, 10.0) == 4 * n + 2 * 500 + attention
+    assert flops_per_token(model, 500, lora, 10.0) < flops_per_token(model, n, full, 10.0)
+    assert flops_per_token(model, 500, probe, 10.0) == 6 * 500  # head on cached features
 
 
 def test_utilisation_is_never_above_one(caplog: pytest.LogCaptureFixture) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -15,6 +15,7 @@ from rich.tree import Tree
 from fmstack.cli.output import JsonFlag, console, emit, err_console, human_size
 from fmstack.demo.lifecycle import STEPS, DemoOptions, DemoSummary, run_demo
 from fmstack.hub import Hub, LineageNode
+from fmstack.train import registry
 from fmstack.train.spec import MethodName
 
 
@@ -26,7 +27,7 @@ def demo(
     text_column: Annotated[str | None, typer.Option(help="Column holding the text (with --data).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Column holding the label (with --data).")] = None,
     method: Annotated[
-        str, typer.Option(help="Fine-tuning method: lora, ia3, full, probe, adapter, prefix.")
+        str, typer.Option(help=f"Fine-tuning method: {', '.join(registry.methods_for('classification'))}.")
     ] = "lora",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 8,
     namespace: Annotated[str, typer.Option(help="Hub namespace for what the demo makes.")] = "demo",
@@ -66,11 +67,11 @@ def _progress(quiet: bool) -> Callable[[str, float | None], None]:
 
 
 def _method(name: str) -> MethodName:
-    choices: tuple[MethodName, ...] = ("probe", "full", "lora", "ia3", "adapter", "prefix")
-    for choice in choices:
-        if name == choice:
-            return choice
-    raise typer.BadParameter(f"{name!r} is not one of {', '.join(choices)}", param_hint="--method")
+    # The classification methods of the registry: the demo trains an intent classifier.
+    choices = registry.methods_for("classification")
+    if name not in choices:
+        raise typer.BadParameter(f"{name!r} is not one of {', '.join(choices)}", param_hint="--method")
+    return cast(MethodName, name)
 
 
 def _show(s: DemoSummary, seconds: float) -> None:

@@ -15,6 +15,7 @@ from fmstack.cli.output import JsonFlag, console, emit, err_console
 from fmstack.cli.spec_options import Flag, spec_options
 from fmstack.errors import InvalidInput, clip
 from fmstack.hub import Hub
+from fmstack.train import registry
 from fmstack.train.spec import TrainSpec
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,8 +28,13 @@ _COMMON: dict[str, Flag] = {
     "batch_size": Flag("--batch-size", "-b"),
     "output": Flag("--output", "-o"),
 }
+# Each method's own options, grouped under it in --help (the plugin names them).
+METHOD_OPTIONS = {
+    option: Flag(panel=f"--method {name}") for name, m in registry.METHODS.items() for option in m.options
+}
 FINETUNE_FLAGS = {
     **_COMMON,
+    **METHOD_OPTIONS,
     "base": Flag("--base", required=True),
     "task": Flag("--task", "-t", default="classification"),
     "method": Flag("--method", "-m", default="full"),
@@ -42,12 +48,12 @@ PRETRAIN_FLAGS = {
 }
 # Not a flag of finetune: the spec's version, and the fields of pretraining from scratch.
 FINETUNE_HIDDEN = {"schema_version", "arch", "tokenizer"}
-# Not a flag of pretrain: the method (pretraining trains every weight) and the options of the methods
-# and tasks it does not use.
-PRETRAIN_HIDDEN = {
-    "schema_version", "method", "lora_r", "lora_alpha", "lora_dropout", "adapter_type", "adapter_size",
-    "prefix_length", "pooling", "head", "normalize", "temperature", "label_smoothing", "rdrop", "head_lr",
+# Not a flag of pretrain: the method (pretraining trains every weight), the other methods' options and
+# the options of the tasks it does not train.
+CLASSIFICATION_AND_EMBEDDING_OPTIONS = {
+    "pooling", "head", "normalize", "temperature", "label_smoothing", "rdrop", "head_lr",
 }  # fmt: skip
+PRETRAIN_HIDDEN = {"schema_version", "method"} | set(METHOD_OPTIONS) | CLASSIFICATION_AND_EMBEDDING_OPTIONS
 SpecOut = Annotated[
     Path | None, typer.Option("--save-spec", help="Also write the spec as YAML to this file.")
 ]

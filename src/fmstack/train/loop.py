@@ -23,9 +23,9 @@ from fmstack.errors import InvalidInput, TrainingDiverged, clip
 from fmstack.train import checkpoint
 from fmstack.train.average import WeightAverage
 from fmstack.train.batches import epoch_batches, micro_batches
-from fmstack.train.methods import probe
 from fmstack.train.optim import make_optimizer
 from fmstack.train.prepare import Prepared
+from fmstack.train.result import TrainStats
 from fmstack.train.throughput import flops_per_token, peak_flops, utilisation
 
 
@@ -44,18 +44,12 @@ class Progress:
 
 
 @dataclass
-class FitResult:
+class FitResult(TrainStats):
+    """The measurements, plus what only this process holds: the trained model and the full report."""
+
     model: nn.Module  # unwrapped, best (when evaluated) or final weights
-    steps: int
-    final: dict[str, Any]  # metrics of the returned weights on the eval split ({} without one)
+    final: dict[str, Any]  # all metrics of the returned weights (per-class reports too; {} without eval)
     best_step: int | None
-    samples_per_s: float
-    tokens_per_s: float
-    mfu: float | None
-    train_seconds: float
-    trainable_params: int
-    total_params: int
-    resumed_from: int | None
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -78,17 +72,16 @@ class Loop:
         self.world, self.rank = accelerator.num_processes, accelerator.process_index
         self.model = prep.model
         self.rows, self.eval_rows = prep.train_rows, prep.eval_rows
-        self.train_module: nn.Module = self.model
-        if prep.method.name == "probe":  # train the head on cached features
-            self.model.to(accelerator.device)
-            collate = lambda rows: self.task.collate(rows, self.ctx)  # noqa: E731
-            self.rows = probe.featurize(self.model, self.rows, collate, accelerator.device)
-            self.eval_rows = (
-                probe.featurize(self.model, self.eval_rows, collate, accelerator.device)
-                if self.eval_rows
-                else []
-            )
-            self.train_module = probe.HeadOnly(self.model)
+        # What trains and on what: the model on the rows, unless the method says otherwise (the probe:
+        # its head alone, on features the frozen encoder computed once).
+        self.train_module: nn.Module
+        self.train_module, self.rows, self.eval_rows = prep.method.training_view(
+            self.model,
+            self.rows,
+            self.eval_rows,
+            lambda rows: self.task.collate(rows, self.ctx),
+            accelerator.device,
+        )
         self.global_batch = self.spec.batch_size * self.spec.grad_accum * self.world
         self.lengths = [len(r.get("input_ids", ())) or 1 for r in self.rows]
         self.per_epoch = len(
@@ -325,11 +318,12 @@ class Loop:
         tokens_per_s = tokens / seconds if seconds else 0.0
         peak = self.spec.peak_flops or peak_flops(self.acc.device)
         seq_len = tokens / examples if examples else 0.0  # mean non-padding tokens per example
-        per_token = flops_per_token(self.model, trainable, self.prep.method.name, seq_len)
+        per_token = flops_per_token(self.model, trainable, self.prep.method, seq_len)
         return FitResult(
             model=self.model,
             steps=self.step,
             final=final,
+            metrics=scalar_metrics(final),
             best_step=self.best_step,
             samples_per_s=examples / seconds if seconds else 0.0,
             tokens_per_s=tokens_per_s,

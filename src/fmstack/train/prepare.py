@@ -19,6 +19,7 @@ from fmstack.hub import Hub
 from fmstack.train import registry
 from fmstack.train.archs import arch_config
 from fmstack.train.context import TaskContext, with_tokenizer
+from fmstack.train.registry import Method
 from fmstack.train.spec import TrainSpec
 
 hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # "newly initialised head" warnings are expected when fine-tuning
@@ -29,7 +30,7 @@ hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 class Prepared:
     spec: TrainSpec
     task: ModuleType
-    method: ModuleType
+    method: Method
     model: nn.Module
     tokenizer: Any
     ctx: TaskContext

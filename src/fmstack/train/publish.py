@@ -15,8 +15,7 @@ from fmstack.train import descriptor
 from fmstack.train.methods.heads import head_modules
 from fmstack.train.pooled import is_pooled, save_config_with_code
 from fmstack.train.prepare import Prepared
-
-PEFT_METHODS = ("lora", "ia3")
+from fmstack.train.registry import Method
 
 
 def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None, data_ref: str) -> str:
@@ -24,7 +23,7 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
     spec, ctx = prep.spec, prep.ctx
     if prep.method.is_adapter:
         prep.method.save(model, folder)
-        if spec.method in PEFT_METHODS:
+        if prep.method.adapter_format == "peft":
             _make_standard(_task_model(model), folder, base_ref)
         heads = list(head_modules(_task_model(model)))
         descriptor.write(
@@ -32,7 +31,7 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
             descriptor.ADAPTER_DESCRIPTOR,
             descriptor.AdapterDescriptor(
                 method=spec.method,
-                format="peft" if spec.method in PEFT_METHODS else "fmstack",
+                format=prep.method.adapter_format,
                 base=str(base_ref),
                 task=spec.task,
                 labels=ctx.labels if spec.task == "classification" else [],
@@ -111,18 +110,18 @@ def card(prep: Prepared, base_ref: str | None, data_ref: str, metrics: dict[str,
         f"# {spec.task} ({spec.method})\n\nTrained by fmstack run {run_id} from "
         f"`{base_ref or spec.arch}` on `{data_ref}`.\n\n| metric | value |\n| --- | --- |\n{rows}\n"
     )
-    usage = standard_usage(spec.task, spec.method, spec.pooling)
+    usage = standard_usage(spec.task, prep.method, spec.pooling)
     return render_card(meta, body + (f"\n## Without fmstack\n\n{usage}\n" if usage else ""))
 
 
-def standard_usage(task: str, method: str, pooling: str) -> str | None:
+def standard_usage(task: str, method: Method, pooling: str) -> str | None:
     """How a pulled copy loads in the standard tools (docs/interop.md), for the card; None where
     there is nothing to add to the usual ``from_pretrained`` or no standard tool runs it."""
     if task != "classification":
         return None
-    if method in ("adapter", "prefix"):
+    if method.adapter_format == "fmstack":
         return "A bottleneck/prefix adapter runs only in fmstack (`fmstack serve`); see docs/interop.md."
-    if method in ("full", "probe"):
+    if not method.is_adapter:
         args = "folder, trust_remote_code=True" if pooling == "mean" else "folder"
         return f"```python\nmodel = AutoModelForSequenceClassification.from_pretrained({args})\n```"
     if pooling == "cls":

@@ -3,41 +3,18 @@ or across processes with torchrun), push the output with lineage, and close the 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput, clip
-from fmstack.hub import Hub, Kind, VersionInfo
-from fmstack.hub.checkpoint_dirs import checkpoints_root, claim
+from fmstack.hub import Hub, Kind
+from fmstack.hub.checkpoint_dirs import claim
 from fmstack.hub.refs import parse_ref
 from fmstack.hub.scratch import scratch_dir
 from fmstack.train import checkpoint, registry
-from fmstack.train.loop import FitResult, Progress, scalar_metrics
+from fmstack.train.fit import Reporter, checkpoint_root, fit_here
 from fmstack.train.precision import check_precision, pick_device
+from fmstack.train.result import TrainResult, TrainStats
 from fmstack.train.spec import TrainSpec
 from fmstack.train.versions import check_output, resolve_as
-
-Reporter = Callable[[Progress], None]
-
-
-@dataclass
-class TrainResult:
-    run_id: int
-    output: VersionInfo
-    metrics: dict[str, float]
-    steps: int
-    samples_per_s: float
-    tokens_per_s: float
-    mfu: float | None
-    train_seconds: float
-    trainable_params: int
-    total_params: int
-    resumed_from: int | None
-
 
 # spec field -> (the kind of version it takes, the flag that sets it)
 INPUTS: dict[str, tuple[Kind, str]] = {
@@ -68,13 +45,6 @@ def default_output(spec: TrainSpec, user: str) -> str:
     return f"{user}/{source}-{suffix}"
 
 
-def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
-    """Explicit, or one folder per spec identity, so rerunning the same command with --resume finds it."""
-    if spec.checkpoint_dir:
-        return Path(spec.checkpoint_dir)
-    return checkpoints_root(hub.settings.home) / spec.identity()
-
-
 def check_data(hub: Hub, spec: TrainSpec) -> None:
     """The dataset fits the run: its splits exist, and a classifier has labels to learn. Refused here,
     before a run record, not minutes later after the model loaded."""
@@ -89,25 +59,6 @@ def check_data(hub: Hub, spec: TrainSpec) -> None:
         raise InvalidInput(
             f"--data: classification needs labels, and the dataset {spec.data} has none; ingest it with "
             "--label-column, or train a task without labels (--task embedding, mlm or clm)"
-        )
-
-
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    # A perplexity of exp(800) is inf; a metric store holds numbers, so such a point is left out.
-    return {k: v for k, v in metrics.items() if math.isfinite(v)}
-
-
-def _record(hub: Hub, run_id: int, progress: Progress) -> None:
-    every = max(1, progress.total // 200)  # about 200 points per curve, whatever the run length
-    if progress.step % every == 0 or progress.step == progress.total or progress.eval:
-        hub.runs.log_metrics(
-            run_id,
-            progress.step,
-            _finite({"loss": progress.loss, "lr": progress.lr, "samples_per_s": progress.samples_per_s}),
-        )
-    if progress.eval:
-        hub.runs.log_metrics(
-            run_id, progress.step, _finite({f"eval_{k}": v for k, v in scalar_metrics(progress.eval).items()})
         )
 
 
@@ -150,9 +101,9 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
             card=outcome["card"],
             run_id=run_id,
         )
-        summary = {k: v for k, v in outcome.items() if k not in ("kind", "card")}
-        hub.runs.finish(run_id, "succeeded", spec_update={"result": {**summary, "output": version.ref}})
-    return TrainResult(run_id=run_id, output=version, **summary)
+        stats = TrainStats(**{k: v for k, v in outcome.items() if k not in ("kind", "card")}).stats()
+        hub.runs.finish(run_id, "succeeded", spec_update={"result": {**stats, "output": version.ref}})
+    return TrainResult(run_id=run_id, output=version, **stats)
 
 
 def _claim_checkpoints(hub: Hub, spec: TrainSpec, run_id: int) -> None:
@@ -161,55 +112,3 @@ def _claim_checkpoints(hub: Hub, spec: TrainSpec, run_id: int) -> None:
     root = checkpoint_root(hub, spec)
     if spec.save_every or root.is_dir():
         claim(root, run_id)
-
-
-def fit_here(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, report: Reporter | None) -> dict[str, Any]:
-    """Prepare, fit and write the output in this process (rank 0 of a torchrun job writes too)."""
-    from accelerate import Accelerator  # type: ignore[import-untyped]
-
-    from fmstack.train.loop import Loop
-    from fmstack.train.prepare import prepare
-    from fmstack.train.publish import card, write_output
-
-    device = pick_device(spec.device)
-    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=spec.precision)
-    prep = prepare(hub, spec)
-    rank0 = accelerator.is_main_process
-
-    def on_progress(progress: Progress) -> None:
-        if rank0:
-            _record(hub, run_id, progress)
-            if report:
-                report(progress)
-
-    result: FitResult = Loop(prep, accelerator, checkpoint_root(hub, spec), on_progress).fit()
-    summary = _summary(result)
-    if rank0:
-        kind = write_output(prep, result.model, folder, spec.base, spec.data)
-        summary |= {"kind": kind, "card": card(prep, spec.base, spec.data, summary["metrics"], run_id)}
-        hub.runs.append_log(run_id, _log_line(result))
-    accelerator.wait_for_everyone()
-    return summary
-
-
-def _summary(result: FitResult) -> dict[str, Any]:
-    return {
-        "metrics": scalar_metrics(result.final),
-        "steps": result.steps,
-        "samples_per_s": result.samples_per_s,
-        "tokens_per_s": result.tokens_per_s,
-        "mfu": result.mfu,
-        "train_seconds": result.train_seconds,
-        "trainable_params": result.trainable_params,
-        "total_params": result.total_params,
-        "resumed_from": result.resumed_from,
-    }
-
-
-def _log_line(result: FitResult) -> str:
-    resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in scalar_metrics(result.final).items())
-    return (
-        f"trained {result.steps} steps{resumed} in {result.train_seconds:.1f}s, "
-        f"{result.samples_per_s:.1f} samples/s; {shown or 'no eval split'}"
-    )

@@ -17,29 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmstack.errors import InvalidInput, clip
 from fmstack.textfile import read_user_text
+from fmstack.train import registry
 
 TaskName = Literal["classification", "embedding", "mlm", "clm"]
 MethodName = Literal["probe", "full", "lora", "ia3", "adapter", "prefix"]
 Precision = Literal["no", "bf16", "fp16"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 ARCHS = ("bert-tiny", "bert-small", "gpt2-tiny", "gpt2-small")
-
-# Learning rates that work for each method when the user gives none (parameter-efficient methods
-# train few, freshly initialised parameters and need larger steps than full fine-tuning).
-DEFAULT_LR: dict[str, float] = {
-    "probe": 1e-2,
-    "full": 5e-5,
-    "lora": 2e-3,  # 92.4% on banking77 in 3 epochs with the mean-pooled head (bench/README.md)
-    "ia3": 1e-2,  # 93.4% on banking77 in 3 epochs (bench/README.md)
-    "adapter": 1e-3,
-    "prefix": 1e-2,
-}
-
-# Classification: the head's own learning rate when the user gives none. Full fine-tuning moves the
-# pretrained encoder in small steps, which leave a freshly initialised head undertrained: on banking77
-# a head at 3e-3 scored 93.65% over three seeds against 91.98% with one rate for everything
-# (bench/README.md). The other methods train their head at their own, already large, rate.
-DEFAULT_HEAD_LR: dict[str, float] = {"full": 3e-3}
 
 
 class TrainSpec(BaseModel):
@@ -158,14 +142,14 @@ class TrainSpec(BaseModel):
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+        return self.lr if self.lr is not None else registry.method(self.method).default_lr
 
     @property
     def head_learning_rate(self) -> float | None:
         """The classification head's own peak learning rate; None: the same as everything else."""
         if self.head_lr is not None or self.task != "classification":
             return self.head_lr
-        return DEFAULT_HEAD_LR.get(self.method)
+        return registry.method(self.method).default_head_lr
 
     def identity(self) -> str:
         """A digest of the fields that decide the weights: equal specs share checkpoints."""
@@ -174,24 +158,25 @@ class TrainSpec(BaseModel):
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# (task -> methods that make sense for it). Probe trains only a classifier head, so it needs labels;
-# prefix tuning is implemented for encoder self-attention only.
-METHODS_FOR_TASK: dict[str, tuple[str, ...]] = {
-    "classification": ("probe", "full", "lora", "ia3", "adapter", "prefix"),
-    "embedding": ("full", "lora", "ia3", "adapter", "prefix"),
-    "mlm": ("full", "lora", "ia3", "adapter"),
-    "clm": ("full", "lora", "ia3", "adapter"),
-}
-
-
 def _rules(values: dict[str, Any]) -> list[str]:
-    """Cross-field problems, on whatever fields parsed (so they add to field errors)."""
+    """Cross-field problems, on whatever fields parsed (so they add to field errors): the method's
+    own (its plugin's ``tasks`` and ``rules``), then those of pretraining and of the tasks."""
+    problems: list[str] = []
+    task, method = values.get("task"), values.get("method", "full")
+    if method in registry.METHODS:
+        plugin = registry.METHODS[method]
+        if task in registry.TASKS and task not in plugin.tasks:
+            ok = ", ".join(registry.methods_for(task))
+            problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
+        problems += plugin.rules(values)
+    return problems + _source_rules(values) + _task_rules(values)
+
+
+def _source_rules(values: dict[str, Any]) -> list[str]:
+    """A run starts from a base model or from a built-in architecture (pretraining from scratch)."""
     problems: list[str] = []
     task, method = values.get("task"), values.get("method", "full")
     base, arch = values.get("base"), values.get("arch")
-    if task in METHODS_FOR_TASK and method not in METHODS_FOR_TASK[task]:
-        ok = ", ".join(METHODS_FOR_TASK[task])
-        problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
     if base and arch:
         problems.append("base/arch: give either a base model (--base) or an architecture (--arch), not both")
     if not base and not arch:
@@ -206,14 +191,22 @@ def _rules(values: dict[str, Any]) -> list[str]:
         problems.append("arch: gpt2 architectures are causal; use --objective clm")
     if arch and str(arch).startswith("bert") and task == "clm":
         problems.append("arch: bert architectures are masked LMs; use --objective mlm")
+    if values.get("early_stopping") and not values.get("eval_every"):
+        problems.append("early_stopping: needs eval_every (how often to evaluate)")
+    return problems
+
+
+def _task_rules(values: dict[str, Any]) -> list[str]:
+    """Options that only classification has (the task modules load torch, so their rules are here)."""
+    problems: list[str] = []
+    task = values.get("task")
     for option in ("label_smoothing", "rdrop"):
         if values.get(option) and task != "classification":
             problems.append(f"{option}: applies to classification only, not {task!r}")
-    if values.get("rdrop") and method == "probe":
-        problems.append("rdrop: probe trains a linear head on cached features, with no dropout to differ")
-    if values.get("head_lr") is not None and (task != "classification" or method == "probe"):
-        why = "probe trains only the head: use --lr" if method == "probe" else f"task {task!r} has no head"
-        problems.append(f"head_lr: applies to classification with an encoder that trains too ({why})")
+    if values.get("head_lr") is not None and task != "classification":
+        problems.append(
+            f"head_lr: applies to classification with an encoder that trains too (task {task!r} has no head)"
+        )
     if values.get("head", "linear") != "linear" and (
         task != "classification" or values.get("pooling") == "cls"
     ):
@@ -223,10 +216,6 @@ def _rules(values: dict[str, Any]) -> list[str]:
             else f"task {task!r} has no head"
         )
         problems.append(f"head: a cosine head is for classification with pooling 'mean' ({why})")
-    if values.get("layer_decay") is not None and method == "probe":
-        problems.append("layer_decay: probe trains only the head, which has no layers; use --lr")
-    if values.get("early_stopping") and not values.get("eval_every"):
-        problems.append("early_stopping: needs eval_every (how often to evaluate)")
     return problems
 
 

@@ -17,6 +17,8 @@ from time import perf_counter
 import torch
 from torch import nn
 
+from fmstack.train.registry import Method
+
 log = logging.getLogger("fmstack.train")
 
 # Matmul size and repetitions of the peak measurement: the best of several short timings, because a
@@ -39,22 +41,17 @@ def attention_shape(model: nn.Module) -> tuple[int, int]:
     return int(layers), int(hidden)
 
 
-def flops_per_token(model: nn.Module, trainable: int, method: str, seq_len: float) -> float:
+def flops_per_token(model: nn.Module, trainable: int, method: Method, seq_len: float) -> float:
     """Training FLOPs per (non-padding) token at mean sequence length ``seq_len``.
 
-    Full fine-tune: 6N + 12 L s d (forward 2N + 4 L s d; backward twice that). A frozen base (LoRA,
-    IA3, adapters, prefix): forward 2N, activation gradients 2N, weight gradients only for the
-    ``trainable`` parameters (2 per weight), attention as in full. The probe trains a head on cached
-    features: 6 x the head's parameters.
+    The method accounts for its own (``flops_per_token`` of its plugin): full fine-tuning 6N + 12 L s d
+    (forward 2N + 4 L s d; backward twice that); a frozen base (LoRA, IA3, adapters, prefix) forward
+    2N, activation gradients 2N, weight gradients only for the ``trainable`` parameters (2 per
+    weight), attention as in full; the probe, training a head on cached features, 6 x the head's.
     """
-    if method == "probe":
-        return 6.0 * trainable
     layers, hidden = attention_shape(model)
     attention = 12.0 * layers * seq_len * hidden
-    weights = matmul_params(model)
-    if method == "full":
-        return 6.0 * weights + attention
-    return 4.0 * weights + 2.0 * trainable + attention
+    return method.flops_per_token(float(matmul_params(model)), trainable, attention)
 
 
 def utilisation(per_token: float, tokens_per_s: float, peak: float | None) -> float | None:

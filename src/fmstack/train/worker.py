@@ -11,7 +11,7 @@ from typing import Any
 from fmstack.errors import FmstackError
 from fmstack.hub import Hub
 from fmstack.settings import Settings
-from fmstack.train.run import fit_here
+from fmstack.train.fit import fit_here
 from fmstack.train.spec import TrainSpec
 
 

@@ -1,6 +1,20 @@
-"""Fine-tuning methods, one module each; the registry in ``fmstack.train.registry`` lists them.
+"""Fine-tuning methods, one plugin module each; ``fmstack.train.registry.METHODS`` lists them.
 
-Every method module has: ``name``, ``is_adapter`` (output is an adapter version), ``apply(model, spec,
-task)`` (make the model trainable the method's way), ``save(model, folder)`` / ``load(model, folder)``
-(adapter files) and ``merge(model)``.
+A method module declares everything about the method, and nothing else in the package names it:
+
+- ``name``; ``is_adapter`` (the output is an adapter version, else a model version) and
+  ``adapter_format`` (``"peft"``: ``PeftModel.from_pretrained`` loads it; ``"fmstack"``; None for
+  model versions), recorded in the adapter's ``fmstack_adapter.json``;
+- ``tasks``: the tasks it applies to;
+- ``default_lr`` and ``default_head_lr`` (the classification head's own rate, None: the same);
+- ``options``: its ``TrainSpec`` fields (the CLI groups them under the method in ``--help``);
+- ``rules(values)``: the problems of a spec that chose it (cross-field checks), as messages;
+- ``flops_per_token(weights, trainable, attention)``: its training FLOPs per token, for the MFU;
+- ``training_view(model, rows, eval_rows, collate, device)``: what the loop trains and feeds it
+  (the model and the rows, except for the probe, which trains its head on cached features);
+- ``apply(model, spec, task)``, ``save(model, folder)``, ``load(model, folder)``, ``merge(model)``.
+
+Plugins import torch, transformers and peft inside their functions (or from a layers module of
+their own, like ``bottleneck.py``): the spec checks a command's flags against them before those
+libraries load, so a bad flag is refused in a second.
 """

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peft import IA3Config
-from peft.utils import (
-    TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
-    TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
-)
-from torch import nn
-
-from fmstack.train.methods import peft_common
+if TYPE_CHECKING:
+    from torch import nn
 
 name = "ia3"
 is_adapter = True
+adapter_format = "peft"
+tasks = ("classification", "embedding", "mlm", "clm")
+default_lr = (
+    1e-2  # rescaling vectors start at 1 and need large steps (bench/README.md, "Every method, full data")
+)
+default_head_lr = None
+options: tuple[str, ...] = ()
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+def flops_per_token(weights: float, trainable: int, attention: float) -> float:
+    """Frozen base: forward 2N, activation gradients 2N, weight gradients only for the trainable."""
+    return 4.0 * weights + 2.0 * trainable + attention
+
+
+def training_view(
+    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+) -> tuple[nn.Module, list[Any], list[Any]]:
+    return model, rows, eval_rows
 
 
 def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
+    from peft import IA3Config
+    from peft.utils import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+    )
+
+    from fmstack.train.methods import peft_common
+
     config = IA3Config(
         task_type=task.peft_task_type,
         target_modules=peft_common.targets(model, TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING),
@@ -30,12 +55,18 @@ def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
 
 
 def save(model: nn.Module, folder: Path) -> None:
+    from fmstack.train.methods import peft_common
+
     peft_common.save(model, folder)
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
+    from fmstack.train.methods import peft_common
+
     return peft_common.load(model, folder)
 
 
 def merge(model: nn.Module) -> nn.Module:
+    from fmstack.train.methods import peft_common
+
     return peft_common.merge(model)

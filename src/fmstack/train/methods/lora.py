@@ -3,20 +3,43 @@ the classification head trains in full (PEFT's ``modules_to_save``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peft import LoraConfig
-from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
-from torch import nn
-
-from fmstack.train.methods import peft_common
+if TYPE_CHECKING:
+    from torch import nn
 
 name = "lora"
 is_adapter = True
+adapter_format = "peft"
+tasks = ("classification", "embedding", "mlm", "clm")
+default_lr = 2e-3  # few, fresh parameters need larger steps (bench/README.md, "Every method, full data")
+default_head_lr = None
+options = ("lora_r", "lora_alpha", "lora_dropout")
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+def flops_per_token(weights: float, trainable: int, attention: float) -> float:
+    """Frozen base: forward 2N, activation gradients 2N, weight gradients only for the trainable."""
+    return 4.0 * weights + 2.0 * trainable + attention
+
+
+def training_view(
+    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+) -> tuple[nn.Module, list[Any], list[Any]]:
+    return model, rows, eval_rows
 
 
 def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
+    from peft import LoraConfig
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    from fmstack.train.methods import peft_common
+
     config = LoraConfig(
         task_type=task.peft_task_type,
         r=spec.lora_r,
@@ -28,12 +51,18 @@ def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
 
 
 def save(model: nn.Module, folder: Path) -> None:
+    from fmstack.train.methods import peft_common
+
     peft_common.save(model, folder)
 
 
 def load(model: nn.Module, folder: Path) -> nn.Module:
+    from fmstack.train.methods import peft_common
+
     return peft_common.load(model, folder)
 
 
 def merge(model: nn.Module) -> nn.Module:
+    from fmstack.train.methods import peft_common
+
     return peft_common.merge(model)

@@ -1,77 +1,66 @@
 """Linear probe: the encoder stays frozen, its pooled features are computed once and cached, and only
-the classifier head trains on them (the fast baseline). The output is a model version whose weights are
-the base's plus the trained head, so it serves like any fine-tuned classifier.
+the classifier head trains on them (the fast baseline; ``cached_features.py``). The output is a model
+version whose weights are the base's plus the trained head, so it serves like any fine-tuned classifier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
-from transformers.modeling_outputs import SequenceClassifierOutput
+from typing import TYPE_CHECKING, Any
 
 from fmstack.errors import Unsupported
-from fmstack.train.methods.heads import freeze_all_but_heads, head_modules
+
+if TYPE_CHECKING:
+    from torch import nn
 
 name = "probe"
 is_adapter = False
+adapter_format = None
+tasks = ("classification",)  # it trains a classifier head: it needs labels
+default_lr = 1e-2
+default_head_lr = None  # the head is all that trains: --lr is its rate
+options: tuple[str, ...] = ()
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if values.get("rdrop"):
+        problems.append("rdrop: probe trains a linear head on cached features, with no dropout to differ")
+    if values.get("head_lr") is not None:
+        problems.append(
+            "head_lr: applies to classification with an encoder that trains too (probe trains only the "
+            "head: use --lr)"
+        )
+    if values.get("layer_decay") is not None:
+        problems.append("layer_decay: probe trains only the head, which has no layers; use --lr")
+    return problems
+
+
+def flops_per_token(weights: float, trainable: int, attention: float) -> float:
+    """6 x the head's parameters: the encoder ran once, before training, to cache the features."""
+    return 6.0 * trainable
+
+
+def training_view(
+    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+) -> tuple[nn.Module, list[Any], list[Any]]:
+    """The head alone, on the cached features of every train and eval row."""
+    from fmstack.train.methods.cached_features import HeadOnly, featurize
+
+    model.to(device)
+    rows = featurize(model, rows, collate, device)
+    eval_rows = featurize(model, eval_rows, collate, device) if eval_rows else []
+    return HeadOnly(model), rows, eval_rows
 
 
 def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
+    from fmstack.train.methods.heads import freeze_all_but_heads, head_modules
+
     freeze_all_but_heads(model)
     if "classifier" not in head_modules(model):
         raise Unsupported(f"probe needs a model with a 'classifier' head; {type(model).__name__} has none")
     return model
-
-
-class HeadOnly(nn.Module):
-    """Runs just the classifier on cached features, shaped like the full model's output."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.classifier: nn.Module = model.classifier  # type: ignore[assignment]
-
-    def forward(self, features: torch.Tensor, **_: Any) -> SequenceClassifierOutput:
-        return SequenceClassifierOutput(logits=self.classifier(features))  # (batch, classes)
-
-
-@torch.no_grad()
-def featurize(
-    model: nn.Module,
-    rows: list[dict[str, Any]],
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
-    device: torch.device,
-    batch_size: int = 64,
-) -> list[dict[str, Any]]:
-    """Each row gains ``features``: the input the classifier sees (captured by a hook, so the cache
-    equals what the full model computes in eval mode)."""
-    captured: list[torch.Tensor] = []
-
-    def grab(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        if args[0].dim() != 2:
-            raise Unsupported(
-                "probe needs a classifier over pooled (batch, hidden) features; this model pools after its head"
-            )
-        captured.append(args[0].detach().float().cpu())
-
-    model.eval()
-    head: Any = model.classifier
-    hook = head.register_forward_pre_hook(grab)
-    try:
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-        feats: dict[int, torch.Tensor] = {}
-        for start in range(0, len(order), batch_size):
-            ids = order[start : start + batch_size]
-            batch = {k: v.to(device) for k, v in collate([rows[i] for i in ids]).items() if k != "labels"}
-            captured.clear()
-            model(**batch)
-            feats.update(zip(ids, captured[0], strict=True))
-    finally:
-        hook.remove()
-    return [{"features": feats[i], "label": r["label"]} for i, r in enumerate(rows)]
 
 
 def save(model: nn.Module, folder: Path) -> None:
