@@ -7,9 +7,10 @@ throughput of the ONNX runtime against sentence-transformers.
    ``fmstack.train`` (full fine-tuning, max length 64).
 2. ``fmstack.compress``: ONNX fp32 (fused) and ONNX int8 (dynamic, per-channel), each measured against
    the torch fp32 parent in the same run: file size, latency at batch 1 and 32, test accuracy.
-3. Embeddings: ``fmstack/minilm-l6`` compressed to int8 ONNX; texts/s of tokenise + ONNX Runtime +
-   pooling in length-sorted batches of 32 against ``SentenceTransformer.encode(batch_size=32)`` on the
-   same texts with the same thread count, plus the cosine similarity of the two.
+3. Embeddings: ``fmstack/minilm-l6`` compressed to ONNX fp32 and int8; texts/s of tokenise + ONNX
+   Runtime + pooling in length-sorted batches of 32 against ``SentenceTransformer.encode(batch_size=32)``
+   in fp32 and with int8 Linear layers, on the same texts with the same thread count, in interleaved
+   rounds: fp32 vs fp32, int8 vs int8 and the mixed int8 vs fp32, medians with their range.
 
 BANKING77 comes from --data DIR (default ``<repo>/../shared/datasets/banking77``); skips with a
 message when it is absent. Prints a Markdown table; --out
