@@ -45,7 +45,10 @@ def load_model() -> Any:
     from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     torch.manual_seed(0)
-    model = PooledEncoderForSequenceClassification.from_encoder(builtin_model_dir(), num_labels=77)
+    labels = {i: str(i) for i in range(77)}  # banking77's intents, by index
+    model = PooledEncoderForSequenceClassification.from_encoder(
+        builtin_model_dir(), num_labels=77, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
     lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"])
     return get_peft_model(model, lora)
 
@@ -117,7 +120,7 @@ def step(model: Any, optimizer: torch.optim.Optimizer, batch: Batch) -> float:
     nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss)
+    return float(loss.detach())
 
 
 def check_packing(model: Any, rows: list[list[int]], labels: list[int], length: int) -> float:
