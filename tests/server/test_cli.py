@@ -67,3 +67,17 @@ def test_visibility_is_set_from_the_server_cli_and_audited(
     ]
     code, _, err = run(capsys, "server", "visibility", "acme/m", "secret")
     assert code == 1 and "public or private" in err
+
+
+def test_local_only_commands_refuse_a_selected_remote_hub(
+    fmstack_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FMSTACK_HUB_URL", "http://127.0.0.1:9")  # nothing listens there
+    for command in (("hub", "gc"), ("eval", "acme/m", "--data", "acme/d"), ("data", "show", "acme/d")):
+        code, _, err = run(capsys, *command)
+        assert code == 1 and "works on the local hub only" in err and "unset FMSTACK_HUB_URL" in err, command
+    code, _, err = run(capsys, "runs", "ls")  # remote-ready, but the server is not there
+    assert code == 1 and "cannot reach the hub server http://127.0.0.1:9" in err
+    monkeypatch.delenv("FMSTACK_HUB_URL")
+    code, _, err = run(capsys, "--hub", "http://127.0.0.1:9", "hub", "import-builtin")
+    assert code == 1 and "`fmstack hub import-builtin` works on the local hub only" in err

@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from fmstack import __version__
 from fmstack.cli.output import err_console
-from fmstack.errors import FmstackError, clip
+from fmstack.errors import FmstackError, Unsupported, clip
+from fmstack.settings import Settings
 
 # The most characters of one error message: messages clip each piece of user input they quote, and this
 # catches any that does not (a 50 MB line must not flood the terminal).
@@ -65,6 +66,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "whoami": ("fmstack.cli.remote", "whoami", "Who the hub server takes this machine's token for."),
 }
 
+# Commands that work on a remote hub (FMSTACK_HUB_URL or --hub). Any other command (and these `hub`
+# maintenance commands) works on the local hub only, and refuses to run while a remote hub is selected
+# rather than quietly using the local one.
+REMOTE_READY = frozenset({"hub", "runs", "login", "logout", "whoami", "server"})
+LOCAL_ONLY_HUB = frozenset({"fsck", "gc", "import-hf", "import-builtin"})
+
 app = typer.Typer(
     name="fmstack",
     help="fmstack: share, train, compress and serve foundation models on your own machines.",
@@ -74,6 +81,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _debug = False
+_argv: list[str] = []  # this invocation's arguments, for the root callback
 
 
 def _version(value: bool) -> None:
@@ -99,6 +107,7 @@ def _root(
     _debug = debug
     if hub_url is not None:  # Settings.from_env() is the one reader of the environment
         os.environ["FMSTACK_HUB_URL"] = hub_url
+    _refuse_local_only(_argv)
 
 
 def _register(argv: list[str]) -> None:
@@ -116,15 +125,37 @@ def _register(argv: list[str]) -> None:
             app.command(name, help=help_text)(_placeholder)
 
 
-def _command_name(argv: list[str]) -> str | None:
-    """The first word that is not a root option or its value (``--hub URL hub ls`` -> ``hub``)."""
-    words = iter(argv)
+def _command_words(argv: list[str]) -> list[str]:
+    """The words that are not options or the root's option values (``--hub URL hub ls`` -> hub, ls)."""
+    found, words = [], iter(argv)
     for word in words:
         if word == "--hub":
             next(words, None)
         elif not word.startswith("-"):
-            return word
-    return None
+            found.append(word)
+    return found
+
+
+def _command_name(argv: list[str]) -> str | None:
+    words = _command_words(argv)
+    return words[0] if words else None
+
+
+def _refuse_local_only(argv: list[str]) -> None:
+    url = Settings.from_env().hub_url
+    words = _command_words(argv)
+    if url is None or not words or "--help" in argv:
+        return
+    local_only = words[0] not in REMOTE_READY or (
+        words[0] == "hub" and words[1:2] and words[1] in LOCAL_ONLY_HUB
+    )
+    if local_only:
+        command = " ".join(words[:2] if words[0] == "hub" else words[:1])
+        raise Unsupported(
+            f"`fmstack {command}` works on the local hub only, and a remote hub is selected ({url}, from "
+            "FMSTACK_HUB_URL or --hub): unset FMSTACK_HUB_URL (or drop --hub) to run it here, then "
+            "`fmstack --hub URL hub push` what it made"
+        )
 
 
 def _placeholder() -> None:  # stands in for a command that is not being run, in the overview only
@@ -139,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
     argv = sys.argv[1:] if argv is None else argv
+    global _argv
+    _argv = argv
     _register(argv)
     try:
         # With standalone_mode=False, a command's `raise typer.Exit(n)` comes back as the return value.
