@@ -59,7 +59,7 @@ def build_adapter(base_folder: Path, base_ref: str, dest: Path, seed: int) -> Pa
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from fmstack.train.descriptor import ADAPTER_DESCRIPTOR, AdapterDescriptor, write
+    from fmstack.train.adapter_descriptor import ADAPTER_DESCRIPTOR, AdapterDescriptor, write
     from fmstack.train.pooled import PooledEncoderForSequenceClassification
 
     torch.manual_seed(0)  # the descriptor's init_seed: the server rebuilds the same untrained head

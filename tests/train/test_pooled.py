@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
-from fmstack.train import descriptor
+from fmstack.train import adapter_descriptor
 from fmstack.train.evaluate import evaluate
 from fmstack.train.inference import load
 from fmstack.train.pooled import (
@@ -67,11 +67,11 @@ def test_peft_methods_target_the_encoder_under_the_pooled_head(
 
 def test_version_1_adapter_descriptors_meant_the_cls_head(tmp_path: Path) -> None:
     fields = {"method": "lora", "format": "peft", "base": "a/b:1", "task": "classification"}
-    (tmp_path / descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps({"schema_version": 1, **fields}))
-    old = descriptor.read_adapter(tmp_path)
+    (tmp_path / adapter_descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps({"schema_version": 1, **fields}))
+    old = adapter_descriptor.read_adapter(tmp_path)
     assert old is not None and old.pooling == "cls"
-    (tmp_path / descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps(fields))
-    new = descriptor.read_adapter(tmp_path)
+    (tmp_path / adapter_descriptor.ADAPTER_DESCRIPTOR).write_text(json.dumps(fields))
+    new = adapter_descriptor.read_adapter(tmp_path)
     assert new is not None and new.pooling == "mean" and new.schema_version == 2
 
 

@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from fmstack.errors import Unsupported
 from fmstack.hub import Hub
 from fmstack.train import registry
-from fmstack.train.descriptor import AdapterDescriptor
+from fmstack.train.adapter_descriptor import AdapterDescriptor
 from fmstack.train.inference import load
 from fmstack.train.loop import Loop
 from fmstack.train.merge import merge

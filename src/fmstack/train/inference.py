@@ -17,7 +17,7 @@ from torch import nn
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.servable import read_descriptor
-from fmstack.train import descriptor, registry
+from fmstack.train import adapter_descriptor, registry
 from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.prepare import load_tokenizer
 
@@ -88,10 +88,10 @@ def _model_version(hub: Hub, ref: str, folder: Path) -> Loaded:
 
 
 def _adapter_version(hub: Hub, ref: str, folder: Path) -> Loaded:
-    desc = descriptor.read_adapter(folder)
+    desc = adapter_descriptor.read_adapter(folder)
     if desc is None:
         raise InvalidInput(
-            f"{ref} has no {descriptor.ADAPTER_DESCRIPTOR}: not an adapter written by fmstack train"
+            f"{ref} has no {adapter_descriptor.ADAPTER_DESCRIPTOR}: not an adapter written by fmstack train"
         )
     base_dir = hub.checkout(desc.base)
     ctx = TaskContext(labels=desc.labels, multi_label=desc.multi_label, pooling=desc.pooling, head=desc.head)

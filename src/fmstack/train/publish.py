@@ -11,7 +11,7 @@ from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.importers import BUILTIN_REPO, BUILTIN_SOURCE
 from fmstack.hub.refs import parse_ref
 from fmstack.servable import ServableModel, write_descriptor
-from fmstack.train import descriptor
+from fmstack.train import adapter_descriptor
 from fmstack.train.methods.heads import head_modules
 from fmstack.train.pooled import is_pooled, save_config_with_code
 from fmstack.train.prepare import Prepared
@@ -26,10 +26,10 @@ def write_output(prep: Prepared, model: Any, folder: Path, base_ref: str | None,
         if prep.method.adapter_format == "peft":
             _make_standard(_task_model(model), folder, base_ref)
         heads = list(head_modules(_task_model(model)))
-        descriptor.write(
+        adapter_descriptor.write(
             folder,
-            descriptor.ADAPTER_DESCRIPTOR,
-            descriptor.AdapterDescriptor(
+            adapter_descriptor.ADAPTER_DESCRIPTOR,
+            adapter_descriptor.AdapterDescriptor(
                 method=spec.method,
                 format=prep.method.adapter_format,
                 base=str(base_ref),

@@ -208,15 +208,7 @@ class AdapterRuntime:
     ) -> None:
         self.pool, self.key, self.shared, self.adapter = pool, key, shared, name
         self._descriptor = descriptor
-        self._info = RuntimeInfo(
-            task=descriptor.task,
-            platform="pytorch+peft",
-            max_length=descriptor.max_length,
-            labels=tuple(descriptor.labels),
-            multi_label=descriptor.multi_label,
-            dimensions=dims if descriptor.task == "embedding" else 0,
-            base=key.base,
-        )
+        self._info = RuntimeInfo.of(descriptor, "pytorch+peft", dims, base=key.base)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -246,7 +238,7 @@ class AdapterPool:
         return len(self._bases)
 
     def load(self, hub: Hub, version: VersionInfo, folder: Path, threads: int | None) -> AdapterRuntime:
-        from fmstack.train.descriptor import read_adapter
+        from fmstack.train.adapter_descriptor import read_adapter
 
         desc = read_adapter(folder)
         if desc is None:

@@ -26,6 +26,27 @@ class RuntimeInfo:
     base: str | None = None  # adapters: the base version they share in memory
     batches: int = 1  # batches it computes at once: the worker runs one thread per batch
 
+    @classmethod
+    def of(
+        cls,
+        descriptor: ServableModel,
+        platform: str,
+        dimensions: int,
+        base: str | None = None,
+        batches: int = 1,
+    ) -> RuntimeInfo:
+        """What a runtime serves, as its descriptor says: the one place every runtime builds it from."""
+        return cls(
+            task=descriptor.task,
+            platform=platform,
+            max_length=descriptor.max_length,
+            labels=tuple(descriptor.labels),
+            multi_label=descriptor.multi_label,
+            dimensions=dimensions if descriptor.task == "embedding" else 0,
+            base=base,
+            batches=batches,
+        )
+
 
 class Runtime(Protocol):
     @property

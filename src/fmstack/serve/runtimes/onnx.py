@@ -78,15 +78,7 @@ class OnnxRuntime:
                     f"{folder}: the graph has no output {descriptor.output!r} (fmstack.json 'output')"
                 )
             dimensions = shape[-1] if isinstance(shape[-1], int) else 0
-        self._info = RuntimeInfo(
-            task=descriptor.task,
-            platform="onnxruntime",
-            max_length=descriptor.max_length,
-            labels=tuple(descriptor.labels),
-            multi_label=descriptor.multi_label,
-            dimensions=dimensions,
-            batches=batches,
-        )
+        self._info = RuntimeInfo.of(descriptor, "onnxruntime", dimensions, batches=batches)
 
     @property
     def info(self) -> RuntimeInfo:

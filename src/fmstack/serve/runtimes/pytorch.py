@@ -68,14 +68,7 @@ class TorchRuntime:
         self._model = model.eval()
         self._encoder = encoder
         self._descriptor = descriptor
-        self._info = RuntimeInfo(
-            task=descriptor.task,
-            platform="pytorch",
-            max_length=descriptor.max_length,
-            labels=tuple(descriptor.labels),
-            multi_label=descriptor.multi_label,
-            dimensions=dimensions if descriptor.task == "embedding" else 0,
-        )
+        self._info = RuntimeInfo.of(descriptor, "pytorch", dimensions)
 
     @property
     def info(self) -> RuntimeInfo:

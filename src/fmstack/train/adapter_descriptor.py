@@ -1,9 +1,7 @@
-"""The JSON files that describe a training output to the packages that load it.
-
-``fmstack.json`` (model versions for classification/embedding) is ``fmstack.servable.ServableModel``
-with ``format: pytorch``, shared with compress (which writes ``format: onnx``) and serve (which reads
-both). ``fmstack_adapter.json`` (adapter versions): which method made the adapter, on which exact base version,
-for which task and labels, and where the head weights are.
+"""The descriptor of an adapter version, ``fmstack_adapter.json``: which method made the adapter, on
+which exact base version, for which task and labels, and where the head weights are. Written by train,
+read by serve. (Model versions are described by ``fmstack.servable.ServableModel``, ``fmstack.json``,
+which train, compress and serve share.)
 """
 
 from __future__ import annotations
