@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fmstack.train.batches import encoder_inputs, epoch_batches, micro_batches, pad
+import torch
+
+from fmstack.train.batches import encoder_inputs, epoch_batches, micro_batches, pad, pad_multiple
 
 
 def test_epoch_batches_are_seeded_complete_and_bucketed() -> None:
@@ -36,3 +38,12 @@ def test_dynamic_padding() -> None:
     assert pad([[1, 2, 3], [4]], 0, multiple=4).tolist() == [[1, 2, 3, 0], [4, 0, 0, 0]]
     batch = encoder_inputs([{"input_ids": [5, 6]}, {"input_ids": [7]}], "input_ids", pad_id=0)
     assert batch["attention_mask"].sum().item() == 3
+
+
+def test_cpu_batches_are_padded_to_their_longest_only() -> None:
+    # Rounding lengths up to a multiple of 8 helps GPU tensor cores only; on CPU it is computed padding.
+    assert pad_multiple() == (8 if torch.cuda.is_available() else 1)
+    batch = encoder_inputs([{"input_ids": [5, 6, 7, 8, 9]}, {"input_ids": [7]}], "input_ids", pad_id=0)
+    longest = 5 if pad_multiple() == 1 else 8
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, longest)
+    assert pad([[1, 2, 3]], 0, multiple=8).shape == (1, 8)  # an explicit multiple still rounds
