@@ -155,8 +155,11 @@ def score(hub: Any, ref: str, data: str, args: argparse.Namespace) -> dict[str, 
     from fmstack.train.inference import load
 
     loaded, folder = load(hub, ref), hub.checkout(data)
-    splits = ["dev", "test"] if args.score_test else ["dev"]
-    return {split: evaluate(loaded, folder, split) for split in splits}
+    return {split: evaluate(loaded, folder, split) for split in scored_splits(args)}
+
+
+def scored_splits(args: argparse.Namespace) -> list[str]:
+    return (["dev"] if args.validation_fraction else []) + (["test"] if args.score_test else [])
 
 
 def run_fmstack(
@@ -273,15 +276,12 @@ def run_hf_trainer(
         out_metrics = trainer.train().metrics
         trainer.save_model(str(Path(out) / "adapter"))
         wall = time.perf_counter() - started
-        scores = {
-            split: trainer.predict(dataset(tok, split))
-            for split in (["dev", "test"] if args.score_test else ["dev"])
-        }
+        scores = {split: trainer.predict(dataset(tok, split)) for split in scored_splits(args)}
     accuracy = {s: float((p.predictions.argmax(-1) == p.label_ids).mean()) for s, p in scores.items()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "method": f"hf-trainer+peft-lora ({sampling})",
-        "dev_accuracy": accuracy["dev"],
+        "dev_accuracy": accuracy.get("dev", float("nan")),
         "accuracy": accuracy.get("test", float("nan")),
         "macro_f1": float("nan"),
         "trainable_params": trainable,
