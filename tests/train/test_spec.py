@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from fmstack.errors import InvalidInput
-from fmstack.train.spec import TrainSpec, load_spec_file, parse_spec
+from fmstack.specfile import load_spec_file
+from fmstack.train.spec import TrainSpec, parse_spec
 
 
 def test_a_bad_spec_lists_every_problem_at_once() -> None:
@@ -91,12 +92,12 @@ def test_a_good_spec_and_its_identity() -> None:
 def test_yaml_spec_file(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text("task: mlm\narch: bert-tiny\ndata: a/text\ntokenizer: a/tok\nepochs: 2\n")
-    assert load_spec_file(path) == TrainSpec(
+    assert load_spec_file(path, parse_spec, "training spec") == TrainSpec(
         task="mlm", arch="bert-tiny", data="a/text", tokenizer="a/tok", epochs=2
     )
     path.write_text("- not a mapping\n")
     with pytest.raises(InvalidInput, match="mapping"):
-        load_spec_file(path)
+        load_spec_file(path, parse_spec, "training spec")
 
 
 def test_an_unknown_field_is_told_the_field_it_probably_meant() -> None:

@@ -149,9 +149,9 @@ def run_spec(
     json_output: JsonFlag = False,
 ) -> None:
     """Run a training spec from a YAML file."""
-    from fmstack.train.spec import read_spec_file
+    from fmstack.specfile import read_spec_file
 
-    raw = read_spec_file(spec_file)
+    raw = read_spec_file(spec_file, "training spec")
     if resume:
         raw["resume"] = True
     _run(raw, json_output)

@@ -1,7 +1,7 @@
 """The training spec: one typed model shared by the CLI flags and ``fmstack train run SPEC.yaml``.
 
 ``parse_spec`` collects every problem (field errors and cross-field rules) before raising, so the user
-fixes a bad spec in one pass.
+fixes a bad spec in one pass. A YAML file is read by ``fmstack.specfile``, the loader every spec shares.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fmstack.errors import InvalidInput, clip
-from fmstack.textfile import read_user_text
 from fmstack.train import registry
 
 TaskName = Literal["classification", "embedding", "mlm", "clm"]
@@ -264,19 +261,3 @@ def _did_you_mean(name: str) -> str:
     close = [_KNOWN_AS[name]] if name in _KNOWN_AS else []
     close = close or difflib.get_close_matches(name, TrainSpec.model_fields, n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else " (docs/train.md lists the fields)"
-
-
-def read_spec_file(path: Path) -> dict[str, Any]:
-    """The fields of a YAML spec file, not yet validated (the CLI adds --resume before parsing)."""
-    text = read_user_text(path, "training spec")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{clip(path)}: not valid YAML: {clip(exc, 1000)}") from None
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"{clip(path)}: a training spec is a YAML mapping of field: value")
-    return raw
-
-
-def load_spec_file(path: Path) -> TrainSpec:
-    return parse_spec(read_spec_file(path))
