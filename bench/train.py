@@ -145,6 +145,7 @@ def _row(
         "train_s": result.train_seconds,
         "samples_per_s": examples / wall,
         "step_samples_per_s": result.samples_per_s,  # fmstack's own count: time inside its steps only
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -289,6 +290,7 @@ def run_hf_trainer(
         "train_s": out_metrics["train_runtime"],
         "samples_per_s": len(train_set) * args.epochs / wall,
         "step_samples_per_s": out_metrics["train_samples_per_second"],
+        "torch_threads": torch.get_num_threads(),
     }
 
 
