@@ -35,3 +35,12 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_bad_values_are_invalid_input(data: dict[str, object]) -> None:
     with pytest.raises(InvalidInput, match="invalid compression spec"):
         parse_spec(data)
+
+
+def test_a_misspelt_field_is_told_the_field_it_probably_meant() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_spec({"quantise": "int8", "eval_limt": 10, "colour": "red"})
+    message = str(err.value)
+    assert "quantise: not a compression spec field; did you mean 'quantize'?" in message
+    assert "eval_limt: not a compression spec field; did you mean 'eval_limit'?" in message
+    assert "colour: not a compression spec field (docs/compress.md lists the fields)" in message

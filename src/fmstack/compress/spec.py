@@ -6,11 +6,13 @@ one pass. The spec is stored with the hub run, so a compressed version says exac
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from fmstack.errors import InvalidInput
+from fmstack.errors import InvalidInput, clip
 
 Quantize = Literal["none", "int8"]
 Calibration = Literal["dynamic", "static"]
@@ -104,7 +106,17 @@ def parse_spec(data: dict[str, object]) -> CompressSpec:
     try:
         spec = CompressSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise InvalidInput(f"invalid compression spec: {problems}") from None
     spec.check()
     return spec
+
+
+def _problem(error: ErrorDetails) -> str:
+    where = ".".join(map(str, error["loc"])) or "spec"
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    # A misspelt field in a YAML spec file: name the field it probably is.
+    close = difflib.get_close_matches(where, CompressSpec.model_fields, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else " (docs/compress.md lists the fields)"
+    return f"{clip(where)}: not a compression spec field{hint}"
