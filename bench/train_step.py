@@ -168,6 +168,9 @@ def main() -> int:
     parser.add_argument("--pack-length", type=int, default=128, help="tokens per packed row")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(dynamic=True)")
+    parser.add_argument(
+        "--only", default="", help="';'-separated layouts to time (with 'bucketed, pad x8' always)"
+    )
     add_data_flag(parser)
     args = parser.parse_args()
     if problem := missing(args.data):
@@ -188,6 +191,9 @@ def main() -> int:
     makers = layouts(args)
     if args.compile:
         makers["bucketed, pad longest, torch.compile"] = makers["bucketed, pad longest"]
+    if args.only:  # the reference layout always runs: every speed is relative to it
+        keep = {"bucketed, pad x8", *(n.strip() for n in args.only.split(";"))}
+        makers = {name: make for name, make in makers.items() if name in keep}
     times: dict[str, list[float]] = {name: [] for name in makers}
     tokens: dict[str, list[int]] = {name: [0, 0] for name in makers}  # computed, real
     states = {name: build(name, args) for name in makers}
