@@ -218,3 +218,41 @@ def test_partial_uploads_given_up_on_are_swept(app_hub: AppHub) -> None:
         f"/api/v1/uploads/{sha}", params={"size": 100}, headers=app_hub.headers()
     ).json()
     assert state["received"] == 0
+
+
+def test_naming_a_digest_is_no_proof_of_holding_its_bytes(app_hub: AppHub, tmp_path: Path) -> None:
+    secret = b"ann's private weights" * 100
+    sha = hashlib.sha256(secret).hexdigest()
+    ann = app_hub.user("ann", "write")
+    client(app_hub, ann).push("ann/private", make_folder(tmp_path / "a", {"w.safetensors": secret}), "model")
+    bob = app_hub.user("bob", "write")
+    manifest = {"kind": "model", "files": [{"path": "w.safetensors", "sha256": sha, "size": len(secret)}]}
+    http = app_hub.client
+    # Bob learned the digest but never had the bytes: he may not make a version of them ...
+    assert (
+        http.post(
+            "/api/v1/repos/bob/stolen/versions", json=manifest, headers=app_hub.headers(bob)
+        ).status_code
+        == 409
+    )
+    # ... the plan asks him for the bytes, the stored blob does not count as his upload ...
+    plan = http.post("/api/v1/repos/bob/stolen/push/plan", json=manifest, headers=app_hub.headers(bob)).json()
+    assert [b["sha256"] for b in plan["missing"]] == [sha] and plan["missing"][0]["complete"] is False
+    state = http.get(
+        f"/api/v1/uploads/{sha}", params={"size": len(secret)}, headers=app_hub.headers(bob)
+    ).json()
+    assert state["complete"] is False
+    wrong = http.put(
+        f"/api/v1/uploads/{sha}",
+        params={"size": len(secret)},
+        content=b"x" * len(secret),
+        headers=app_hub.headers(bob),
+    )
+    assert wrong.status_code == 422
+    # ... and once he sends them (he has them after all), they are his to name.
+    mine = http.post(
+        "/api/v1/repos/ann/private/push/plan", json=manifest, headers=app_hub.headers(ann)
+    ).json()
+    assert mine["missing"] == []  # Ann's own: nothing to send
+    client(app_hub, bob).push("bob/copy", make_folder(tmp_path / "b", {"w.safetensors": secret}), "model")
+    assert app_hub.hub.resolve("bob/copy").total_size == len(secret)

@@ -14,7 +14,7 @@ from typing import Any
 from filelock import FileLock
 from sqlalchemy import Engine, text
 
-HEAD_REVISION = "s0001"
+HEAD_REVISION = "s0002"
 VERSION_TABLE = "fmstack_server_version"
 _PG_LOCK_KEY = 727002  # the hub's own migrations hold 727001
 

@@ -67,3 +67,15 @@ class AuditRow(ServerBase):
     target: Mapped[str] = mapped_column(String(300))
     detail: Mapped[dict[str, object]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(Text, default="")  # the client address, or "cli"
+
+
+class UploadClaimRow(ServerBase):
+    """A blob this user proved to hold by uploading its bytes: they may name it in a version even if
+    no version they can read holds it (content addressing must not hand out others' private bytes)."""
+
+    __tablename__ = "server_upload_claims"
+    __table_args__ = (UniqueConstraint("user", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

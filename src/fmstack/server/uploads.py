@@ -81,28 +81,32 @@ class Uploads:
                 "(`fmstack server start --max-upload-bytes`)"
             )
 
-    def state(self, sha256: str, size: int) -> UploadState:
-        if self._blobs.has(sha256_of(sha256)):
+    def state(self, sha256: str, size: int, owned: bool) -> UploadState:
+        """How much of this blob arrived. A blob already stored counts as complete only for a caller
+        who ``owned`` it (may name it: see ``claims.py``); anyone else proves they hold it by sending it."""
+        if owned and self._blobs.has(sha256_of(sha256)):
             return UploadState(sha256, size, size, True)
         partial = self._partial(sha256)
         received = partial.stat().st_size if partial.exists() else 0
         return UploadState(sha256, size, received, False)
 
-    async def write(self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes]) -> UploadState:
+    async def write(
+        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool
+    ) -> UploadState:
         """Append the chunks at ``offset``; when the file is whole, verify it and store it as a blob."""
         self.check_size(size)
         lock = self._lock(sha256)
         # Waiting for the lock and hashing a whole file take long: off the event loop.
         await anyio.to_thread.run_sync(lambda: lock.acquire(timeout=120))
         try:
-            return await self._write_locked(sha256, size, offset, chunks)
+            return await self._write_locked(sha256, size, offset, chunks, owned)
         finally:
             lock.release()
 
     async def _write_locked(
-        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes]
+        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool
     ) -> UploadState:
-        current = self.state(sha256, size)
+        current = self.state(sha256, size, owned)
         if current.complete:
             return current
         if offset != current.received:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -23,6 +24,7 @@ from fmstack.hub.entities import to_jsonable
 from fmstack.server import commits
 from fmstack.server.access import Principal, principal, require_read, require_write
 from fmstack.server.accounts import Accounts
+from fmstack.server.claims import claimable, record_claim
 from fmstack.server.hf_files import RangeNotSatisfiable, parse_range, stream
 from fmstack.server.manifests import PushManifest, checked_entries
 from fmstack.server.paths import ref_of, repo_of, sha256_of
@@ -87,7 +89,8 @@ def push_plan(
         uploads.check_size(e.size)
     hub.check_repo_kind(repo, manifest.kind)
     sizes = {e.sha256: e.size for e in entries}
-    states = (uploads.state(sha, sizes[sha]) for sha in commits.missing_blobs(hub, entries))
+    owned = claimable(hub, caller, set(sizes))
+    states = (uploads.state(sha, sizes[sha], False) for sha in commits.missing_blobs(hub, entries, owned))
     return PushPlan(missing=[BlobState(**vars(s)) for s in states])
 
 
@@ -96,7 +99,9 @@ def upload_state(
     request: Request, caller: Caller, sha256: str, size: Annotated[int, Query(ge=0)]
 ) -> BlobState:
     _may_upload(caller)
-    return BlobState(**vars(_uploads(request).state(sha256_of(sha256), size)))
+    sha = sha256_of(sha256)
+    owned = sha in claimable(_hub(request), caller, {sha})
+    return BlobState(**vars(_uploads(request).state(sha, size, owned)))
 
 
 @router.put("/uploads/{sha256}")
@@ -111,7 +116,11 @@ async def upload(
     _may_upload(caller)
     uploads = _uploads(request)
     uploads.check_size(size)
-    state = await uploads.write(sha256_of(sha256), size, offset, _body(request))
+    sha, hub = sha256_of(sha256), _hub(request)
+    owned = sha in await anyio.to_thread.run_sync(claimable, hub, caller, {sha})
+    state = await uploads.write(sha, size, offset, _body(request), owned)
+    if state.complete and not owned and caller.user is not None:  # the bytes were the proof
+        await anyio.to_thread.run_sync(record_claim, hub, caller.user, sha)
     return BlobState(**vars(state))
 
 
@@ -130,7 +139,8 @@ def commit_version(
     entries = checked_entries(manifest)
     if manifest.run_id is not None:  # lineage: only the run's creator may attach versions to it
         owned_run(hub, caller, manifest.run_id)
-    version = commits.commit(hub, repo, manifest, entries, caller.name)
+    owned = claimable(hub, caller, {e.sha256 for e in entries})
+    version = commits.commit(hub, repo, manifest, entries, caller.name, owned)
     detail = {
         "number": version.number,
         "digest": version.digest,
