@@ -203,9 +203,11 @@ class ModelWorker:
             self._died(exc)
 
     def _died(self, exc: BaseException) -> None:
-        """Mark the worker dead and fail every request still queued: nobody will compute them."""
+        """Mark the worker dead (the first reason stays) and fail every request still queued: nobody
+        will compute them."""
         with self._cond:
-            self.failure = f"its batch thread stopped ({type(exc).__name__}: {exc})"
+            if self.failure is None:
+                self.failure = f"its batch thread stopped ({type(exc).__name__}: {exc})"
             pending, self._pending = self._pending, []
             self._queued_tokens = 0
             self.observer.depth(0)
@@ -266,7 +268,9 @@ class ModelWorker:
             done = self._forward(batch, tokens)
         except Exception as exc:  # a failed forward fails its requests, not the worker
             _fail_all(batch, exc)
-        except BaseException as exc:  # the thread is going down (``_run``): answer this batch first
+        except BaseException as exc:  # the thread is going down (``_run``): answer this batch first,
+            # once the worker is marked dead, so that a client told 503 finds /readyz saying why
+            self._died(exc)
             _fail_all(batch, ModelNotReady(f"model {self.name!r}: its batch thread stopped ({exc!r})"))
             raise
         else:

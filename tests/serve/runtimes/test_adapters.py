@@ -18,19 +18,26 @@ from fmstack.hub import Hub
 from fmstack.serve import RunningServer
 from fmstack.serve.loader import HubLoader
 from fmstack.serve.runtimes.adapters import AdapterRuntime
-from fmstack.train.descriptor import ADAPTER_DESCRIPTOR, AdapterDescriptor, write
+from fmstack.train.adapter_descriptor import ADAPTER_DESCRIPTOR, AdapterDescriptor, write
 from tests.serve.conftest import LABELS
 
 TEXTS = ["hello there", "I want a refund for my order", "where is my card"]
 
 
 def build_lora(
-    base: Path, dest: Path, seed: int, base_ref: str, hf_head: bool = False, head: str = "linear"
+    base: Path,
+    dest: Path,
+    seed: int,
+    base_ref: str,
+    hf_head: bool = False,
+    head: str = "linear",
+    method: str = "lora",
 ) -> Path:
-    """A LoRA classification adapter in fmstack train's format (mean-pooled head, the default), with
-    weights made different per seed. ``hf_head`` builds it on the architecture's own head instead,
-    which its descriptor does not say: an adapter that does not fit the model it loads on."""
-    from peft import LoraConfig, get_peft_model
+    """A LoRA (or with ``method="ia3"`` an IA3) classification adapter in fmstack train's format
+    (mean-pooled head, the default), with weights made different per seed. ``hf_head`` builds it on the
+    architecture's own head instead, which its descriptor does not say: an adapter that does not fit
+    the model it loads on."""
+    from peft import IA3Config, LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
     from fmstack.train.pooled import PooledEncoderForSequenceClassification
@@ -45,16 +52,20 @@ def build_lora(
         model = AutoModelForSequenceClassification.from_pretrained(base, **labels)
     else:
         model = PooledEncoderForSequenceClassification.from_encoder(base, classifier_head=head, **labels)
-    lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
-    peft_model = get_peft_model(model, lora)
+    config = (
+        LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+        if method == "lora"
+        else IA3Config(task_type="SEQ_CLS", target_modules=["key", "value"], feedforward_modules=[])
+    )
+    peft_model = get_peft_model(model, config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # stand in for training: LoRA B starts at zero, the head at the seeded init
         for name, param in peft_model.named_parameters():
-            if "lora_B" in name or "modules_to_save" in name:
+            if "lora_B" in name or "ia3_l" in name or "modules_to_save" in name:
                 param.add_(torch.randn(param.shape, generator=generator) * 0.5)
     peft_model.save_pretrained(dest)
     descriptor = AdapterDescriptor(
-        method="lora",
+        method=method,  # type: ignore[arg-type]
         format="peft",
         base=base_ref,
         task="classification",
@@ -252,3 +263,23 @@ def test_a_mixed_pass_keeps_to_the_batch_limits(served_hub: Hub, adapters: list[
     assert passes == [None, None]
     for ref, out in zip(adapters[:2], outs, strict=True):
         np.testing.assert_allclose(out, _reference(served_hub, ref), atol=1e-5)
+
+
+def test_ia3_adapters_of_one_base_take_it_one_batch_at_a_time(
+    served_hub: Hub, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """PEFT's IA3 ignores ``adapter_names``: its batches never share a pass, and each still answers
+    with its own adapter."""
+    refs = []
+    for i in range(2):
+        folder = build_lora(model_dirs["encoder"], tmp_path / f"ia3-{i}", i + 1, "acme/embed:1", method="ia3")
+        refs.append(served_hub.push(f"acme/intent-ia3-{i}", folder, "adapter").ref)
+    loader = HubLoader(served_hub, threads=1)
+    runtimes = [r for ref in refs if isinstance(r := loader(ref)[1], AdapterRuntime)]
+    assert loader.adapters.bases == 1 and not runtimes[0].shared.mixable
+    passes = _passes(runtimes[0].shared.model)
+    outs = _forward_together(runtimes, [TEXTS, TEXTS])
+    assert passes == [None, None]
+    for ref, out in zip(refs, outs, strict=True):
+        np.testing.assert_allclose(out, _reference(served_hub, ref), atol=1e-5)
+    assert not np.allclose(outs[0], outs[1], atol=1e-3)
