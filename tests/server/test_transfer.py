@@ -213,7 +213,7 @@ def test_partial_uploads_given_up_on_are_swept(app_hub: AppHub) -> None:
     )
     uploads = app_hub.client.app.state.uploads  # type: ignore[attr-defined]
     assert uploads.sweep() == []  # recent: kept for a resume
-    assert [p.name for p in uploads.sweep(older_than_s=-1)] == [f"{sha}.part"]
+    assert [p.name for p in uploads.sweep(older_than_s=-1)] == [f"{sha}.admin.part"]
     state = app_hub.client.get(
         f"/api/v1/uploads/{sha}", params={"size": 100}, headers=app_hub.headers()
     ).json()
@@ -256,3 +256,20 @@ def test_naming_a_digest_is_no_proof_of_holding_its_bytes(app_hub: AppHub, tmp_p
     assert mine["missing"] == []  # Ann's own: nothing to send
     client(app_hub, bob).push("bob/copy", make_folder(tmp_path / "b", {"w.safetensors": secret}), "model")
     assert app_hub.hub.resolve("bob/copy").total_size == len(secret)
+
+
+def test_a_half_sent_file_is_only_its_senders_to_finish(app_hub: AppHub) -> None:
+    data = bytes(range(256)) * 8
+    sha = hashlib.sha256(data).hexdigest()
+    ann, bob = app_hub.user("ann", "write"), app_hub.user("bob", "write")
+    http, size = app_hub.client, {"size": len(data)}
+    http.put(f"/api/v1/uploads/{sha}", params=size, content=data[:1000], headers=app_hub.headers(ann))
+    bobs = http.get(f"/api/v1/uploads/{sha}", params=size, headers=app_hub.headers(bob)).json()
+    assert bobs["received"] == 0  # Ann's first half is not Bob's to build on
+    rest = http.put(
+        f"/api/v1/uploads/{sha}",
+        params={**size, "offset": 1000},
+        content=data[1000:],
+        headers=app_hub.headers(bob),
+    )
+    assert rest.status_code == 409 and "offset 0" in rest.json()["message"]

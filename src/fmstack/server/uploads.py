@@ -66,8 +66,10 @@ class Uploads:
                     removed.append(partial)
         return removed
 
-    def _partial(self, sha256: str) -> Path:
-        return self._folder / f"{sha256_of(sha256)}.part"
+    def _partial(self, sha256: str, user: str) -> Path:
+        # One partial per user and blob: a user cannot finish another's half-sent file (and so name
+        # bytes they never had); user names are letters, digits, '.', '_' and '-' (accounts.check_name).
+        return self._folder / f"{sha256_of(sha256)}.{user}.part"
 
     def _lock(self, sha256: str) -> FileLock:
         self._folder.mkdir(parents=True, exist_ok=True)
@@ -81,17 +83,17 @@ class Uploads:
                 "(`fmstack server start --max-upload-bytes`)"
             )
 
-    def state(self, sha256: str, size: int, owned: bool) -> UploadState:
+    def state(self, sha256: str, size: int, owned: bool, user: str) -> UploadState:
         """How much of this blob arrived. A blob already stored counts as complete only for a caller
         who ``owned`` it (may name it: see ``claims.py``); anyone else proves they hold it by sending it."""
         if owned and self._blobs.has(sha256_of(sha256)):
             return UploadState(sha256, size, size, True)
-        partial = self._partial(sha256)
+        partial = self._partial(sha256, user)
         received = partial.stat().st_size if partial.exists() else 0
         return UploadState(sha256, size, received, False)
 
     async def write(
-        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool
+        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool, user: str
     ) -> UploadState:
         """Append the chunks at ``offset``; when the file is whole, verify it and store it as a blob."""
         self.check_size(size)
@@ -99,14 +101,14 @@ class Uploads:
         # Waiting for the lock and hashing a whole file take long: off the event loop.
         await anyio.to_thread.run_sync(lambda: lock.acquire(timeout=120))
         try:
-            return await self._write_locked(sha256, size, offset, chunks, owned)
+            return await self._write_locked(sha256, size, offset, chunks, owned, user)
         finally:
             lock.release()
 
     async def _write_locked(
-        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool
+        self, sha256: str, size: int, offset: int, chunks: AsyncIterator[bytes], owned: bool, user: str
     ) -> UploadState:
-        current = self.state(sha256, size, owned)
+        current = self.state(sha256, size, owned, user)
         if current.complete:
             return current
         if offset != current.received:
@@ -115,7 +117,7 @@ class Uploads:
                 f"{current.received}, not {offset}",
                 current.received,
             )
-        partial = self._partial(sha256)
+        partial = self._partial(sha256, user)
         with open(partial, "ab") as out:
             written = offset
             async for chunk in chunks:

@@ -90,7 +90,10 @@ def push_plan(
     hub.check_repo_kind(repo, manifest.kind)
     sizes = {e.sha256: e.size for e in entries}
     owned = claimable(hub, caller, set(sizes))
-    states = (uploads.state(sha, sizes[sha], False) for sha in commits.missing_blobs(hub, entries, owned))
+    user = caller.name
+    states = (
+        uploads.state(sha, sizes[sha], False, user) for sha in commits.missing_blobs(hub, entries, owned)
+    )
     return PushPlan(missing=[BlobState(**vars(s)) for s in states])
 
 
@@ -101,7 +104,7 @@ def upload_state(
     _may_upload(caller)
     sha = sha256_of(sha256)
     owned = sha in claimable(_hub(request), caller, {sha})
-    return BlobState(**vars(_uploads(request).state(sha, size, owned)))
+    return BlobState(**vars(_uploads(request).state(sha, size, owned, caller.name)))
 
 
 @router.put("/uploads/{sha256}")
@@ -118,7 +121,7 @@ async def upload(
     uploads.check_size(size)
     sha, hub = sha256_of(sha256), _hub(request)
     owned = sha in await anyio.to_thread.run_sync(claimable, hub, caller, {sha})
-    state = await uploads.write(sha, size, offset, _body(request), owned)
+    state = await uploads.write(sha, size, offset, _body(request), owned, caller.name)
     if state.complete and not owned and caller.user is not None:  # the bytes were the proof
         await anyio.to_thread.run_sync(record_claim, hub, caller.user, sha)
     return BlobState(**vars(state))
