@@ -14,6 +14,9 @@ A method module declares everything about the method, and nothing else in the pa
   (the model and the rows, except for the probe, which trains its head on cached features);
 - ``apply(model, spec, task)``, ``save(model, folder)``, ``load(model, folder)``, ``merge(model)``.
 
+Where a method does what most do (no rules of its own, a frozen base's FLOPs, training the model on
+the rows as given), it assigns the function from ``shared.py`` rather than writing it again.
+
 Plugins import torch, transformers and peft inside their functions (or from a layers module of
 their own, like ``bottleneck.py``): the spec checks a command's flags against them before those
 libraries load, so a bad flag is refused in a second.

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmstack.errors import Unsupported
+from fmstack.train.methods import shared
 
 if TYPE_CHECKING:
     from torch import nn
+
 
 name = "full"
 is_adapter = False
@@ -20,21 +21,13 @@ default_lr = 5e-5
 # undertrained, so the head gets a rate of its own (bench/README.md, "Toward 94%: head learning rate").
 default_head_lr = 3e-3
 options: tuple[str, ...] = ()
-
-
-def rules(values: Mapping[str, Any]) -> list[str]:
-    return []
+rules = shared.no_rules
+training_view = shared.as_given
 
 
 def flops_per_token(weights: float, trainable: int, attention: float) -> float:
     """6N + attention: forward 2N, backward twice that (activation and weight gradients)."""
     return 6.0 * weights + attention
-
-
-def training_view(
-    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
-) -> tuple[nn.Module, list[Any], list[Any]]:
-    return model, rows, eval_rows
 
 
 def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:

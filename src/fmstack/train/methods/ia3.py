@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmstack.train.methods import shared
+
 if TYPE_CHECKING:
     from torch import nn
+
 
 name = "ia3"
 is_adapter = True
@@ -18,21 +20,9 @@ default_lr = (
 )
 default_head_lr = None
 options: tuple[str, ...] = ()
-
-
-def rules(values: Mapping[str, Any]) -> list[str]:
-    return []
-
-
-def flops_per_token(weights: float, trainable: int, attention: float) -> float:
-    """Frozen base: forward 2N, activation gradients 2N, weight gradients only for the trainable."""
-    return 4.0 * weights + 2.0 * trainable + attention
-
-
-def training_view(
-    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
-) -> tuple[nn.Module, list[Any], list[Any]]:
-    return model, rows, eval_rows
+rules = shared.no_rules
+flops_per_token = shared.frozen_base_flops
+training_view = shared.as_given
 
 
 def apply(model: nn.Module, spec: Any, task: Any) -> nn.Module:
