@@ -18,7 +18,7 @@ from sqlalchemy import text
 from fmstack.cli import main as cli_main
 from fmstack.errors import Unavailable
 from fmstack.hub import Hub
-from fmstack.hub.db import HEAD_REVISION, create_hub_engine, current_revision
+from fmstack.hub.db import HUB_MIGRATIONS, create_hub_engine
 from fmstack.hub.schema import Base
 from fmstack.settings import Settings
 from tests.hub.folders import make_folder
@@ -27,7 +27,7 @@ from tests.hub.mounts import read_only
 
 def test_migrations_match_the_orm(backend_settings: Settings) -> None:
     with Hub(backend_settings) as hub:
-        assert current_revision(hub.engine) == HEAD_REVISION
+        assert HUB_MIGRATIONS.current(hub.engine) == HUB_MIGRATIONS.head
         with hub.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], "schema.py changed without a migration: add one under hub/migrations/versions"
@@ -36,7 +36,7 @@ def test_migrations_match_the_orm(backend_settings: Settings) -> None:
 def test_reopening_a_current_hub_runs_no_migration(backend_settings: Settings) -> None:
     Hub(backend_settings).close()
     with Hub(backend_settings) as hub:
-        assert current_revision(hub.engine) == HEAD_REVISION
+        assert HUB_MIGRATIONS.current(hub.engine) == HUB_MIGRATIONS.head
 
 
 def test_engines_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from fmstack.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from fmstack.hub import Hub
 from fmstack.server.accounts import Accounts
 from fmstack.server.app import open_hub
-from fmstack.server.db import HEAD_REVISION, current_revision
+from fmstack.server.db import SERVER_MIGRATIONS
 from fmstack.server.schema import ServerBase
 from fmstack.server.settings import ServerSettings
 
@@ -30,7 +30,7 @@ def opened(server_settings: ServerSettings) -> Iterator[tuple[Hub, Accounts]]:
 
 def test_server_migrations_build_exactly_the_orm_tables(opened: tuple[Hub, Accounts]) -> None:
     hub, _ = opened
-    assert current_revision(hub.engine) == HEAD_REVISION
+    assert SERVER_MIGRATIONS.current(hub.engine) == SERVER_MIGRATIONS.head
     ours = set(ServerBase.metadata.tables)
 
     def only_ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -135,52 +136,62 @@ def _use_wal(database: Path) -> None:
             conn.close()
 
 
-def _alembic_config(engine: Engine) -> Any:
-    from alembic.config import Config
+@dataclass(frozen=True)
+class MigrationHistory:
+    """One Alembic history in the hub's database, with its own version table: the hub's tables, and
+    the server's beside them (``fmstack.server.db``). Migrating is cheap when the database is at head,
+    and safe when processes race to create it (an advisory lock on PostgreSQL, a file lock on SQLite)."""
 
-    cfg = Config()
-    location = importlib.resources.files("fmstack.hub") / "migrations"
-    cfg.set_main_option("script_location", str(location))
-    cfg.attributes["engine"] = engine
-    return cfg
+    package: str  # the package whose ``migrations/`` folder holds the history
+    version_table: str
+    head: str
+    pg_lock_key: int
+    lock_file: str
 
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        try:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception:  # no table yet: a new database
-            return None
-
-
-def migrate(engine: Engine, lock_dir: Path | None) -> None:
-    """Bring the schema to head. Cheap when already current; safe when processes race to create it."""
-    if current_revision(engine) == HEAD_REVISION:
-        return
-    from alembic import command
-
-    with _migration_lock(engine, lock_dir):
-        if current_revision(engine) != HEAD_REVISION:
-            command.upgrade(_alembic_config(engine), "head")
-
-
-@contextlib.contextmanager
-def _migration_lock(engine: Engine, lock_dir: Path | None) -> Iterator[None]:
-    if engine.dialect.name == "postgresql":
+    def current(self, engine: Engine) -> str | None:
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(727001)"))
             try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(727001)"))
-                conn.commit()
-        return
-    if lock_dir is None:
-        yield
-        return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / ".migrate.lock")):
-        yield
+                return conn.execute(text(f"SELECT version_num FROM {self.version_table}")).scalar()
+            except Exception:  # no table yet: this history never ran on the database
+                return None
+
+    def migrate(self, engine: Engine, lock_dir: Path | None) -> None:
+        if self.current(engine) == self.head:
+            return
+        from alembic import command
+
+        with self._lock(engine, lock_dir):
+            if self.current(engine) != self.head:
+                command.upgrade(self._config(engine), "head")
+
+    def _config(self, engine: Engine) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(importlib.resources.files(self.package) / "migrations"))
+        cfg.attributes["engine"] = engine
+        return cfg
+
+    @contextlib.contextmanager
+    def _lock(self, engine: Engine, lock_dir: Path | None) -> Iterator[None]:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.execute(text(f"SELECT pg_advisory_lock({self.pg_lock_key})"))
+                try:
+                    yield
+                finally:
+                    conn.execute(text(f"SELECT pg_advisory_unlock({self.pg_lock_key})"))
+                    conn.commit()
+            return
+        if lock_dir is None:
+            yield
+            return
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / self.lock_file)):
+            yield
+
+
+HUB_MIGRATIONS = MigrationHistory("fmstack.hub", "alembic_version", HEAD_REVISION, 727001, ".migrate.lock")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

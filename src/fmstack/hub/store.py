@@ -29,7 +29,7 @@ from fmstack.hub.aliases import AliasStore
 from fmstack.hub.api import HubApi
 from fmstack.hub.blobs import BlobStore, open_blob_store
 from fmstack.hub.cards import CardStore
-from fmstack.hub.db import create_hub_engine, migrate
+from fmstack.hub.db import HUB_MIGRATIONS, create_hub_engine
 from fmstack.hub.entities import AliasEvent, Kind, Lineage, RepoInfo, VersionDetail, VersionInfo
 from fmstack.hub.gc_lock import GcLock
 from fmstack.hub.runs import RunLog
@@ -172,7 +172,7 @@ def _open_database(settings: Settings) -> Engine:
     engine: Engine | None = None
     try:
         engine = create_hub_engine(settings.database_url)
-        migrate(engine, settings.home if engine.dialect.name == "sqlite" else None)
+        HUB_MIGRATIONS.migrate(engine, settings.home if engine.dialect.name == "sqlite" else None)
         return engine
     except OSError as exc:  # FMSTACK_HOME is a file, or not writable, or on a missing mount
         problem: FmstackError = _unusable_folder(exc, settings.home)

@@ -16,7 +16,7 @@ from fmstack import __version__
 from fmstack.hub import Hub
 from fmstack.server import hf_api, http_errors
 from fmstack.server.accounts import Accounts
-from fmstack.server.db import migrate
+from fmstack.server.db import SERVER_MIGRATIONS
 from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.routes import accounts, metadata, repos, runs, transfer
 from fmstack.server.settings import ServerSettings
@@ -28,7 +28,7 @@ def open_hub(settings: ServerSettings) -> tuple[Hub, Accounts]:
     hub = Hub(settings.hub)
     try:
         lock_dir = settings.hub.home if hub.engine.dialect.name == "sqlite" else None
-        migrate(hub.engine, lock_dir)
+        SERVER_MIGRATIONS.migrate(hub.engine, lock_dir)
     except BaseException:
         hub.close()
         raise

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the engine that ``fmstack.hub.db.migrate`` passes in."""
+"""Alembic environment: runs migrations on the engine that ``HUB_MIGRATIONS.migrate`` (hub/db.py) passes in."""
 
 from alembic import context
 

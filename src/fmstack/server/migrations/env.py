@@ -1,8 +1,9 @@
-"""Alembic environment of the server's tables: runs on the engine ``fmstack.server.db.migrate`` passes in,
+"""Alembic environment of the server's tables: runs on the engine ``SERVER_MIGRATIONS.migrate`` passes in,
 with its own version table so that the hub's history and the server's never touch."""
 
 from alembic import context
 
+from fmstack.server.db import SERVER_MIGRATIONS
 from fmstack.server.schema import ServerBase
 
 engine = context.config.attributes["engine"]
@@ -10,7 +11,7 @@ with engine.begin() as connection:
     context.configure(
         connection=connection,
         target_metadata=ServerBase.metadata,
-        version_table="fmstack_server_version",
+        version_table=SERVER_MIGRATIONS.version_table,
         render_as_batch=True,
     )
     context.run_migrations()
