@@ -60,6 +60,9 @@ def start(
     max_upload_bytes: Annotated[
         int, typer.Option(min=1, help=_field_help("max_upload_bytes"))
     ] = ServerSettings.model_fields["max_upload_bytes"].default,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, help=_field_help("max_body_bytes"))
+    ] = ServerSettings.model_fields["max_body_bytes"].default,
 ) -> None:
     """Serve the hub (FMSTACK_HOME or FMSTACK_DATABASE_URL + FMSTACK_STORE_URL) over HTTP."""
     import os
@@ -74,6 +77,7 @@ def start(
         workers=workers,
         anonymous_read=anonymous_read,
         max_upload_bytes=max_upload_bytes,
+        max_body_bytes=max_body_bytes,
     )
     hub, accounts = open_hub(settings)  # a bad database fails here, once, with its message
     try:

@@ -12,7 +12,8 @@ Rules, in one place:
     admin everywhere; a namespace with no account (made by a local push) belongs to site admins;
   * anyone may read a public repo; a private repo is readable with any role in its namespace;
   * writing needs a token with the ``write`` scope and the write or admin role;
-  * a repo the caller may not read answers exactly like a missing one (``repo_not_found``).
+  * a repo the caller may not read answers exactly like a missing one (``repo_not_found``); a write
+    to a namespace the caller may not write is the same 403 whether or not the repo exists.
 """
 
 from __future__ import annotations
@@ -78,14 +79,13 @@ def require_read(hub: Hub, principal: Principal, repo: str) -> None:
 
 
 def require_write(hub: Hub, principal: Principal, repo: str) -> None:
-    """Raise 401/403 unless ``principal`` may write ``repo`` (existing or not). A caller who may not
-    even read an existing private repo gets its not-found, so a write attempt reveals nothing either."""
+    """Raise 401/403 unless ``principal`` may write ``repo`` (existing or not). The answer depends on
+    the caller and the namespace only, never on whether the repo exists: a caller who may not write
+    gets the same 403 for a private repo as for a missing one, so a write attempt reveals nothing.
+    (Answering 404 for the private repo only, as before, told it apart from a missing one's 403.)"""
     target = parse_repo(repo)
     if principal.user is None:
         raise Unauthorized("writing needs a token: pass Authorization: Bearer <token> (`fmstack login`)")
-    visibility = repo_visibility(hub, target.repo)
-    if visibility is not None and not principal.can_read(target.namespace, visibility):
-        raise repo_not_found(target.repo)
     if not principal.can_write(target.namespace):
         raise Forbidden(_why_not_write(principal, target.namespace))
 

@@ -16,6 +16,7 @@ from fmstack import __version__
 from fmstack.hub import Hub
 from fmstack.server import hf_api, http_errors
 from fmstack.server.accounts import Accounts
+from fmstack.server.body_limit import BodyLimit
 from fmstack.server.db import SERVER_MIGRATIONS
 from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.routes import accounts, metadata, repos, runs, transfer
@@ -54,6 +55,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.uploads = Uploads(settings.hub.home / "server-uploads", hub.blobs, settings.max_upload_bytes)
     app.state.uploads.sweep()  # pushes given up on long ago
     http_errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(accounts.router)
     app.include_router(repos.router)
     app.include_router(transfer.router)

@@ -27,6 +27,12 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         50 * 2**30, ge=1, description="Largest file a push may upload, in bytes (413 above)."
     )
+    max_body_bytes: int = Field(
+        64 * 2**20,
+        ge=1024,
+        description="Largest JSON request body (manifest, card, run record), in bytes (413 above); "
+        "uploads have their own limit.",
+    )
     max_failed_auth: int = Field(
         10, ge=1, description="Failed token checks one address may make per minute before 429."
     )

@@ -74,7 +74,12 @@ def readable_run(hub: Hub, caller: Principal, run_id: int) -> RunInfo:
 
 
 def owned_run(hub: Hub, caller: Principal, run_id: int) -> RunInfo:
-    """The run, when the caller may change it: its creator with a write token, or an administrator."""
+    """The run, when the caller may change it: its creator with a write token, or an administrator.
+    A caller without a token is told to log in (401), as on every write, before the run is looked up."""
+    if caller.user is None:
+        raise Unauthorized(
+            "changing a run needs a token: pass Authorization: Bearer <token> (`fmstack login`)"
+        )
     run = readable_run(hub, caller, run_id)
     if "write" not in caller.scopes or not (caller.is_admin or run.creator == caller.user):
         raise Forbidden(
@@ -99,8 +104,15 @@ def runs(
 
 @router.post("")
 def start(request: Request, caller: Caller, body: RunStart) -> RunStarted:
-    if caller.user is None or "write" not in caller.scopes:
-        raise Unauthorized("recording a run needs a token with the write scope (`fmstack login`)")
+    if caller.user is None:
+        raise Unauthorized(
+            "recording a run needs a token: pass Authorization: Bearer <token> (`fmstack login`)"
+        )
+    if "write" not in caller.scopes:
+        raise Forbidden(
+            f"token {caller.token_prefix} has no write scope, so it cannot record a run; create one with "
+            "`fmstack server token create USER --scope write`"
+        )
     hub = _hub(request)
     for ref in body.inputs:
         require_read(hub, caller, parse_ref(ref).repo)

@@ -1,0 +1,160 @@
+"""The hub server under attack (issue 13's "Bad input and attacks"): every write route and the scope
+it needs, writes to a private repo that answer like writes to a missing one, and request bodies that
+are capped before they are read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fmstack.server.app import create_app
+from fmstack.server.settings import ServerSettings
+from fmstack.server.visibility import set_visibility
+from fmstack.settings import Settings
+from tests.hub.folders import make_folder
+from tests.server.conftest import AppHub
+
+SHA = "a" * 64
+MANIFEST = {"kind": "model", "files": [{"path": "config.json", "sha256": SHA, "size": 2}]}
+
+# Every route that changes something, with a body that passes validation. A route missing here fails
+# test_the_table_lists_every_write_route, so a new write route cannot skip these checks.
+WRITES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PUT", "/api/v1/repos/{namespace}/{name}/visibility"): {"visibility": "public"},
+    ("PUT", "/api/v1/repos/{namespace}/{name}/versions/{rev}/card"): {"text": "hello"},
+    ("POST", "/api/v1/repos/{namespace}/{name}/push/plan"): MANIFEST,
+    ("POST", "/api/v1/repos/{namespace}/{name}/versions"): MANIFEST,
+    ("PUT", "/api/v1/repos/{namespace}/{name}/aliases/{alias}"): {"version": 1},
+    ("DELETE", "/api/v1/repos/{namespace}/{name}/aliases/{alias}"): None,
+    ("DELETE", "/api/v1/repos/{namespace}/{name}/versions/{rev}"): None,
+    ("PUT", "/api/v1/uploads/{sha256}"): None,
+    ("GET", "/api/v1/uploads/{sha256}"): None,  # a read, but only uploaders may ask
+    ("POST", "/api/v1/runs"): {"kind": "train", "spec": {}},
+    ("DELETE", "/api/v1/runs/{run_id}"): None,
+    ("POST", "/api/v1/runs/{run_id}/metrics"): {"step": 1, "metrics": {"loss": 1.0}},
+    ("POST", "/api/v1/runs/{run_id}/logs"): {"text": "line"},
+    ("POST", "/api/v1/runs/{run_id}/finish"): {"status": "succeeded"},
+}
+REPO_WRITES = {key: body for key, body in WRITES.items() if "{namespace}" in key[1]}
+
+
+def _url(template: str, repo: str, run_id: int = 1) -> str:
+    namespace, name = repo.split("/")
+    url = template.format(namespace=namespace, name=name, rev="1", alias="prod", sha256=SHA, run_id=run_id)
+    return url + ("?size=2" if "/uploads/" in url else "")
+
+
+def _call(client: TestClient, method: str, url: str, body: dict[str, Any] | None, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "PUT" and "/uploads/" in url:
+        return client.put(url, content=b"{}", headers=headers)
+    return client.request(method, url, json=body, headers=headers)
+
+
+def _push(app_hub: AppHub, tmp_path: Path, repo: str, visibility: str) -> None:
+    folder = make_folder(tmp_path / repo.replace("/", "-"), {"config.json": "{}"})
+    app_hub.hub.push(repo, folder, "model")
+    set_visibility(app_hub.hub, repo, visibility)
+
+
+def test_the_table_lists_every_write_route(app_hub: AppHub) -> None:
+    schema = app_hub.client.get("/openapi.json").json()
+    writes = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"post", "put", "patch", "delete"}
+    }
+    assert writes == {key for key in WRITES if key[0] != "GET"}
+
+
+def test_a_read_token_gets_403_on_every_write_route(app_hub: AppHub, tmp_path: Path) -> None:
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/m", "private")
+    app_hub.hub.tag("acme/m:1", "prod")
+    reader = app_hub.user("bob", "read", org="acme", role="write")  # the role allows it; the token not
+    writer = app_hub.accounts.create_token("bob", ["write"]).token
+    started = app_hub.client.post(
+        "/api/v1/runs", json={"kind": "train", "spec": {}}, headers=app_hub.headers(writer)
+    )
+    run_id = started.json()["id"]
+    for (method, template), body in WRITES.items():
+        url = _url(template, "acme/m", run_id)
+        answer = _call(app_hub.client, method, url, body, reader)
+        assert answer.status_code == 403, (method, template, answer.text)
+        assert _call(app_hub.client, method, url, body, None).status_code == 401, (method, template)
+    assert app_hub.hub.info("acme/m@prod").version.number == 1  # nothing changed
+    assert app_hub.accounts.audit_log() == []
+
+
+def test_writes_to_a_private_repo_answer_exactly_like_writes_to_a_missing_one(
+    app_hub: AppHub, tmp_path: Path
+) -> None:
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/secret", "private")
+    app_hub.hub.tag("acme/secret:1", "prod")
+    outsider = app_hub.user("carol", "write")  # a write token, but no role in acme
+    for (method, template), body in REPO_WRITES.items():
+        for token in (outsider, None):
+            private = _call(app_hub.client, method, _url(template, "acme/secret"), body, token)
+            missing = _call(app_hub.client, method, _url(template, "acme/nothing-here"), body, token)
+            where = (method, template, token is not None)
+            assert private.status_code == missing.status_code, (*where, private.text, missing.text)
+            assert private.status_code in (401, 403), where
+            assert private.content.replace(b"secret", b"X") == missing.content.replace(b"nothing-here", b"X")
+            assert private.headers.keys() == missing.headers.keys(), where
+    assert app_hub.hub.info("acme/secret@prod").version.number == 1
+    assert app_hub.accounts.audit_log() == []
+
+
+@pytest.fixture
+def small_body_app(tmp_path: Path) -> Iterator[AppHub]:
+    settings = ServerSettings(hub=Settings.at(tmp_path / "home"), max_body_bytes=4096, max_upload_bytes=10**6)
+    app = create_app(settings)
+    app.state.accounts.add("admin", "user", admin=True)
+    token = app.state.accounts.create_token("admin", ["admin"]).token
+    with TestClient(app) as client:
+        yield AppHub(client, app.state.accounts, app.state.hub, token)
+
+
+def test_a_json_body_over_the_limit_is_413_before_the_token_is_even_checked(small_body_app: AppHub) -> None:
+    big = {"kind": "train", "spec": {"x": "y" * 10_000}}
+    anonymous = small_body_app.client.post("/api/v1/runs", json=big)
+    assert anonymous.status_code == 413, anonymous.text
+    assert "4,096 bytes" in anonymous.json()["message"]
+    # within the limit, the same route answers as usual
+    assert small_body_app.client.post("/api/v1/runs", json={"kind": "train", "spec": {}}).status_code == 401
+
+
+def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(small_body_app: AppHub) -> None:
+    sent: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"kind": "train", "spec": {"x": "'
+        for _ in range(1000):  # 1 MB in all, if it were all read
+            sent.append(1)
+            yield b"y" * 1000
+        yield b'"}}'
+
+    answer = small_body_app.client.post(
+        "/api/v1/runs",
+        content=chunks(),
+        headers={**small_body_app.headers(), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413, answer.text
+    assert small_body_app.hub.runs.recent(limit=5) == []
+
+
+def test_uploads_stream_past_the_json_limit_under_their_own(small_body_app: AppHub) -> None:
+    import hashlib
+
+    data = b"z" * 20_000  # over max_body_bytes, under max_upload_bytes
+    sha = hashlib.sha256(data).hexdigest()
+    url = f"/api/v1/uploads/{sha}?size={len(data)}"
+    answer = small_body_app.client.put(url, content=data, headers=small_body_app.headers())
+    assert answer.status_code == 200 and answer.json()["complete"], answer.text
+    assert small_body_app.hub.blobs.has(sha)
