@@ -21,7 +21,7 @@ import numpy as np
 from fmstack.compress.runners import Batch, Runner, tokenize
 from fmstack.data.format import read_manifest, read_split
 from fmstack.errors import InvalidInput, NotFound, Unsupported
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 
 # Texts for latency when no eval data is given: short, mid and long requests.
 FALLBACK_TEXTS = [
@@ -57,7 +57,9 @@ def pick_split(splits: list[str], wanted: str | None, ref: str) -> str:
     )
 
 
-def load_eval(hub: Hub, ref: str, split: str | None, limit: int, model_labels: list[str] | None) -> EvalData:
+def load_eval(
+    hub: HubApi, ref: str, split: str | None, limit: int, model_labels: list[str] | None
+) -> EvalData:
     """Texts (and, for a classifier, label ids in the model's own numbering) of a dataset version."""
     version = hub.resolve(ref)
     if version.kind != "dataset":

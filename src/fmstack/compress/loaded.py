@@ -14,7 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
 from fmstack.compress.runners import OnnxRunner
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.servable import ServableModel, read_descriptor
 from fmstack.train.inference import Loaded, load
 from fmstack.train.prepare import load_tokenizer
@@ -39,7 +39,7 @@ class OnnxModule(nn.Module):
         return BaseModelOutput(last_hidden_state=out)
 
 
-def load_version(hub: Hub, ref: str) -> Loaded:
+def load_version(hub: HubApi, ref: str) -> Loaded:
     """``fmstack.train.inference.load``, and ONNX versions run by ONNX Runtime."""
     version = hub.resolve(ref)
     if version.kind != "model":

@@ -37,7 +37,7 @@ from fmstack.compress.runners import Batch, OnnxRunner, Runner, TorchRunner
 from fmstack.compress.source import Parent, load_parent
 from fmstack.compress.spec import CompressSpec
 from fmstack.errors import Unsupported
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import HubApi, VersionInfo
 from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.scratch import scratch_dir
 from fmstack.servable import ServableModel, write_descriptor
@@ -199,7 +199,7 @@ def _card(parent: Parent, report: CompressReport, spec: CompressSpec) -> str:
     return render_card(meta, render_markdown(report))
 
 
-def _calibration(hub: Hub, parent: Parent, spec: CompressSpec, data: EvalData | None) -> list[Batch]:
+def _calibration(hub: HubApi, parent: Parent, spec: CompressSpec, data: EvalData | None) -> list[Batch]:
     if spec.calibration != "static":
         return []
     if spec.calibration_data:
@@ -227,14 +227,14 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
-def compress(hub: Hub, ref: str, spec: CompressSpec, progress: Progress | None = None) -> CompressResult:
+def compress(hub: HubApi, ref: str, spec: CompressSpec, progress: Progress | None = None) -> CompressResult:
     """Compress model version ``ref`` as ``spec`` says; register the result unless the gate refuses it."""
     spec.check()
     with _quiet_transformers():
         return _compress(hub, ref, spec, progress or (lambda _msg: None))
 
 
-def _compress(hub: Hub, ref: str, spec: CompressSpec, say: Progress) -> CompressResult:
+def _compress(hub: HubApi, ref: str, spec: CompressSpec, say: Progress) -> CompressResult:
     say(f"loading {ref}")
     parent = load_parent(hub, ref)
     output = spec.output or f"{hub.resolve(parent.ref).repo}-onnx"
@@ -258,7 +258,7 @@ def _compress(hub: Hub, ref: str, spec: CompressSpec, say: Progress) -> Compress
 
 
 def _run(
-    hub: Hub,
+    hub: HubApi,
     parent: Parent,
     spec: CompressSpec,
     data: EvalData | None,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 
 from fmstack.errors import InvalidInput, Unsupported
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.servable import read_descriptor
 
 Task = Literal["classification", "embedding"]
@@ -143,7 +143,7 @@ def _load_model(folder: Path, task: Task) -> torch.nn.Module:
     return model
 
 
-def _load_adapter(hub: Hub, ref: str) -> Parent:
+def _load_adapter(hub: HubApi, ref: str) -> Parent:
     """Load an adapter on its exact base through the training package and fold it into the base weights.
 
     LoRA and IA3 merge into plain weights; bottleneck adapters and prefixes cannot, and
@@ -187,7 +187,7 @@ def _apply_descriptor(parent: Parent, folder: Path) -> Parent:
     return parent
 
 
-def load_parent(hub: Hub, ref: str) -> Parent:
+def load_parent(hub: HubApi, ref: str) -> Parent:
     """The parent of a compression, whatever kind of version ``ref`` names."""
     version = hub.resolve(ref)
     if version.kind == "dataset":

@@ -25,7 +25,7 @@ from fmstack.data.publish import Published, publish
 from fmstack.data.shards import DEFAULT_SHARD_ROWS, ShardWriter
 from fmstack.data.stats import measure
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.hub.scratch import scratch_dir
 
 REJECTED_SCHEMA = pa.schema(
@@ -275,7 +275,7 @@ def _card(spec: IngestSpec, folder: Path, result: Built) -> str:
     return card_mod.render(spec.name, stats, sections, meta)
 
 
-def ingest(hub: Hub, spec: IngestSpec, progress: Callable[[int], None] | None = None) -> IngestResult:
+def ingest(hub: HubApi, spec: IngestSpec, progress: Callable[[int], None] | None = None) -> IngestResult:
     """Build the version in a scratch folder under ``FMSTACK_HOME`` (a killed ingest leaves it for
     ``gc``), inside a run recorded from the start: a failed ingest is a failed run with its reason."""
     hub.check_repo_kind(spec.name, "dataset")  # before reading any file

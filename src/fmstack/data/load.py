@@ -12,11 +12,14 @@ import pyarrow as pa
 
 from fmstack.data.format import read_manifest, read_split
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
+from fmstack.hub import Hub, HubApi
 
 
 def load(
-    ref: str, split: str = "train", format: Literal["datasets", "arrow"] = "datasets", hub: Hub | None = None
+    ref: str,
+    split: str = "train",
+    format: Literal["datasets", "arrow"] = "datasets",
+    hub: HubApi | None = None,
 ) -> Any:
     """One split of a dataset version. ``format="arrow"`` returns a ``pyarrow.Table``."""
     if format not in ("datasets", "arrow"):

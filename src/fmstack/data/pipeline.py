@@ -49,7 +49,7 @@ from fmstack.data.stage import (
 )
 from fmstack.data.stats import measure
 from fmstack.errors import FmstackError, InvalidInput
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import HubApi, VersionInfo
 from fmstack.hub.scratch import remove_tree, resumable_dir, scratch_dir
 
 CANONICAL_ORDER = ("text", "text_pair", "label", "input_ids", "attention_mask")
@@ -78,7 +78,7 @@ class _Run:
     workdir: Path
 
 
-def _resolve(hub: Hub, spec: ProcessSpec) -> tuple[VersionInfo, dict[str, str]]:
+def _resolve(hub: HubApi, spec: ProcessSpec) -> tuple[VersionInfo, dict[str, str]]:
     """Check every hub reference of the spec, reporting all that fail at once."""
     problems, models = [], {}
     version = None
@@ -118,7 +118,9 @@ def _labels_by_op(ops: list[OpConfig], labels: tuple[str, ...]) -> tuple[tuple[s
     return tuple(out)
 
 
-def _prepare(hub: Hub, spec: ProcessSpec, resume: bool, version: VersionInfo, models: dict[str, str]) -> _Run:
+def _prepare(
+    hub: HubApi, spec: ProcessSpec, resume: bool, version: VersionInfo, models: dict[str, str]
+) -> _Run:
     folder = hub.checkout(version.ref)
     manifest = read_manifest(folder)
     names = [op.op for op in spec.ops]
@@ -262,7 +264,7 @@ def _card(run: _Run, out: Path, op_rows: list[dict[str, Any]]) -> str:
 
 
 def process(
-    hub: Hub,
+    hub: HubApi,
     spec: ProcessSpec,
     *,
     executor: str = "local",
@@ -292,7 +294,7 @@ def process(
 
 
 def _store(
-    hub: Hub, run: _Run, totals: OpStats, run_id: int
+    hub: HubApi, run: _Run, totals: OpStats, run_id: int
 ) -> tuple[Published, dict[str, int], list[dict[str, Any]]]:
     """Assemble the last stage's shards in a scratch folder under ``FMSTACK_HOME`` and push them."""
     spec = run.spec

@@ -13,7 +13,7 @@ from typing import Any
 
 from fmstack.data.sources import sha256_file
 from fmstack.errors import NotFound
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import HubApi, VersionInfo
 from fmstack.hub.manifest import ManifestEntry, collect_files, manifest_digest
 
 
@@ -31,7 +31,7 @@ def folder_digest(folder: Path) -> str:
     )
 
 
-def latest_with_digest(hub: Hub, repo: str, digest: str) -> VersionInfo | None:
+def latest_with_digest(hub: HubApi, repo: str, digest: str) -> VersionInfo | None:
     try:
         latest = hub.resolve(repo)
     except NotFound:
@@ -40,7 +40,7 @@ def latest_with_digest(hub: Hub, repo: str, digest: str) -> VersionInfo | None:
 
 
 def publish(
-    hub: Hub,
+    hub: HubApi,
     repo: str,
     folder: Path,
     *,

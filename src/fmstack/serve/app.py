@@ -29,7 +29,7 @@ from fmstack.errors import (
     Unavailable,
     Unsupported,
 )
-from fmstack.hub import Hub
+from fmstack.hub import Hub, HubApi
 from fmstack.serve.auth import ApiKeys, key_checkers
 from fmstack.serve.errors import (
     BodyTimeout,
@@ -82,8 +82,11 @@ def create_app(
     load: LoadFn | None = None,
     on_fatal: Callable[[str], None] | None = None,
     on_loaded: Callable[[], None] | None = None,
+    open_hub: Callable[[], HubApi] | None = None,
 ) -> FastAPI:
     """The server for ``settings.models``. ``hub_settings`` defaults to the environment's hub;
+    ``open_hub`` opens another hub instead (the CLI's: a remote hub when one is selected, which this
+    layer cannot know of);
     ``load`` replaces how a ref becomes a runtime (tests); ``on_fatal`` is told when the models
     cannot be loaded, so the process running the app can stop, and ``on_loaded`` when they are
     (``serve.server`` passes both)."""
@@ -91,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = Hub(hub_settings or Settings.from_env())
+        hub = open_hub() if open_hub is not None else Hub(hub_settings or Settings.from_env())
         state = ServerState(
             settings,
             ModelSet(settings, load or hub_loader(hub, settings.threads, batch_limits(settings)), metrics_),
@@ -158,7 +161,7 @@ async def _load(
         on_loaded()
 
 
-async def _follow_aliases(state: ServerState, hub: Hub) -> None:
+async def _follow_aliases(state: ServerState, hub: HubApi) -> None:
     last_problem: str | None = None  # logged once, not at every poll
     while True:
         await asyncio.sleep(state.settings.poll_aliases_s)

@@ -7,7 +7,7 @@ versions go to the server's ``AdapterPool``, which keeps one base in memory for 
 from __future__ import annotations
 
 from fmstack.errors import Unsupported
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import HubApi, VersionInfo
 from fmstack.servable import read_descriptor
 from fmstack.serve.batching import Limits
 from fmstack.serve.runtimes.adapters import AdapterPool
@@ -20,7 +20,7 @@ class HubLoader:
     so the server calls it off the event loop. ``limits``: the server's batch limits, which a forward
     pass mixing several adapters' batches keeps to."""
 
-    def __init__(self, hub: Hub, threads: int | None, limits: Limits | None = None) -> None:
+    def __init__(self, hub: HubApi, threads: int | None, limits: Limits | None = None) -> None:
         self.hub = hub
         self.threads = threads
         self.adapters = AdapterPool(limits)
@@ -40,6 +40,6 @@ class HubLoader:
         return version, loader(folder, descriptor, self.threads)
 
 
-def load_runtime(hub: Hub, ref: str, threads: int | None) -> tuple[VersionInfo, Runtime]:
+def load_runtime(hub: HubApi, ref: str, threads: int | None) -> tuple[VersionInfo, Runtime]:
     """Load the version ``ref`` points at now, on its own (no adapter sharing across calls)."""
     return HubLoader(hub, threads)(ref)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fmstack.errors import FmstackError, NotFound
-from fmstack.hub import Hub, VersionInfo, parse_ref
+from fmstack.hub import HubApi, VersionInfo, parse_ref
 from fmstack.serve.batching import Limits
 from fmstack.serve.errors import ModelNotReady, clip, hide_paths
 from fmstack.serve.metrics import ServeMetrics
@@ -173,7 +173,7 @@ def batch_limits(settings: ServeSettings) -> Limits:
     )
 
 
-def hub_loader(hub: Hub, threads: int | None, limits: Limits | None = None) -> LoadFn:
+def hub_loader(hub: HubApi, threads: int | None, limits: Limits | None = None) -> LoadFn:
     from fmstack.serve.loader import HubLoader
 
     return HubLoader(hub, threads, limits)

@@ -26,6 +26,7 @@ import httpx
 import uvicorn
 
 from fmstack.errors import FmstackError, InvalidInput
+from fmstack.hub import HubApi
 from fmstack.serve.app import create_app
 from fmstack.serve.models import LoadFn
 from fmstack.serve.settings import ServeSettings
@@ -115,6 +116,7 @@ def _server(
     load: LoadFn | None = None,
     loop: Loop = "auto",
     on_loaded: Callable[[], None] | None = None,
+    open_hub: Callable[[], HubApi] | None = None,
 ) -> tuple[_DrainingServer, socket.socket]:
     holder: list[_DrainingServer] = []
     app = create_app(
@@ -123,6 +125,7 @@ def _server(
         load=load,
         on_fatal=lambda reason: holder[0].stop_fatal(reason),
         on_loaded=on_loaded,
+        open_hub=open_hub,
     )
     config = uvicorn.Config(
         app,
@@ -137,11 +140,17 @@ def _server(
     return server, _bind(settings.host, settings.port)
 
 
-def run(settings: ServeSettings, hub_settings: Settings | None = None, log_level: str = "info") -> None:
-    """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining.
+def run(
+    settings: ServeSettings,
+    hub_settings: Settings | None = None,
+    log_level: str = "info",
+    open_hub: Callable[[], HubApi] | None = None,
+) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining. ``open_hub``:
+    as ``create_app``'s (the hub the versions come from, when not the local one).
 
     Raises ``ServeFailed`` if the models could not be loaded."""
-    server, sock = _server(settings, hub_settings, log_level, on_loaded=_freeze_heap)
+    server, sock = _server(settings, hub_settings, log_level, on_loaded=_freeze_heap, open_hub=open_hub)
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d (models load in the background; /readyz says when ready)", host, port)
     # uvicorn re-raises the signal it caught once it has shut down, so that a default handler would

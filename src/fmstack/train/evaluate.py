@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from fmstack.data import format as dataformat
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.train import registry
 from fmstack.train.inference import Loaded, load
 from fmstack.train.loop import scalar_metrics
@@ -39,7 +39,7 @@ def evaluate(loaded: Loaded, data_dir: Any, split: str = "test", batch_size: int
 
 
 def eval_run(
-    hub: Hub, ref: str, data: str, split: str = "test", loader: Callable[[Hub, str], Loaded] = load
+    hub: HubApi, ref: str, data: str, split: str = "test", loader: Callable[[HubApi, str], Loaded] = load
 ) -> tuple[int, dict[str, Any]]:
     """Evaluate a model or adapter version and record it as an ``eval`` run; returns (run id, metrics).
     ``loader`` loads the version (compress passes one that also runs ONNX versions)."""

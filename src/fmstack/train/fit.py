@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.hub.checkpoint_dirs import checkpoints_root
 from fmstack.train.loop import FitResult, Progress, scalar_metrics
 from fmstack.train.precision import pick_device
@@ -22,14 +22,16 @@ from fmstack.train.spec import TrainSpec
 Reporter = Callable[[Progress], None]
 
 
-def checkpoint_root(hub: Hub, spec: TrainSpec) -> Path:
+def checkpoint_root(hub: HubApi, spec: TrainSpec) -> Path:
     """Explicit, or one folder per spec identity, so rerunning the same command with --resume finds it."""
     if spec.checkpoint_dir:
         return Path(spec.checkpoint_dir)
     return checkpoints_root(hub.settings.home) / spec.identity()
 
 
-def fit_here(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, report: Reporter | None) -> dict[str, Any]:
+def fit_here(
+    hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, report: Reporter | None
+) -> dict[str, Any]:
     """Prepare, fit and write the output in this process (rank 0 of a torchrun job writes too).
 
     Returns the ``TrainStats`` fields, plus ``kind`` and ``card`` of the output on rank 0: JSON, as a
@@ -67,7 +69,7 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
-def record_progress(hub: Hub, run_id: int, progress: Progress) -> None:
+def record_progress(hub: HubApi, run_id: int, progress: Progress) -> None:
     """The run's metric curves: about 200 points of loss/lr/throughput, and every evaluation."""
     every = max(1, progress.total // 200)  # about 200 points per curve, whatever the run length
     if progress.step % every == 0 or progress.step == progress.total or progress.eval:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.servable import read_descriptor
 from fmstack.train import adapter_descriptor, registry
 from fmstack.train.context import TaskContext, with_tokenizer
@@ -61,7 +61,7 @@ def infer_task(config: dict[str, Any]) -> str:
     return "embedding"
 
 
-def _model_version(hub: Hub, ref: str, folder: Path) -> Loaded:
+def _model_version(hub: HubApi, ref: str, folder: Path) -> Loaded:
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
     if config is None:
         raise InvalidInput(f"{ref} has no config.json: it is not a Hugging Face model folder")
@@ -87,7 +87,7 @@ def _model_version(hub: Hub, ref: str, folder: Path) -> Loaded:
     )
 
 
-def _adapter_version(hub: Hub, ref: str, folder: Path) -> Loaded:
+def _adapter_version(hub: HubApi, ref: str, folder: Path) -> Loaded:
     desc = adapter_descriptor.read_adapter(folder)
     if desc is None:
         raise InvalidInput(
@@ -115,7 +115,7 @@ def _adapter_version(hub: Hub, ref: str, folder: Path) -> Loaded:
     )
 
 
-def load(hub: Hub, ref: str) -> Loaded:
+def load(hub: HubApi, ref: str) -> Loaded:
     version = hub.resolve(ref)
     folder = hub.checkout(version.ref)
     if version.kind == "adapter":

@@ -15,7 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.train import registry
 from fmstack.train.archs import arch_config
 from fmstack.train.context import TaskContext, with_tokenizer
@@ -77,7 +77,7 @@ def pick_eval_split(spec: TrainSpec, manifest: dataformat.DatasetManifest) -> st
     return "validation" if "validation" in manifest.splits else None
 
 
-def tokenizer_source(hub: Hub, spec: TrainSpec, manifest: dataformat.DatasetManifest) -> Path:
+def tokenizer_source(hub: HubApi, spec: TrainSpec, manifest: dataformat.DatasetManifest) -> Path:
     if spec.base:
         return hub.checkout(spec.base)
     ref = spec.tokenizer or manifest.tokenizer
@@ -88,7 +88,7 @@ def tokenizer_source(hub: Hub, spec: TrainSpec, manifest: dataformat.DatasetMani
     return hub.checkout(ref)
 
 
-def prepare(hub: Hub, spec: TrainSpec) -> Prepared:
+def prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
     task, method = registry.task(spec.task), registry.method(spec.method)
     data_dir = hub.checkout(spec.data)
     manifest = dataformat.read_manifest(data_dir)

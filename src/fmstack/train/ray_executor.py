@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fmstack.errors import Unavailable, Unsupported, clip
-from fmstack.hub import Hub
+from fmstack.hub import HubApi
 from fmstack.hub.scratch import scratch_dir
 from fmstack.train.launch import rank_failure, read_outcome, write_job
 from fmstack.train.spec import TrainSpec
@@ -27,7 +27,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         raise RuntimeError("a training worker failed; see the run's result for the error")
 
 
-def fit_on_ray(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, device: str) -> dict[str, Any]:
+def fit_on_ray(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, device: str) -> dict[str, Any]:
     try:
         import ray
         from ray.train import RunConfig, ScalingConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput, clip
-from fmstack.hub import Hub, Kind
+from fmstack.hub import HubApi, Kind
 from fmstack.hub.checkpoint_dirs import claim
 from fmstack.hub.refs import parse_ref
 from fmstack.hub.scratch import scratch_dir
@@ -24,7 +24,7 @@ INPUTS: dict[str, tuple[Kind, str]] = {
 }
 
 
-def pin(hub: Hub, spec: TrainSpec) -> TrainSpec:
+def pin(hub: HubApi, spec: TrainSpec) -> TrainSpec:
     """Refs -> exact versions (``ns/name:N``), so the run record and lineage name what was used;
     a ref of the wrong kind (a dataset as --base...) is refused here."""
     update = {
@@ -45,7 +45,7 @@ def default_output(spec: TrainSpec, user: str) -> str:
     return f"{user}/{source}-{suffix}"
 
 
-def check_data(hub: Hub, spec: TrainSpec) -> None:
+def check_data(hub: HubApi, spec: TrainSpec) -> None:
     """The dataset fits the run: its splits exist, and a classifier has labels to learn. Refused here,
     before a run record, not minutes later after the model loaded."""
     manifest = dataformat.read_manifest(hub.checkout(str(spec.data)))
@@ -62,7 +62,7 @@ def check_data(hub: Hub, spec: TrainSpec) -> None:
         )
 
 
-def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainResult:
+def train(hub: HubApi, spec: TrainSpec, report: Reporter | None = None) -> TrainResult:
     device = pick_device(spec.device)
     check_precision(spec.precision, device)
     spec = pin(hub, spec)
@@ -106,7 +106,7 @@ def train(hub: Hub, spec: TrainSpec, report: Reporter | None = None) -> TrainRes
     return TrainResult(run_id=run_id, output=version, **stats)
 
 
-def _claim_checkpoints(hub: Hub, spec: TrainSpec, run_id: int) -> None:
+def _claim_checkpoints(hub: HubApi, spec: TrainSpec, run_id: int) -> None:
     """Name this run in the checkpoint folder it writes or resumes: once the run ends, fsck and gc
     tell from its record whether the checkpoints are finished with or kept for --resume."""
     root = checkpoint_root(hub, spec)

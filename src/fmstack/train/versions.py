@@ -5,11 +5,11 @@ A run that would fail at its push fails here instead, before a run record exists
 from __future__ import annotations
 
 from fmstack.errors import Conflict, InvalidInput
-from fmstack.hub import Hub, Kind, VersionInfo
+from fmstack.hub import HubApi, Kind, VersionInfo
 from fmstack.hub.entities import a_kind
 
 
-def resolve_as(hub: Hub, ref: str, kinds: tuple[Kind, ...], flag: str) -> VersionInfo:
+def resolve_as(hub: HubApi, ref: str, kinds: tuple[Kind, ...], flag: str) -> VersionInfo:
     """The version ``ref`` names, refused with a message naming ``flag`` unless it is one of ``kinds``."""
     version = hub.resolve(ref)
     if version.kind not in kinds:
@@ -20,7 +20,7 @@ def resolve_as(hub: Hub, ref: str, kinds: tuple[Kind, ...], flag: str) -> Versio
     return version
 
 
-def check_output(hub: Hub, repo: str, kind: Kind) -> None:
+def check_output(hub: HubApi, repo: str, kind: Kind) -> None:
     """Refuse an output (``--output``) that is not a plain NS/NAME or names a repo of another kind."""
     try:
         hub.check_repo_kind(repo, kind)

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fmstack.errors import InvalidInput, Unsupported
-from fmstack.hub import Hub, VersionInfo
+from fmstack.hub import HubApi, VersionInfo
 from fmstack.servable import ServableModel
 from fmstack.serve.batching import Limits
 from fmstack.serve.runtimes.base import RuntimeInfo
@@ -237,7 +237,7 @@ class AdapterPool:
     def bases(self) -> int:
         return len(self._bases)
 
-    def load(self, hub: Hub, version: VersionInfo, folder: Path, threads: int | None) -> AdapterRuntime:
+    def load(self, hub: HubApi, version: VersionInfo, folder: Path, threads: int | None) -> AdapterRuntime:
         from fmstack.train.adapter_descriptor import read_adapter
 
         desc = read_adapter(folder)
@@ -291,7 +291,7 @@ class AdapterPool:
         return AdapterRuntime(self, key, shared, name, descriptor, dims)
 
     def _load_base(
-        self, hub: Hub, ref: str, base: str, name: str, shareable: bool, threads: int | None
+        self, hub: HubApi, ref: str, base: str, name: str, shareable: bool, threads: int | None
     ) -> SharedBase:
         import torch
 
