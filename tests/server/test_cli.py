@@ -73,11 +73,12 @@ def test_local_only_commands_refuse_a_selected_remote_hub(
     fmstack_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FMSTACK_HUB_URL", "http://127.0.0.1:9")  # nothing listens there
-    for command in (("hub", "gc"), ("eval", "acme/m", "--data", "acme/d"), ("data", "show", "acme/d")):
+    for command in (("hub", "gc"), ("demo",), ("hub", "import-hf", "acme/m")):
         code, _, err = run(capsys, *command)
         assert code == 1 and "works on the local hub only" in err and "unset FMSTACK_HUB_URL" in err, command
-    code, _, err = run(capsys, "runs", "ls")  # remote-ready, but the server is not there
-    assert code == 1 and "cannot reach the hub server http://127.0.0.1:9" in err
+    for command in (("runs", "ls"), ("data", "show", "acme/d")):  # remote-ready, but no server is there
+        code, _, err = run(capsys, *command)
+        assert code == 1 and "cannot reach the hub server http://127.0.0.1:9" in err, command
     monkeypatch.delenv("FMSTACK_HUB_URL")
     code, _, err = run(capsys, "--hub", "http://127.0.0.1:9", "hub", "import-builtin")
     assert code == 1 and "`fmstack hub import-builtin` works on the local hub only" in err

@@ -140,7 +140,7 @@ def test_training_against_a_remote_hub_records_its_run_and_lineage_there(
     push_dataset(local, tmp_path / "files", "acme/topics", splits, labels=sorted(TOPICS))
     spec = {"task": "classification", "base": "acme/tiny-bert:1", "data": "acme/topics:1", "max_steps": 3}
     spec |= {"lr": 1e-2, "seed": 3, "method": "lora", "output": "acme/topics-lora"}
-    result = train(remote, parse_spec(spec))  # type: ignore[arg-type]  # train() is typed for the local Hub
+    result = train(remote, parse_spec(spec))
     run = local.runs.get(result.output.run_id or 0)
     assert (run.status, run.inputs, run.outputs) == (
         "succeeded",

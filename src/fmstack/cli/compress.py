@@ -103,14 +103,14 @@ def compress(
 
     Example: fmstack compress acme/intents --quantize int8 --eval-data acme/intents-data
     """
-    from fmstack.hub import Hub
+    from fmstack.cli.remote import open_hub
 
     given = read_spec_file(spec_file, "compression spec") if spec_file else {}
     # Checked before importing torch, transformers and onnxruntime: a bad flag is refused in a second.
     spec = parse_spec({**given, **fields})
     from fmstack.compress.pipeline import compress as run_compress
 
-    with Hub.open() as hub:
+    with open_hub() as hub:
         if json_output or not err_console.is_terminal:
             result = run_compress(hub, ref, spec)
         else:

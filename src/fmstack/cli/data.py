@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console, markdown
+from fmstack.cli.remote import open_hub
 from fmstack.data import ingest as ingest_mod
 from fmstack.data import sources
 from fmstack.data.format import read_manifest
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
 from fmstack.hub.cards import parse_card
 
 app = typer.Typer(no_args_is_help=True)
@@ -138,7 +138,7 @@ def ingest(
             "shard_rows": shard_rows,
         }
     )
-    with Hub.open() as hub, row_progress(f"ingest {name}", not json_output) as advance:
+    with open_hub() as hub, row_progress(f"ingest {name}", not json_output) as advance:
         result = ingest_mod.ingest(hub, spec, advance)
     built, pub = result.built, result.published
     data = {
@@ -167,7 +167,7 @@ def ingest(
 @app.command()
 def show(ref: RefArg, json_output: JsonFlag = False) -> None:
     """Show a dataset version's card: schema, rows per split, labels, lengths, sources or op stats."""
-    with Hub.open() as hub:
+    with open_hub() as hub:
         version = hub.resolve(ref)
         text = hub.card(ref)
         manifest = read_manifest(hub.checkout(ref))
@@ -198,7 +198,7 @@ def head(
     """Show the first rows of a split."""
     from fmstack.data.format import iter_batches
 
-    with Hub.open() as hub:
+    with open_hub() as hub:
         folder = hub.checkout(ref)
     rows: list[dict[str, Any]] = []
     for batch in iter_batches(folder, split, batch_size=max(n, 1)):
@@ -254,7 +254,7 @@ def process(
     from fmstack.specfile import load_spec_file
 
     spec = load_spec_file(spec_path, lambda fields: parse_spec(fields, str(spec_path)), "processing spec")
-    with Hub.open() as hub, row_progress(f"process {spec.input}", not json_output, "shard tasks") as advance:
+    with open_hub() as hub, row_progress(f"process {spec.input}", not json_output, "shard tasks") as advance:
         result = run_process(
             hub,
             spec,

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fmstack.cli.output import JsonFlag, console, emit
-from fmstack.hub import Hub
+from fmstack.cli.remote import open_hub
 
 
 def evaluate(
@@ -24,7 +24,7 @@ def evaluate(
     from fmstack.compress.loaded import load_version
     from fmstack.train.evaluate import eval_run
 
-    with Hub.open() as hub:
+    with open_hub() as hub:
         run_id, metrics = eval_run(hub, ref, data, split, load_version)
     emit({"run_id": run_id, "metrics": metrics}, json_output, lambda: _show(run_id, metrics))
 

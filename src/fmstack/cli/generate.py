@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fmstack.cli.output import JsonFlag, console, emit
-from fmstack.hub import Hub
+from fmstack.cli.remote import open_hub
 
 
 def generate(
@@ -31,7 +31,7 @@ def generate(
     from fmstack.train.inference import load
 
     check_options(max_new_tokens, temperature, top_k)  # before the model loads
-    with Hub.open() as hub:
+    with open_hub() as hub:
         text = sample(load(hub, ref), prompt, max_new_tokens, temperature, top_k, seed)
     emit(
         {"prompt": prompt, "completion": text},

@@ -66,10 +66,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "whoami": ("fmstack.cli.remote", "whoami", "Who the hub server takes this machine's token for."),
 }
 
-# Commands that work on a remote hub (FMSTACK_HUB_URL or --hub). Any other command (and these `hub`
-# maintenance commands) works on the local hub only, and refuses to run while a remote hub is selected
-# rather than quietly using the local one.
-REMOTE_READY = frozenset({"hub", "runs", "login", "logout", "whoami", "server"})
+# Commands that work on a remote hub (FMSTACK_HUB_URL or --hub): they open it with
+# ``cli.remote.open_hub()`` and call the same ``HubApi`` as on the local hub. Any other command (the
+# demo, and these `hub` maintenance commands) works on the local hub only, and refuses to run while a
+# remote hub is selected rather than quietly using the local one.
+REMOTE_READY = frozenset(
+    {
+        "hub",
+        "runs",
+        "login",
+        "logout",
+        "whoami",
+        "server",
+        "data",
+        "train",
+        "compress",
+        "eval",
+        "generate",
+        "serve",
+    }
+)
 LOCAL_ONLY_HUB = frozenset({"fsck", "gc", "import-hf", "import-builtin"})
 
 app = typer.Typer(

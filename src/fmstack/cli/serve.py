@@ -10,8 +10,8 @@ import typer
 from pydantic import ValidationError
 
 from fmstack.cli.output import err_console
+from fmstack.cli.remote import open_hub
 from fmstack.errors import InvalidInput
-from fmstack.hub import Hub
 
 
 def _help(name: str) -> str:
@@ -126,11 +126,11 @@ def serve(
         raise InvalidInput(
             f"bad serve options: --log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}"
         )
-    with Hub.open() as hub:  # an unknown ref fails here, before the server starts listening
+    with open_hub() as hub:  # an unknown ref fails here, before the server starts listening
         for ref in refs:
             hub.resolve(ref)
     key_checkers(settings)  # an unusable --api-key-file is refused here, before listening
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)
-    run(settings, log_level=log_level)
+    run(settings, log_level=log_level, open_hub=open_hub)

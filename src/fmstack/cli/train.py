@@ -12,9 +12,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console
+from fmstack.cli.remote import open_hub
 from fmstack.cli.spec_options import Flag, spec_options
 from fmstack.errors import InvalidInput, clip
-from fmstack.hub import Hub
 from fmstack.train import registry
 from fmstack.train.spec import TrainSpec
 
@@ -94,7 +94,7 @@ def _run(raw: dict[str, Any], json_output: bool, save_spec: Path | None = None) 
                 f"--save-spec {clip(save_spec)!r}: cannot write there ({exc.strerror or exc}); "
                 "give a file in a folder that exists and that you can write to"
             ) from None
-    with Hub.open() as hub, _bar(not json_output) as bar:
+    with open_hub() as hub, _bar(not json_output) as bar:
         task_id = bar.add_task("train", total=None, loss=0.0, rate=0.0) if bar else None
 
         def report(p: Any) -> None:

@@ -11,13 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from fmstack import errors
-from fmstack.hub import Hub
+from fmstack.hub import Hub, HubApi
 from fmstack.hub.scratch import scratch_dir
 from fmstack.train.spec import TrainSpec
 
 
-def write_job(hub: Hub, spec: TrainSpec, run_id: int, folder: Path, tmp: Path) -> tuple[Path, Path]:
+def write_job(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, tmp: Path) -> tuple[Path, Path]:
     """The job file every rank reads (spec, run, output folder, hub settings); returns (job, result)."""
+    if not isinstance(hub, Hub):  # each rank opens the hub again from these settings: a local one only
+        raise errors.Unsupported(
+            "distributed training (--nproc over 1, --executor ray) works on the local hub only, and a remote "
+            "hub is selected: train with --nproc 1 against it, or pull the base and data with "
+            "`fmstack hub pull`, train without --hub and `fmstack --hub URL hub push` the result"
+        )
     for ref in (spec.base, spec.data, spec.tokenizer):
         if ref:
             hub.checkout(ref)  # fill the checkout cache once, before the ranks race for it
@@ -51,7 +57,7 @@ def read_outcome(result: Path) -> dict[str, Any]:
     return outcome
 
 
-def fit_distributed(hub: Hub, spec: TrainSpec, run_id: int, folder: Path) -> dict[str, Any]:
+def fit_distributed(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path) -> dict[str, Any]:
     with scratch_dir(hub.settings.home, "ddp") as tmp:  # gc finds a killed job's files there
         job, result = write_job(hub, spec, run_id, folder, tmp)
         command = [
