@@ -143,6 +143,12 @@ def test_work_commands_read_from_and_write_to_a_remote_hub(
         assert mine.ls() == [] and mine.runs.recent() == []
     assert os.listdir(laptop / "remote-cache")  # the base and data were read through the checkout cache
 
+    # A read-only token is refused when the command opens its run on the server, before any work.
+    reader = hub_server.cli("server", "token", "create", "admin", "--scope", "read").stdout.strip()
+    monkeypatch.setenv("FMSTACK_HUB_TOKEN", reader)
+    code = cli_main.main([*hub, "data", "ingest", str(train_csv), "--name", "admin/other"])
+    assert code == 1 and "no write scope" in capsys.readouterr().err
+
 
 def test_distributed_training_refuses_a_remote_hub_with_the_way_out(tmp_path: Path) -> None:
     """Each rank of a torchrun or Ray job opens the hub again from the job's settings, which name a
