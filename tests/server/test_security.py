@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fmstack.server.app import create_app
+from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.settings import ServerSettings
 from fmstack.server.visibility import set_visibility
 from fmstack.settings import Settings
@@ -158,3 +159,97 @@ def test_uploads_stream_past_the_json_limit_under_their_own(small_body_app: AppH
     answer = small_body_app.client.put(url, content=data, headers=small_body_app.headers())
     assert answer.status_code == 200 and answer.json()["complete"], answer.text
     assert small_body_app.hub.blobs.has(sha)
+
+
+# Every read route that takes a repo, filled in for version 1 of a model repo.
+REPO_READS = (
+    "/api/v1/repos/{namespace}/{name}",
+    "/api/v1/repos/{namespace}/{name}/versions/{rev}",
+    "/api/v1/repos/{namespace}/{name}/versions/{rev}/card",
+    "/api/v1/repos/{namespace}/{name}/versions/{rev}/lineage",
+    "/api/v1/repos/{namespace}/{name}/aliases",
+    "/api/v1/repos/{namespace}/{name}/blobs/{sha256}",
+    "/api/models/{namespace}/{name}",
+    "/api/models/{namespace}/{name}/revision/{revision}",
+    "/api/models/{namespace}/{name}/tree/{revision}",
+    "/api/models/{namespace}/{name}/tree/{revision}/{path}",
+    "/api/datasets/{namespace}/{name}",
+    "/api/datasets/{namespace}/{name}/revision/{revision}",
+    "/api/datasets/{namespace}/{name}/tree/{revision}",
+    "/api/datasets/{namespace}/{name}/tree/{revision}/{path}",
+    "/{namespace}/{name}/resolve/{revision}/{path}",
+    "/datasets/{namespace}/{name}/resolve/{revision}/{path}",
+)
+
+
+def test_the_read_table_lists_every_route_that_takes_a_repo(app_hub: AppHub) -> None:
+    schema = app_hub.client.get("/openapi.json").json()
+    reads = {path for path, operations in schema["paths"].items() if "get" in operations and "{name}" in path}
+    assert reads == set(REPO_READS)
+
+
+def _read(client: TestClient, method: str, url: str, token: str | None) -> Any:
+    return client.request(method, url, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def test_reads_of_a_private_repo_answer_exactly_like_reads_of_a_missing_one(
+    app_hub: AppHub, tmp_path: Path
+) -> None:
+    app_hub.client.app.state.failures = FailureLimiter(10**6)  # type: ignore[attr-defined]  # many bad tokens here
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/secret", "private")
+    sha = app_hub.hub.info("acme/secret").files[0].sha256
+    outsider = app_hub.user("carol", "write")
+    bad = "fmk_000000000000_" + "a" * 43
+    fill = {"rev": "1", "revision": "main", "path": "config.json", "sha256": sha}
+    for template in REPO_READS:
+        private_url = template.format(namespace="acme", name="secret", **fill)
+        missing_url = template.format(namespace="acme", name="absent", **fill)  # same length as "secret"
+        for method in ("GET", "HEAD") if "resolve" in template else ("GET",):
+            for token in (outsider, None, bad):
+                private = _read(app_hub.client, method, private_url, token)
+                missing = _read(app_hub.client, method, missing_url, token)
+                where = (method, template, token)
+                assert private.status_code == missing.status_code, where
+                assert private.status_code in (401, 404), where
+                assert private.content.replace(b"secret", b"absent") == missing.content, where
+                same = {k: v.replace("secret", "absent") for k, v in private.headers.items() if k != "date"}
+                assert same == {k: v for k, v in missing.headers.items() if k != "date"}, where
+
+
+HUGE = "9" * 30  # past a signed 64-bit integer: the database cannot even be asked
+VERY_HUGE = "9" * 5000  # past what Python turns into an int without being told to
+
+
+def test_numbers_past_the_database_and_padded_names_are_bad_input_not_500(
+    app_hub: AppHub, tmp_path: Path
+) -> None:
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/m", "public")
+    client = TestClient(app_hub.client.app, raise_server_exceptions=False)  # type: ignore[arg-type]
+    headers = app_hub.headers()
+    asks: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", "/api/v1/repos/%20acme/m", None),  # was read as acme/m, then not found in its listing
+        ("GET", "/api/v1/repos/acme/m%20", None),
+        ("GET", f"/api/v1/repos/acme/m/versions/{HUGE}", None),
+        ("GET", f"/api/v1/repos/acme/m/versions/{VERY_HUGE}", None),
+        ("GET", f"/api/models/acme/m/revision/{HUGE}", None),
+        ("GET", f"/api/models/acme/m/revision/{VERY_HUGE}", None),
+        ("GET", f"/acme/m/resolve/{HUGE}/config.json", None),
+        ("GET", f"/api/v1/runs/{HUGE}", None),
+        ("POST", f"/api/v1/runs/{HUGE}/metrics", {"step": 1, "metrics": {}}),
+        ("PUT", "/api/v1/repos/acme/m/aliases/prod", {"version": int(HUGE)}),
+        ("POST", "/api/v1/runs", {"kind": "train", "spec": {}, "inputs": [f"acme/m:{HUGE}"]}),
+        ("POST", "/api/v1/runs", {"kind": "train", "spec": {}, "inputs": [f"acme/m:{VERY_HUGE}"]}),
+    ]
+    for method, url, body in asks:
+        answer = client.request(method, url, json=body, headers=headers)
+        assert answer.status_code in (404, 422), (method, url[:80], answer.status_code, answer.text[:200])
+    started = client.post("/api/v1/runs", json={"kind": "train", "spec": {}}, headers=headers).json()["id"]
+    answer = client.post(
+        f"/api/v1/runs/{started}/metrics", json={"step": int(HUGE), "metrics": {}}, headers=headers
+    )
+    assert answer.status_code == 422, answer.text
+    manifest = {"kind": "model", "files": [{"path": "w.safetensors", "sha256": SHA, "size": int(HUGE)}]}
+    assert client.post("/api/v1/repos/acme/m/versions", json=manifest, headers=headers).status_code == 422
+    assert client.get("/api/v1/repos/acme/m", headers=headers).status_code == 200

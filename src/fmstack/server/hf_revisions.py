@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from fmstack.errors import InvalidInput, NotFound, clip
 from fmstack.hub.entities import VersionInfo
+from fmstack.server.paths import LARGEST_NUMBER
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 LATEST = "main"
@@ -62,6 +63,8 @@ def hub_refs(repo: str, revision: str) -> list[str]:
     """The hub refs a revision that is not a known sha may name, in order: a version number or an
     alias, then, for ``main``, the latest version. A ref may not parse (``0``, ``1a``): the caller
     treats that as "not this one"."""
+    if revision.isdigit() and (len(revision) > 19 or int(revision) > LARGEST_NUMBER):
+        return []  # no version has that number (and the database could not even be asked)
     refs = [f"{repo}:{revision}" if revision.isdigit() else f"{repo}@{revision}"]
     if revision == LATEST:
         refs.append(repo)

@@ -11,7 +11,7 @@ from fmstack.errors import InvalidInput, clip
 from fmstack.hub.entities import Kind
 from fmstack.hub.importers import PICKLE_SUFFIXES
 from fmstack.hub.manifest import ManifestEntry
-from fmstack.server.paths import file_path, sha256_of
+from fmstack.server.paths import LARGEST_NUMBER, file_path, sha256_of
 
 MAX_FILES = 100_000
 
@@ -20,7 +20,7 @@ class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(min_length=1, max_length=1024)
     sha256: str = Field(min_length=64, max_length=64)
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=LARGEST_NUMBER)
 
 
 class PushManifest(BaseModel):
@@ -30,7 +30,9 @@ class PushManifest(BaseModel):
     message: str = Field("", max_length=10_000)
     alias: str | None = Field(None, max_length=64)
     card: str | None = Field(None, max_length=1_000_000)
-    run_id: int | None = Field(None, ge=1, description="The caller's run that produced this version.")
+    run_id: int | None = Field(
+        None, ge=1, le=LARGEST_NUMBER, description="The caller's run that produced this version."
+    )
 
 
 def checked_entries(manifest: PushManifest) -> list[ManifestEntry]:

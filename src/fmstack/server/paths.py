@@ -8,14 +8,26 @@ import re
 
 from fmstack.errors import InvalidInput, clip
 from fmstack.hub.manifest import check_relative_path
-from fmstack.hub.refs import parse_ref, parse_repo
+from fmstack.hub.refs import Ref, parse_ref, parse_repo
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# The largest id, version number, step or size the database holds (a signed 64-bit integer): a larger
+# one must be refused as bad input, not reach the database and come back as an overflow (500).
+LARGEST_NUMBER = 2**63 - 1
 
 
 def repo_of(namespace: str, name: str) -> str:
-    """``ns/name`` from two path parameters (each checked: no '/', '..', NUL or backslash)."""
-    return parse_repo(f"{namespace}/{name}").repo
+    """``ns/name`` from two path parameters (each checked: no '/', '..', NUL or backslash).
+
+    The hub's parser forgives whitespace around a whole ref (typed on a command line); a URL part is
+    taken as it is, so ``%20acme`` is refused rather than quietly read as ``acme`` (the routes would
+    otherwise hold two spellings of one namespace, and a listing by the raw one found nothing: 500)."""
+    target = parse_repo(f"{namespace}/{name}")
+    if (target.namespace, target.name) != (namespace, name):
+        raise InvalidInput(
+            f"bad repo name {clip(namespace)!r}/{clip(name)!r}: no spaces or control characters around its parts"
+        )
+    return target.repo
 
 
 def ref_of(namespace: str, name: str, rev: str) -> str:
@@ -23,7 +35,18 @@ def ref_of(namespace: str, name: str, rev: str) -> str:
     repo = repo_of(namespace, name)
     if rev == "latest":
         return repo
-    return str(parse_ref(f"{repo}:{rev}" if rev.isdigit() else f"{repo}@{rev}"))
+    return str(checked_ref(f"{repo}:{rev}" if rev.isdigit() else f"{repo}@{rev}"))
+
+
+def checked_ref(text: str) -> Ref:
+    """``parse_ref``, and a version number the database can hold."""
+    try:
+        ref = parse_ref(text)
+    except ValueError as exc:  # a number of thousands of digits: Python refuses to convert it
+        raise InvalidInput(f"bad ref {clip(text)!r}: version numbers end at {LARGEST_NUMBER}") from exc
+    if ref.version is not None and ref.version > LARGEST_NUMBER:
+        raise InvalidInput(f"bad ref {clip(text)!r}: version numbers end at {LARGEST_NUMBER}")
+    return ref
 
 
 def file_path(path: str) -> str:

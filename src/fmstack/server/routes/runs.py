@@ -14,18 +14,19 @@ import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from fmstack.errors import Forbidden, NotFound, Unauthorized
 from fmstack.hub import Hub
 from fmstack.hub.entities import RunInfo, to_jsonable
-from fmstack.hub.refs import parse_ref
 from fmstack.server.access import Principal, principal, require_read
+from fmstack.server.paths import LARGEST_NUMBER, checked_ref
 from fmstack.server.routes.metadata import may_read_ref
 
 router = APIRouter(prefix="/api/v1/runs")
 Caller = Annotated[Principal, Depends(principal)]
+RunId = Annotated[int, Path(ge=1, le=LARGEST_NUMBER)]
 
 
 class RunStart(BaseModel):
@@ -41,7 +42,7 @@ class RunStarted(BaseModel):
 
 
 class MetricsBody(BaseModel):
-    step: int
+    step: int = Field(ge=0, le=LARGEST_NUMBER)
     metrics: dict[str, float] = Field(max_length=1000)
 
 
@@ -115,7 +116,7 @@ def start(request: Request, caller: Caller, body: RunStart) -> RunStarted:
         )
     hub = _hub(request)
     for ref in body.inputs:
-        require_read(hub, caller, parse_ref(ref).repo)
+        require_read(hub, caller, checked_ref(ref).repo)
     # The run's creator is the caller: the run log of a hub opened as that user records it.
     with Hub(dataclasses.replace(hub.settings, user=caller.user)) as as_user:
         run_id = as_user.runs.start(body.kind, body.spec, body.inputs, body.device, body.started_at)
@@ -123,13 +124,13 @@ def start(request: Request, caller: Caller, body: RunStart) -> RunStarted:
 
 
 @router.get("/{run_id}")
-def run(request: Request, caller: Caller, run_id: int) -> dict[str, Any]:
+def run(request: Request, caller: Caller, run_id: RunId) -> dict[str, Any]:
     result: dict[str, Any] = to_jsonable(readable_run(_hub(request), caller, run_id))
     return result
 
 
 @router.delete("/{run_id}")
-def discard(request: Request, caller: Caller, run_id: int) -> dict[str, int]:
+def discard(request: Request, caller: Caller, run_id: RunId) -> dict[str, int]:
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.discard(run_id)
@@ -138,7 +139,7 @@ def discard(request: Request, caller: Caller, run_id: int) -> dict[str, int]:
 
 @router.get("/{run_id}/metrics")
 def metrics(
-    request: Request, caller: Caller, run_id: int, name: Annotated[str | None, Query(max_length=100)] = None
+    request: Request, caller: Caller, run_id: RunId, name: Annotated[str | None, Query(max_length=100)] = None
 ) -> list[dict[str, Any]]:
     hub = _hub(request)
     readable_run(hub, caller, run_id)
@@ -147,7 +148,7 @@ def metrics(
 
 
 @router.post("/{run_id}/metrics")
-def log_metrics(request: Request, caller: Caller, run_id: int, body: MetricsBody) -> dict[str, int]:
+def log_metrics(request: Request, caller: Caller, run_id: RunId, body: MetricsBody) -> dict[str, int]:
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.log_metrics(run_id, body.step, body.metrics)
@@ -155,14 +156,14 @@ def log_metrics(request: Request, caller: Caller, run_id: int, body: MetricsBody
 
 
 @router.get("/{run_id}/logs")
-def logs(request: Request, caller: Caller, run_id: int) -> dict[str, str]:
+def logs(request: Request, caller: Caller, run_id: RunId) -> dict[str, str]:
     hub = _hub(request)
     readable_run(hub, caller, run_id)
     return {"logs": hub.runs.logs(run_id)}
 
 
 @router.post("/{run_id}/logs")
-def append_log(request: Request, caller: Caller, run_id: int, body: LogBody) -> dict[str, int]:
+def append_log(request: Request, caller: Caller, run_id: RunId, body: LogBody) -> dict[str, int]:
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.append_log(run_id, body.text)
@@ -170,7 +171,7 @@ def append_log(request: Request, caller: Caller, run_id: int, body: LogBody) -> 
 
 
 @router.post("/{run_id}/finish")
-def finish(request: Request, caller: Caller, run_id: int, body: FinishBody) -> dict[str, str]:
+def finish(request: Request, caller: Caller, run_id: RunId, body: FinishBody) -> dict[str, str]:
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.finish(run_id, body.status, body.spec_update)

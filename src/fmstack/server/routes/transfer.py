@@ -27,7 +27,7 @@ from fmstack.server.accounts import Accounts
 from fmstack.server.claims import claimable, record_claim
 from fmstack.server.hf_files import RangeNotSatisfiable, parse_range, stream
 from fmstack.server.manifests import PushManifest, checked_entries
-from fmstack.server.paths import ref_of, repo_of, sha256_of
+from fmstack.server.paths import LARGEST_NUMBER, ref_of, repo_of, sha256_of
 from fmstack.server.routes.runs import owned_run
 from fmstack.server.uploads import Uploads
 from fmstack.server.visibility import repo_holds_blob
@@ -48,7 +48,7 @@ class PushPlan(BaseModel):
 
 
 class AliasBody(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=LARGEST_NUMBER)
 
 
 def _hub(request: Request) -> Hub:
@@ -99,7 +99,7 @@ def push_plan(
 
 @router.get("/uploads/{sha256}")
 def upload_state(
-    request: Request, caller: Caller, sha256: str, size: Annotated[int, Query(ge=0)]
+    request: Request, caller: Caller, sha256: str, size: Annotated[int, Query(ge=0, le=LARGEST_NUMBER)]
 ) -> BlobState:
     _may_upload(caller)
     sha = sha256_of(sha256)
@@ -112,8 +112,8 @@ async def upload(
     request: Request,
     caller: Caller,
     sha256: str,
-    size: Annotated[int, Query(ge=0)],
-    offset: Annotated[int, Query(ge=0)] = 0,
+    size: Annotated[int, Query(ge=0, le=LARGEST_NUMBER)],
+    offset: Annotated[int, Query(ge=0, le=LARGEST_NUMBER)] = 0,
 ) -> BlobState:
     """Append the body at ``offset``; the answer says how much arrived and whether the blob is stored."""
     _may_upload(caller)
