@@ -61,7 +61,7 @@ def test_a_read_token_cannot_write_and_a_reader_role_cannot_either(app_hub: AppH
     _push(app_hub, tmp_path, "acme/m", "private")
     read_token = app_hub.user("bob", "read", org="acme", role="write")
     reader = app_hub.user("dan", "write", org="acme", role="read")
-    writer = app_hub.user("eve", "write", org="acme", role="write")
+    writer = app_hub.user("eve", "write", org="acme", role="admin")  # visibility is the admins' call
     body = {"visibility": "public"}
     url = "/api/v1/repos/acme/m/visibility"
     assert app_hub.client.put(url, json=body, headers=app_hub.headers(read_token)).status_code == 403

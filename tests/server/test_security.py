@@ -253,3 +253,31 @@ def test_numbers_past_the_database_and_padded_names_are_bad_input_not_500(
     manifest = {"kind": "model", "files": [{"path": "w.safetensors", "sha256": SHA, "size": int(HUGE)}]}
     assert client.post("/api/v1/repos/acme/m/versions", json=manifest, headers=headers).status_code == 422
     assert client.get("/api/v1/repos/acme/m", headers=headers).status_code == 200
+
+
+def test_only_a_namespace_admin_may_make_a_private_repo_public(app_hub: AppHub, tmp_path: Path) -> None:
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/m", "private")
+    writer = app_hub.user("bob", "write", org="acme", role="write")
+    admin = app_hub.user("ann", "write", org="acme", role="admin")
+    url, body = "/api/v1/repos/acme/m/visibility", {"visibility": "public"}
+    refused = app_hub.client.put(url, json=body, headers=app_hub.headers(writer))
+    assert refused.status_code == 403 and "admin role" in refused.json()["message"]
+    assert app_hub.client.get("/api/v1/repos/acme/m").status_code == 404  # still private
+    # the writer still writes: a tag is theirs to move
+    assert (
+        app_hub.client.put(
+            "/api/v1/repos/acme/m/aliases/prod", json={"version": 1}, headers=app_hub.headers(writer)
+        ).status_code
+        == 200
+    )
+    assert app_hub.client.put(url, json=body, headers=app_hub.headers(admin)).status_code == 200
+    assert app_hub.client.get("/api/v1/repos/acme/m").status_code == 200
+    own = app_hub.user("carl", "write")  # a user administers their own namespace
+    _push(app_hub, tmp_path, "carl/m", "private")
+    assert (
+        app_hub.client.put(
+            "/api/v1/repos/carl/m/visibility", json=body, headers=app_hub.headers(own)
+        ).status_code
+        == 200
+    )

@@ -11,7 +11,8 @@ Rules, in one place:
     namespace, an organisation's members have their role in it (read, write, admin); a site admin is
     admin everywhere; a namespace with no account (made by a local push) belongs to site admins;
   * anyone may read a public repo; a private repo is readable with any role in its namespace;
-  * writing needs a token with the ``write`` scope and the write or admin role;
+  * writing needs a token with the ``write`` scope and the write or admin role; changing a repo's
+    visibility needs the admin role;
   * a repo the caller may not read answers exactly like a missing one (``repo_not_found``); a write
     to a namespace the caller may not write is the same 403 whether or not the repo exists.
 """
@@ -88,6 +89,21 @@ def require_write(hub: Hub, principal: Principal, repo: str) -> None:
         raise Unauthorized("writing needs a token: pass Authorization: Bearer <token> (`fmstack login`)")
     if not principal.can_write(target.namespace):
         raise Forbidden(_why_not_write(principal, target.namespace))
+
+
+def require_namespace_admin(hub: Hub, principal: Principal, repo: str) -> None:
+    """Raise 401/403 unless ``principal`` may write ``repo`` *and* holds the admin role in its
+    namespace: changing who may read a repo (making a private one public) is the namespace admins'
+    call, not every writer's, or any member with the write role could publish the organisation's
+    private models."""
+    require_write(hub, principal, repo)
+    namespace = parse_repo(repo).namespace
+    if principal.role_in(namespace) != "admin":
+        raise Forbidden(
+            f"{principal.name} may write to {namespace!r}, but changing a repo's visibility needs the admin "
+            f"role there: ask an admin of {namespace!r} (`fmstack server member add {namespace} "
+            f"{principal.name} --role admin`)"
+        )
 
 
 def require_admin(principal: Principal) -> None:

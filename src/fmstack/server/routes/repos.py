@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from fmstack.hub import Hub
 from fmstack.hub.entities import Kind, to_jsonable
-from fmstack.server.access import Principal, principal, require_read, require_write
+from fmstack.server.access import Principal, principal, require_namespace_admin, require_read
 from fmstack.server.paths import ref_of, repo_of
 from fmstack.server.visibility import set_visibility
 
@@ -63,7 +63,7 @@ def put_visibility(
     request: Request, caller: Caller, namespace: str, name: str, body: VisibilityBody
 ) -> dict[str, str]:
     hub, repo = hub_of(request), repo_of(namespace, name)
-    require_write(hub, caller, repo)
+    require_namespace_admin(hub, caller, repo)
     set_visibility(hub, repo, body.visibility)
     request.app.state.accounts.audit(
         caller, "visibility", repo, {"visibility": body.visibility}, _source(request)
