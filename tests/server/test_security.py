@@ -4,6 +4,7 @@ are capped before they are read."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,37 @@ def test_only_a_namespace_admin_may_make_a_private_repo_public(app_hub: AppHub, 
         ).status_code
         == 200
     )
+
+
+def test_tokens_never_reach_logs_or_answers(
+    app_hub: AppHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    app_hub.accounts.add("acme", "org")
+    _push(app_hub, tmp_path, "acme/secret", "private")
+    reader = app_hub.user("bob", "read")
+    revoked = app_hub.accounts.create_token("bob", ["write"])
+    app_hub.accounts.revoke(revoked.info.prefix)
+    wrong = reader[:-4] + "AAAA"  # the right prefix, a wrong secret
+    client = app_hub.client
+    answers = [
+        client.get("/api/v1/whoami", headers=app_hub.headers(wrong)),
+        client.get("/api/v1/whoami", headers=app_hub.headers(revoked.token)),
+        client.get("/api/v1/whoami", headers={"Authorization": f"Basic {reader}"}),
+        client.put(
+            "/api/v1/repos/acme/secret/visibility",
+            json={"visibility": "public"},
+            headers=app_hub.headers(reader),
+        ),
+        client.get("/acme/secret/resolve/main/config.json", headers=app_hub.headers(reader)),
+        client.get("/api/v1/repos/acme/secret/versions/%00", headers=app_hub.headers(reader)),
+        client.post("/api/v1/runs", content=b"{not json", headers=app_hub.headers(reader)),
+    ]
+    secrets = [reader, wrong, revoked.token, reader.split("_")[-1]]
+    for answer in answers:
+        assert answer.status_code in (401, 403, 404, 422), answer.text
+        shown = answer.text + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
+        assert not any(s in shown for s in secrets), shown
+    assert not any(s in caplog.text for s in secrets)
+    audit = " ".join(repr(e) for e in app_hub.accounts.audit_log(limit=1000))
+    assert not any(s in audit for s in secrets)
