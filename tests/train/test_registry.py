@@ -4,14 +4,17 @@ through ``inference.load`` with the same outputs. And what each plugin declares 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 import torch
 from accelerate import Accelerator
 
-from fmstack.errors import Unsupported
+from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
 from fmstack.train import registry
 from fmstack.train.adapter_descriptor import AdapterDescriptor
@@ -49,6 +52,60 @@ def test_what_a_plugin_declares_is_consistent(name: str) -> None:
     assert (name in adapter_methods) == plugin.is_adapter  # fmstack_adapter.json can record it
     assert plugin.adapter_format is None or plugin.adapter_format in formats
     assert plugin.rules({"task": "classification", "method": name}) == []  # a plain spec passes
+
+
+# A value away from the default for every option a task declares (a new option needs one here).
+SET_OPTIONS = {
+    "head": "cosine",
+    "head_lr": 1e-3,
+    "label_smoothing": 0.1,
+    "rdrop": 1.0,
+    "pooling": "cls",
+    "normalize": False,
+    "temperature": 0.1,
+    "mlm_probability": 0.3,
+}
+
+
+@pytest.mark.parametrize("name", list(registry.TASKS))
+def test_what_a_task_declares_is_consistent(name: str) -> None:
+    declared = registry.TASKS[name]
+    assert declared.name == name and declared.metric and isinstance(declared.higher_is_better, bool)
+    assert set(declared.options) <= set(TrainSpec.model_fields) & set(SET_OPTIONS)
+    assert declared.rules({"task": name, "method": "full"}) == []  # a plain spec passes
+    common = {"base": "a/b", "data": "a/d"}
+    for option in declared.options:  # another task refuses the option; a task that reads it takes it
+        for other in registry.TASKS:
+            fields = {**common, "task": other, option: SET_OPTIONS[option]}
+            if other in registry.tasks_reading(option):
+                assert getattr(parse_spec(fields), option) == SET_OPTIONS[option]
+                continue
+            with pytest.raises(InvalidInput, match=f"{option}: applies to .*{name}.* only; task '{other}'"):
+                parse_spec(fields)
+
+
+@pytest.mark.parametrize("name", list(registry.TASKS))
+def test_the_spec_consults_the_tasks_rules(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    def rules(values: Mapping[str, Any]) -> list[str]:
+        seen.append(values)
+        return [f"pooling: {name} says no"]
+
+    monkeypatch.setattr(registry.TASKS[name], "rules", rules)
+    fields = {"task": name, "base": "a/b", "data": "a/d"}
+    with pytest.raises(InvalidInput, match=f"pooling: {name} says no"):
+        parse_spec(fields)
+    assert seen and seen[0]["task"] == name
+    other = next(t for t in registry.TASKS if t != name)
+    parse_spec({**fields, "task": other})  # only the chosen task's rules apply
+
+
+def test_the_registry_loads_no_torch() -> None:
+    """The spec consults every plugin before the heavy libraries load (a bad flag refused in a second)."""
+    probe = "import sys, fmstack.train.registry; print(sorted({'torch', 'transformers', 'peft'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def _data(hub: Hub, root: Path, task: str) -> str:

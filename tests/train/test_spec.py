@@ -53,6 +53,20 @@ def test_head_lr_and_label_smoothing_are_classification_options() -> None:
     assert (spec.head_lr, spec.label_smoothing) == (3e-3, 0.1)
 
 
+def test_an_option_of_another_task_is_refused_unless_left_at_its_default() -> None:
+    common = {"base": "a/b", "data": "a/d"}
+    with pytest.raises(InvalidInput) as info:
+        parse_spec({**common, "task": "mlm", "pooling": "cls", "temperature": 0.1, "normalize": False})
+    message = str(info.value)
+    assert "3 problem(s)" in message and "task 'mlm' has no temperature" in message
+    assert "pooling: applies to classification and embedding only" in message
+    with pytest.raises(InvalidInput, match="mlm_probability: applies to mlm only; task 'classification'"):
+        parse_spec({**common, "task": "classification", "mlm_probability": 0.3})
+    # a saved spec writes every field: the defaults of other tasks' options pass
+    spec = parse_spec({**common, "task": "clm", "pooling": "mean", "head": "linear", "mlm_probability": 0.15})
+    assert spec.task == "clm"
+
+
 def test_layer_decay_is_a_rate_per_block_and_needs_an_encoder_that_trains() -> None:
     common = {"base": "a/b", "data": "a/d", "task": "classification"}
     assert parse_spec({**common, "layer_decay": 0.9}).layer_decay == 0.9

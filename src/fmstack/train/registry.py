@@ -2,13 +2,13 @@
 
 Adding a method = one module under ``methods/`` (``methods/__init__.py`` lists what it declares) + one
 line here + its name in ``spec.MethodName``; the contract tests in ``tests/train/test_registry.py``
-then run it over every task it declares. Method modules load no torch, so the spec consults them
-before the heavy libraries load; task modules do, so ``TASKS`` names them and ``task()`` imports one.
+then run it over every task it declares. A task is one module under ``tasks/`` in the same way
+(``tasks/__init__.py``). Neither kind loads torch at import, so the spec consults them before the
+heavy libraries load.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from fmstack.errors import InvalidInput
 from fmstack.train.methods import adapter, full, ia3, lora, prefix, probe
+from fmstack.train.tasks import classification, clm, embedding, mlm
 
 
 class Method(Protocol):
@@ -57,25 +58,32 @@ METHODS: dict[str, Method] = {
     "prefix": prefix,
 }
 
-# task name -> its module (imported on first use: tasks build torch models).
-TASKS: dict[str, str] = {
-    "classification": "fmstack.train.tasks.classification",
-    "embedding": "fmstack.train.tasks.embedding",
-    "mlm": "fmstack.train.tasks.mlm",
-    "clm": "fmstack.train.tasks.clm",
+
+# Task modules are handed around as modules (``prepare.Prepared.task``); ``tasks/__init__.py`` lists
+# what each one declares and the contract tests check it.
+TASKS: dict[str, ModuleType] = {
+    "classification": classification,
+    "embedding": embedding,
+    "mlm": mlm,
+    "clm": clm,
 }
 
 
 def task(name: str) -> ModuleType:
     if name not in TASKS:
         raise InvalidInput(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    return importlib.import_module(TASKS[name])
+    return TASKS[name]
 
 
 def method(name: str) -> Method:
     if name not in METHODS:
         raise InvalidInput(f"unknown method {name!r} (known: {', '.join(METHODS)})")
     return METHODS[name]
+
+
+def tasks_reading(option: str) -> tuple[str, ...]:
+    """The tasks that declare the spec field ``option`` among their options, in registry order."""
+    return tuple(name for name, t in TASKS.items() if option in t.options)
 
 
 def methods_for(task_name: str) -> tuple[str, ...]:

@@ -144,7 +144,7 @@ class TrainSpec(BaseModel):
     @property
     def head_learning_rate(self) -> float | None:
         """The classification head's own peak learning rate; None: the same as everything else."""
-        if self.head_lr is not None or self.task != "classification":
+        if self.head_lr is not None or "head_lr" not in registry.task(self.task).options:
             return self.head_lr
         return registry.method(self.method).default_head_lr
 
@@ -157,7 +157,8 @@ class TrainSpec(BaseModel):
 
 def _rules(values: dict[str, Any]) -> list[str]:
     """Cross-field problems, on whatever fields parsed (so they add to field errors): the method's
-    own (its plugin's ``tasks`` and ``rules``), then those of pretraining and of the tasks."""
+    own (its plugin's ``tasks`` and ``rules``), those of pretraining, then the task's (its module's
+    ``options`` and ``rules``)."""
     problems: list[str] = []
     task, method = values.get("task"), values.get("method", "full")
     if method in registry.METHODS:
@@ -167,6 +168,23 @@ def _rules(values: dict[str, Any]) -> list[str]:
             problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
         problems += plugin.rules(values)
     return problems + _source_rules(values) + _task_rules(values)
+
+
+def _task_rules(values: dict[str, Any]) -> list[str]:
+    """An option that only other tasks read, set away from its default, is a mistake the run would
+    silently ignore; then the chosen task's own rules."""
+    task = values.get("task")
+    if task not in registry.TASKS:
+        return []
+    problems: list[str] = []
+    for option, field in TrainSpec.model_fields.items():
+        owners = registry.tasks_reading(option)
+        if owners and task not in owners and values.get(option, field.default) != field.default:
+            problems.append(
+                f"{option}: applies to {' and '.join(owners)} only; task {task!r} has no {option}"
+            )
+    own: list[str] = registry.TASKS[task].rules(values)
+    return problems + own
 
 
 def _source_rules(values: dict[str, Any]) -> list[str]:
@@ -190,29 +208,6 @@ def _source_rules(values: dict[str, Any]) -> list[str]:
         problems.append("arch: bert architectures are masked LMs; use --objective mlm")
     if values.get("early_stopping") and not values.get("eval_every"):
         problems.append("early_stopping: needs eval_every (how often to evaluate)")
-    return problems
-
-
-def _task_rules(values: dict[str, Any]) -> list[str]:
-    """Options that only classification has (the task modules load torch, so their rules are here)."""
-    problems: list[str] = []
-    task = values.get("task")
-    for option in ("label_smoothing", "rdrop"):
-        if values.get(option) and task != "classification":
-            problems.append(f"{option}: applies to classification only, not {task!r}")
-    if values.get("head_lr") is not None and task != "classification":
-        problems.append(
-            f"head_lr: applies to classification with an encoder that trains too (task {task!r} has no head)"
-        )
-    if values.get("head", "linear") != "linear" and (
-        task != "classification" or values.get("pooling") == "cls"
-    ):
-        why = (
-            "pooling 'cls' uses the architecture's own head"
-            if task == "classification"
-            else f"task {task!r} has no head"
-        )
-        problems.append(f"head: a cosine head is for classification with pooling 'mean' ({why})")
     return problems
 
 

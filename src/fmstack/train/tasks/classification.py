@@ -4,36 +4,56 @@ The head reads the mean of the token states by default (``pooling: mean``,
 ``fmstack.train.pooled``: what sentence encoders are trained for), or the architecture's own Hugging
 Face head with ``pooling: cls`` (BERT's [CLS] pooler, GPT-2's last token). Either way a fully
 fine-tuned output is a transformers folder that ``AutoModelForSequenceClassification`` loads.
+
+Like a method plugin, the module loads torch and transformers inside its functions: the spec reads
+its declarations (``options``, ``rules``) before those libraries load.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import torch
-from torch import nn
-from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from fmstack.errors import InvalidInput
-from fmstack.train.batches import encoder_inputs
 from fmstack.train.context import TaskContext
-from fmstack.train.metrics import classification_metrics
-from fmstack.train.pooled import PooledClassifierConfig, PooledEncoderForSequenceClassification
 from fmstack.train.tasks.encode import column, label_ids, tokenize
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 name = "classification"
 metric = "accuracy"
 higher_is_better = True
 peft_task_type: str | None = "SEQ_CLS"
+# Fields of TrainSpec that only classification reads: a spec for another task may not set them.
+options: tuple[str, ...] = ("head", "head_lr", "label_smoothing", "rdrop", "pooling")
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    """A cosine head is built only over the mean of the token states (``pooled.py``)."""
+    if values.get("head", "linear") != "linear" and values.get("pooling") == "cls":
+        return [
+            "head: a cosine head is for classification with pooling 'mean' (pooling 'cls' uses the "
+            "architecture's own head)"
+        ]
+    return []
 
 
 def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
     """A classifier for ``ctx.labels``: from a config (pretraining from scratch), a base encoder folder
     (a new head, pooled as ``ctx.pooling`` says) or a classifier folder (its own head, as saved)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, PretrainedConfig
+
+    from fmstack.train.pooled import PooledClassifierConfig, PooledEncoderForSequenceClassification
+
     if not ctx.labels:
         raise InvalidInput("classification needs labels: the dataset manifest lists none")
     for option, value in (("label_smoothing", ctx.label_smoothing), ("rdrop", ctx.rdrop)):
@@ -101,6 +121,10 @@ def count(rows: list[dict[str, Any]]) -> int:
 
 
 def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Tensor]:
+    import torch
+
+    from fmstack.train.batches import encoder_inputs
+
     if "features" in rows[0]:  # linear probe: cached pooled features
         batch = {"features": torch.stack([r["features"] for r in rows])}
     else:
@@ -123,6 +147,8 @@ def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def _loss_sum(
     out: torch.Tensor, labels: torch.Tensor, multi_label: bool, smoothing: float = 0.0
 ) -> torch.Tensor:
+    from torch import nn
+
     if multi_label:
         return nn.functional.binary_cross_entropy_with_logits(out, labels, reduction="none").mean(dim=1).sum()
     return nn.functional.cross_entropy(out, labels, reduction="sum", label_smoothing=smoothing)
@@ -147,6 +173,9 @@ def _rdrop_loss(
     """R-Drop (Liang et al., 2021): every example goes through the model twice, with independent
     dropout masks, as one batch of twice the size. The paper's loss, CE1 + CE2 + rdrop/2 * (KL(p1||p2)
     + KL(p2||p1)), halved so that the cross-entropy keeps its usual scale."""
+    import torch
+    from torch import nn
+
     doubled = {k: torch.cat([v, v]) for k, v in batch.items() if k != "labels"}
     first, second = logits(model, doubled).float().chunk(2)
     labels = batch["labels"]
@@ -166,14 +195,19 @@ def predict(out: torch.Tensor, multi_label: bool) -> np.ndarray:
     return out.argmax(dim=-1).cpu().numpy()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, batches: list[dict[str, torch.Tensor]], ctx: TaskContext) -> dict[str, Any]:
+    import torch
+
+    from fmstack.train.metrics import classification_metrics
+
     preds, gold, loss_sum, n = [], [], 0.0, 0
-    for batch in batches:
-        out = logits(model, batch).float()
-        preds.append(predict(out, ctx.multi_label))
-        gold.append(batch["labels"].int().cpu().numpy() if ctx.multi_label else batch["labels"].cpu().numpy())
-        loss_sum, n = loss_sum + float(_loss_sum(out, batch["labels"], ctx.multi_label)), n + out.shape[0]
+    with torch.no_grad():
+        for batch in batches:
+            out = logits(model, batch).float()
+            preds.append(predict(out, ctx.multi_label))
+            labels = batch["labels"]
+            gold.append(labels.int().cpu().numpy() if ctx.multi_label else labels.cpu().numpy())
+            loss_sum, n = loss_sum + float(_loss_sum(out, labels, ctx.multi_label)), n + out.shape[0]
     result = classification_metrics(np.concatenate(preds), np.concatenate(gold), ctx.labels, ctx.multi_label)
     result["loss"] = loss_sum / max(n, 1)
     return result

@@ -8,28 +8,39 @@ batch composition, so gradient accumulation is *not* equivalent to a larger batc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import torch
-from torch import nn
-from transformers import AutoModel, PretrainedConfig
 
 from fmstack.errors import InvalidInput
-from fmstack.train.batches import encoder_inputs
 from fmstack.train.context import TaskContext
-from fmstack.train.metrics import recall_at_k
 from fmstack.train.tasks.encode import column, label_ids, tokenize
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 name = "embedding"
 metric = "recall@1"
 higher_is_better = True
 peft_task_type: str | None = "FEATURE_EXTRACTION"
+# Fields of TrainSpec that only embeddings read (pooling is classification's too).
+options: tuple[str, ...] = ("pooling", "normalize", "temperature")
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    """Embeddings add no cross-field checks of their own."""
+    return []
 
 
 def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
+    import torch
+    from transformers import AutoModel, PretrainedConfig
+
     if isinstance(source, PretrainedConfig):
         return AutoModel.from_config(source)  # type: ignore[no-untyped-call, no-any-return]
     return AutoModel.from_pretrained(source, dtype=torch.float32)  # type: ignore[no-any-return]
@@ -61,6 +72,10 @@ def count(rows: list[dict[str, Any]]) -> int:
 
 
 def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Tensor]:
+    import torch
+
+    from fmstack.train.batches import encoder_inputs
+
     batch = encoder_inputs(rows, "input_ids", ctx.pad_id)
     if "pair_input_ids" in rows[0]:
         batch.update(encoder_inputs(rows, "pair_input_ids", ctx.pad_id, prefix="pair_"))
@@ -71,6 +86,8 @@ def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Ten
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalize: bool) -> torch.Tensor:
     """(batch, seq, hidden) + (batch, seq) -> (batch, hidden)."""
+    from torch import nn
+
     if pooling == "cls":
         out = hidden[:, 0]
     else:
@@ -97,6 +114,9 @@ def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) 
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
+    import torch
+    from torch import nn
+
     a = embed(model, batch, ctx)  # (batch, hidden), unit norm: similarities are cosines
     n = a.shape[0]
     if "pair_input_ids" in batch:
@@ -118,15 +138,19 @@ def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> 
     return per_anchor.sum(), n
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, batches: list[dict[str, torch.Tensor]], ctx: TaskContext) -> dict[str, Any]:
+    import torch
+
+    from fmstack.train.metrics import recall_at_k
+
     queries, keys, labels = [], [], []
-    for batch in batches:
-        queries.append(embed(model, batch, ctx).cpu().numpy())
-        if "pair_input_ids" in batch:
-            keys.append(embed(model, batch, ctx, prefix="pair_").cpu().numpy())
-        else:
-            labels.append(batch["labels"].cpu().numpy())
+    with torch.no_grad():
+        for batch in batches:
+            queries.append(embed(model, batch, ctx).cpu().numpy())
+            if "pair_input_ids" in batch:
+                keys.append(embed(model, batch, ctx, prefix="pair_").cpu().numpy())
+            else:
+                labels.append(batch["labels"].cpu().numpy())
     q = np.concatenate(queries)
     if keys:
         return recall_at_k(q, np.concatenate(keys), [{i} for i in range(len(q))])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from fmstack.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def column(table: pa.Table, name: str, purpose: str) -> list[Any]:

@@ -6,28 +6,40 @@ depend on how examples are grouped into batches or processes, and a resumed run 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import torch
-from torch import nn
-from transformers import AutoModelForMaskedLM, PretrainedConfig
 
 from fmstack.errors import InvalidInput
-from fmstack.train.batches import encoder_inputs, pad
 from fmstack.train.context import TaskContext
-from fmstack.train.metrics import perplexity
 from fmstack.train.tasks.encode import token_rows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 name = "mlm"
 metric = "perplexity"
 higher_is_better = False
 peft_task_type: str | None = None
 
+# Fields of TrainSpec that only the mlm task reads.
+options: tuple[str, ...] = ("mlm_probability",)
+
+
+def rules(values: Mapping[str, Any]) -> list[str]:
+    """No cross-field checks of its own (pretraining's are the spec's: they depend on --arch)."""
+    return []
+
 
 def load_model(source: Path | PretrainedConfig, ctx: TaskContext) -> nn.Module:
+    import torch
+    from transformers import AutoModelForMaskedLM, PretrainedConfig
+
     if isinstance(source, PretrainedConfig):
         return AutoModelForMaskedLM.from_config(source)  # type: ignore[no-untyped-call, no-any-return]
     return AutoModelForMaskedLM.from_pretrained(source, dtype=torch.float32)  # type: ignore[no-any-return]
@@ -60,6 +72,8 @@ def count(rows: list[dict[str, Any]]) -> int:
 
 
 def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Tensor]:
+    from fmstack.train.batches import encoder_inputs, pad
+
     batch = encoder_inputs(rows, "input_ids", ctx.pad_id)
     batch["labels"] = pad([r["labels"] for r in rows], -100)
     return batch
@@ -72,6 +86,8 @@ def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) 
 
 
 def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> tuple[torch.Tensor, int]:
+    from torch import nn
+
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs).logits.float()  # (batch, seq, vocab)
     labels = batch["labels"]
@@ -81,10 +97,14 @@ def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> 
     return total, int((labels != -100).sum())
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, batches: list[dict[str, torch.Tensor]], ctx: TaskContext) -> dict[str, Any]:
+    import torch
+
+    from fmstack.train.metrics import perplexity
+
     loss_sum, tokens = 0.0, 0
-    for batch in batches:
-        s, c = loss(model, batch, ctx)
-        loss_sum, tokens = loss_sum + float(s), tokens + c
+    with torch.no_grad():
+        for batch in batches:
+            s, c = loss(model, batch, ctx)
+            loss_sum, tokens = loss_sum + float(s), tokens + c
     return perplexity(loss_sum, tokens)
