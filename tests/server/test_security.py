@@ -316,3 +316,21 @@ def test_tokens_never_reach_logs_or_answers(
     assert not any(s in caplog.text for s in secrets)
     audit = " ".join(repr(e) for e in app_hub.accounts.audit_log(limit=1000))
     assert not any(s in audit for s in secrets)
+
+
+def test_nobody_pushes_into_another_users_namespace_or_an_org_they_only_read(app_hub: AppHub) -> None:
+    app_hub.accounts.add("acme", "org")
+    bob = app_hub.user("bob", "write")
+    carol = app_hub.user("carol", "write", org="acme", role="read")
+    for token, repo, status in (
+        (carol, "bob/m", 403),
+        (carol, "acme/m", 403),
+        (carol, "admin/m", 403),
+        (bob, "carol/m", 403),
+        (bob, "bob/m", 200),
+        (carol, "carol/m", 200),
+    ):
+        answer = app_hub.client.post(
+            f"/api/v1/repos/{repo}/push/plan", json=MANIFEST, headers=app_hub.headers(token)
+        )
+        assert answer.status_code == status, (repo, answer.text)
