@@ -167,15 +167,15 @@ def _rules(values: dict[str, Any]) -> list[str]:
             ok = ", ".join(registry.methods_for(task))
             problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
         problems += plugin.rules(values)
-    return problems + _source_rules(values) + _task_rules(values)
+    problems += _source_rules(values)
+    if task in registry.TASKS:
+        problems += _options_of_other_tasks(task, values) + registry.TASKS[task].rules(values)
+    return problems
 
 
-def _task_rules(values: dict[str, Any]) -> list[str]:
-    """An option that only other tasks read, set away from its default, is a mistake the run would
-    silently ignore; then the chosen task's own rules."""
-    task = values.get("task")
-    if task not in registry.TASKS:
-        return []
+def _options_of_other_tasks(task: str, values: dict[str, Any]) -> list[str]:
+    """An option that only other tasks read (their modules' ``options``), set away from its default,
+    is a mistake the run would silently ignore."""
     problems: list[str] = []
     for option, field in TrainSpec.model_fields.items():
         owners = registry.tasks_reading(option)
@@ -183,8 +183,7 @@ def _task_rules(values: dict[str, Any]) -> list[str]:
             problems.append(
                 f"{option}: applies to {' and '.join(owners)} only; task {task!r} has no {option}"
             )
-    own: list[str] = registry.TASKS[task].rules(values)
-    return problems + own
+    return problems
 
 
 def _source_rules(values: dict[str, Any]) -> list[str]:
