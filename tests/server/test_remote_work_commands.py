@@ -87,6 +87,8 @@ def test_work_commands_read_from_and_write_to_a_remote_hub(
     spec = tmp_path / "process.yaml"
     spec.write_text("input: admin/raw:1\noutput: admin/clean\nops:\n  - op: dedup_exact\n")
     _json(capsys, *hub, "data", "process", str(spec), "--workers", "1", "--json")
+    shown = _json(capsys, *hub, "data", "show", "admin/clean", "--json")
+    assert shown["card"]["ops"][0]["duplicates_removed"] >= 0  # type: ignore[index]
     train = [
         "train",
         "finetune",

@@ -1,9 +1,10 @@
 """``HubApi``: what the rest of fmstack uses of a hub, as a typed Protocol.
 
 Commands, training, data and compression code should depend on this, not on the local ``Hub`` class,
-so that another implementation can stand in for the local one: the planned remote hub (an HTTP
-client of ``fmstack.server``) implements the same members with the same meaning, and the code above
-does not care which it holds. The local ``Hub`` (``fmstack.hub.store``) is checked against it by mypy
+so that another implementation can stand in for the local one: the remote hub
+(``fmstack.server.remote.RemoteHub``, an HTTP client of ``fmstack.server``) implements the same members
+with the same meaning, and the code above does not care which it holds (``fmstack.cli.remote.open_hub``
+hands commands one or the other). The local ``Hub`` (``fmstack.hub.store``) is checked against it by mypy
 and by ``tests/hub/test_api.py``.
 
 What an implementation promises:
