@@ -13,6 +13,7 @@ from typing import Any, get_args
 import pytest
 import torch
 from accelerate import Accelerator
+from transformers.utils import logging as hf_logging
 
 from fmstack.errors import InvalidInput, Unsupported
 from fmstack.hub import Hub
@@ -121,7 +122,9 @@ def test_one_step_save_reload_same_outputs(hub: Hub, tmp_path: Path, task: str, 
     base = push_tiny_gpt2(hub, tmp_path) if task == "clm" else push_tiny_bert(hub, tmp_path)
     data = _data(hub, tmp_path, task)
     fields = {"task": task, "method": method, "base": base, "data": data, "batch_size": 8, "max_steps": 1}
+    verbosity = hf_logging.get_verbosity()
     prep = prepare(hub, parse_spec({**fields, "lr": 1e-2, "seed": 7}))
+    assert hf_logging.get_verbosity() == verbosity  # quiet during the loads only
     before = {k: v.detach().clone() for k, v in prep.model.state_dict().items()}
     # Tied weights (GPT-2's lm_head and wte) appear under both names in the state dict.
     trains = {n for n, p in prep.model.named_parameters(remove_duplicate=False) if p.requires_grad}

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.utils import logging as hf_logging
 
 from fmstack.compress.evaluate import (
     EvalData,
@@ -42,6 +41,7 @@ from fmstack.hub.cards import CardMeta, render_card
 from fmstack.hub.scratch import scratch_dir
 from fmstack.servable import ServableModel, write_descriptor
 from fmstack.train.pooled import encoder_type, is_pooled, save_config_with_code
+from fmstack.transformers_logs import quiet_transformers
 
 Progress = Callable[[str], None]
 _EVAL_BATCH = 32
@@ -210,27 +210,10 @@ def _calibration(hub: HubApi, parent: Parent, spec: CompressSpec, data: EvalData
     return batches(parent.tokenizer, texts, parent.max_length, 8)
 
 
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    # transformers reports each load on stderr ("Loading weights" bars, notes on unused pooler
-    # weights), in the middle of compress's own steps and report; a load that fails raises anyway.
-    # For the call only: its logging is process-wide, and a caller's own loads keep what it chose.
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
-
-
 def compress(hub: HubApi, ref: str, spec: CompressSpec, progress: Progress | None = None) -> CompressResult:
     """Compress model version ``ref`` as ``spec`` says; register the result unless the gate refuses it."""
     spec.check()
-    with _quiet_transformers():
+    with quiet_transformers():
         return _compress(hub, ref, spec, progress or (lambda _msg: None))
 
 

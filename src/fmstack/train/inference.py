@@ -20,6 +20,7 @@ from fmstack.servable import read_descriptor
 from fmstack.train import adapter_descriptor, registry
 from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.prepare import load_tokenizer
+from fmstack.transformers_logs import quiet_transformers
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ def _adapter_version(hub: HubApi, ref: str, folder: Path) -> Loaded:
 def load(hub: HubApi, ref: str) -> Loaded:
     version = hub.resolve(ref)
     folder = hub.checkout(version.ref)
-    if version.kind == "adapter":
-        return _adapter_version(hub, version.ref, folder)
-    if version.kind == "model":
-        return _model_version(hub, version.ref, folder)
+    with quiet_transformers():  # load notes and bars would land in the middle of a command's output
+        if version.kind == "adapter":
+            return _adapter_version(hub, version.ref, folder)
+        if version.kind == "model":
+            return _model_version(hub, version.ref, folder)
     raise InvalidInput(
         f"{version.ref} is a {version.kind}, not a model or adapter; pass a model or adapter ref"
     )

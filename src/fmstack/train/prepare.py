@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from fmstack.data import format as dataformat
 from fmstack.errors import InvalidInput
@@ -21,9 +20,7 @@ from fmstack.train.archs import arch_config
 from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.registry import Method
 from fmstack.train.spec import TrainSpec
-
-hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # "newly initialised head" warnings are expected when fine-tuning
-hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+from fmstack.transformers_logs import quiet_transformers
 
 
 @dataclass
@@ -89,6 +86,13 @@ def tokenizer_source(hub: HubApi, spec: TrainSpec, manifest: dataformat.DatasetM
 
 
 def prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
+    """The spec's model, tokenizer and rows; transformers' load notes and bars are quiet meanwhile
+    ("newly initialised head" is expected when fine-tuning)."""
+    with quiet_transformers():
+        return _prepare(hub, spec)
+
+
+def _prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
     task, method = registry.task(spec.task), registry.method(spec.method)
     data_dir = hub.checkout(spec.data)
     manifest = dataformat.read_manifest(data_dir)
