@@ -4,8 +4,9 @@ are capped before they are read."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,7 @@ def test_tokens_never_reach_logs_or_answers(
         client.get("/api/v1/repos/acme/secret/versions/%00", headers=app_hub.headers(reader)),
         client.post("/api/v1/runs", content=b"{not json", headers=app_hub.headers(reader)),
     ]
-    secrets = [reader, wrong, revoked.token, reader.split("_")[-1]]
+    secrets = [reader, wrong, revoked.token, reader[len("fmk_") + 13 :]]  # the last: the secret alone
     for answer in answers:
         assert answer.status_code in (401, 403, 404, 422), answer.text
         shown = answer.text + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
@@ -334,3 +335,41 @@ def test_nobody_pushes_into_another_users_namespace_or_an_org_they_only_read(app
             f"/api/v1/repos/{repo}/push/plan", json=MANIFEST, headers=app_hub.headers(token)
         )
         assert answer.status_code == status, (repo, answer.text)
+
+
+def test_a_slow_upload_of_a_blob_never_stalls_another_users_upload_of_it(
+    app_hub: AppHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from fmstack.errors import Conflict
+    from fmstack.server import uploads as uploads_module
+
+    monkeypatch.setattr(uploads_module, "LOCK_WAIT_S", 1.0)
+    uploads: uploads_module.Uploads = app_hub.client.app.state.uploads  # type: ignore[attr-defined]
+    data = b"shared base weights"
+    sha = hashlib.sha256(data).hexdigest()
+
+    async def scenario() -> None:
+        go_on = anyio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield data[:5]
+            await go_on.wait()  # a client that keeps its connection open and sends nothing
+            yield data[5:]
+
+        async def whole() -> AsyncIterator[bytes]:
+            yield data
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(uploads.write, sha, len(data), 0, slow(), False, "mallory")
+            await anyio.sleep(0.2)
+            with anyio.fail_after(10):
+                done = await uploads.write(sha, len(data), 0, whole(), False, "bob")
+            assert done.complete
+            with pytest.raises(Conflict):  # mallory's second writer waits for her first, then is told so
+                await uploads.write(sha, len(data), 5, whole(), False, "mallory")
+            go_on.set()
+
+    anyio.run(scenario)
+    assert app_hub.hub.blobs.has(sha)

@@ -3,8 +3,10 @@ by the server (from the declared sha256, never from a client's path), and become
 the whole file hashes to its declared sha256. A blob in the store is therefore always verified, and
 a version can only name verified blobs.
 
-One partial file per sha256, in ``FMSTACK_HOME/server-uploads``; a file lock per sha256 orders the
-writers of one blob across threads and processes. A client that lost its connection asks how much
+One partial file per sha256 and user, in ``FMSTACK_HOME/server-uploads``; a file lock per partial
+orders its writers across threads and processes. (One lock per sha256, held while a body streams
+in, let anyone who knew a digest stall every other user's upload of it with a slow body, until their
+wait ran out as a 500.) A client that lost its connection asks how much
 arrived (``received``) and continues from there; a chunk at the wrong offset is refused with the
 offset to use (``Conflict``), so two clients uploading the same blob cannot interleave bytes. Partial
 files untouched for ``STALE_S`` (a push given up on) are removed when a server starts.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
+import filelock
 from filelock import FileLock
 
 from fmstack.errors import Conflict, IntegrityError
@@ -29,6 +32,7 @@ from fmstack.server.http_errors import UploadTooLarge
 from fmstack.server.paths import sha256_of
 
 STALE_S = 7 * 24 * 3600
+LOCK_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,10 @@ class Uploads:
         # bytes they never had); user names are letters, digits, '.', '_' and '-' (accounts.check_name).
         return self._folder / f"{sha256_of(sha256)}.{user}.part"
 
-    def _lock(self, sha256: str) -> FileLock:
+    def _lock(self, sha256: str, user: str) -> FileLock:
         self._folder.mkdir(parents=True, exist_ok=True)
         # Not thread-local: acquired on a worker thread, released on the event loop's.
-        return FileLock(str(self._folder / f"{sha256_of(sha256)}.lock"), thread_local=False)
+        return FileLock(str(self._folder / f"{sha256_of(sha256)}.{user}.lock"), thread_local=False)
 
     def check_size(self, size: int) -> None:
         if size > self._max_bytes:
@@ -97,9 +101,15 @@ class Uploads:
     ) -> UploadState:
         """Append the chunks at ``offset``; when the file is whole, verify it and store it as a blob."""
         self.check_size(size)
-        lock = self._lock(sha256)
+        lock = self._lock(sha256, user)
         # Waiting for the lock and hashing a whole file take long: off the event loop.
-        await anyio.to_thread.run_sync(lambda: lock.acquire(timeout=120))
+        try:
+            await anyio.to_thread.run_sync(lambda: lock.acquire(timeout=LOCK_WAIT_S))
+        except filelock.Timeout:
+            raise Conflict(
+                f"another upload of sha256:{sha256} by {user} is still sending; let it finish (or drop it), "
+                "then ask how much arrived and resume"
+            ) from None
         try:
             return await self._write_locked(sha256, size, offset, chunks, owned, user)
         finally:
