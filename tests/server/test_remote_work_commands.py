@@ -124,6 +124,9 @@ def test_work_commands_read_from_and_write_to_a_remote_hub(
         "admin/lora:1",  # the adapter on its base, both checked out from the server
     )
 
+    code = cli_main.main([*hub, *train, "--nproc", "2"])  # each rank would reopen a local hub
+    assert code == 1 and "train with --nproc 1" in capsys.readouterr().err  # and no run was opened (below)
+
     assert [a["version"] for a in served] == ["admin/lora-onnx:1", "admin/lora:1"]
     merged, adapter = (a["data"][0]["scores"] for a in served)  # type: ignore[index]
     assert merged == pytest.approx(adapter, abs=1e-3)  # the merged ONNX export answers as the adapter
@@ -142,6 +145,7 @@ def test_work_commands_read_from_and_write_to_a_remote_hub(
         runs = {r.kind: r for r in server.runs.recent()}
         assert {"data.ingest", "data.process", "train", "eval", "compress"} <= set(runs)
         assert all(r.status == "succeeded" for r in runs.values())
+        assert len(server.runs.recent(kind="train")) == 1  # the refused --nproc 2 opened none
         assert runs["eval"].id == scored["run_id"] and runs["compress"].id == compressed["run_id"]
         assert runs["train"].outputs == ["admin/lora:1"] and runs["train"].id == trained["run_id"]
         assert server.runs.metrics(runs["train"].id)  # training's progress was recorded there too

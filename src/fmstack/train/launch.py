@@ -16,14 +16,20 @@ from fmstack.hub.scratch import scratch_dir
 from fmstack.train.spec import TrainSpec
 
 
-def write_job(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, tmp: Path) -> tuple[Path, Path]:
-    """The job file every rank reads (spec, run, output folder, hub settings); returns (job, result)."""
-    if not isinstance(hub, Hub):  # each rank opens the hub again from these settings: a local one only
+def check_rank_hub(hub: HubApi) -> None:
+    """Each rank opens the hub again from the job's settings, which name a local hub only: a remote
+    hub is refused (before the run is opened, by ``train``) with the way out."""
+    if not isinstance(hub, Hub):
         raise errors.Unsupported(
             "distributed training (--nproc over 1, --executor ray) works on the local hub only, and a remote "
             "hub is selected: train with --nproc 1 against it, or pull the base and data with "
             "`fmstack hub pull`, train without --hub and `fmstack --hub URL hub push` the result"
         )
+
+
+def write_job(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, tmp: Path) -> tuple[Path, Path]:
+    """The job file every rank reads (spec, run, output folder, hub settings); returns (job, result)."""
+    check_rank_hub(hub)
     for ref in (spec.base, spec.data, spec.tokenizer):
         if ref:
             hub.checkout(ref)  # fill the checkout cache once, before the ranks race for it

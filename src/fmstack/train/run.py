@@ -71,6 +71,10 @@ def train(hub: HubApi, spec: TrainSpec, report: Reporter | None = None) -> Train
     check_data(hub, spec)
     if spec.checkpoint_dir or spec.save_every:
         checkpoint.check_writable(checkpoint_root(hub, spec))
+    if spec.executor == "ray" or spec.nproc > 1:
+        from fmstack.train.launch import check_rank_hub
+
+        check_rank_hub(hub)  # before a run is opened
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
     # The record names the rates used, not "the method's default" (null).
     recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}
