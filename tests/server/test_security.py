@@ -91,7 +91,7 @@ def test_a_read_token_gets_403_on_every_write_route(app_hub: AppHub, tmp_path: P
         assert answer.status_code == 403, (method, template, answer.text)
         assert _call(app_hub.client, method, url, body, None).status_code == 401, (method, template)
     assert app_hub.hub.info("acme/m@prod").version.number == 1  # nothing changed
-    assert app_hub.accounts.audit_log() == []
+    assert [e.action for e in app_hub.accounts.audit_log()] == ["run-start"]  # the write token's own run
 
 
 def test_writes_to_a_private_repo_answer_exactly_like_writes_to_a_missing_one(
@@ -373,3 +373,19 @@ def test_a_slow_upload_of_a_blob_never_stalls_another_users_upload_of_it(
 
     anyio.run(scenario)
     assert app_hub.hub.blobs.has(sha)
+
+
+def test_run_records_started_finished_and_discarded_are_in_the_audit_log(app_hub: AppHub) -> None:
+    bob = app_hub.user("bob", "write")
+    headers = app_hub.headers(bob)
+    run_id = app_hub.client.post("/api/v1/runs", json={"kind": "train", "spec": {}}, headers=headers).json()[
+        "id"
+    ]
+    assert app_hub.client.post(f"/api/v1/runs/{run_id}/finish", json={}, headers=headers).status_code == 200
+    assert app_hub.client.delete(f"/api/v1/runs/{run_id}", headers=headers).status_code == 200
+    entries = app_hub.accounts.audit_log(actor="bob")
+    assert [(e.action, e.target) for e in reversed(entries)] == [
+        ("run-start", f"run {run_id}"),
+        ("run-finish", f"run {run_id}"),
+        ("run-discard", f"run {run_id}"),
+    ]

@@ -21,6 +21,7 @@ from fmstack.errors import Forbidden, NotFound, Unauthorized
 from fmstack.hub import Hub
 from fmstack.hub.entities import RunInfo, to_jsonable
 from fmstack.server.access import Principal, principal, require_read
+from fmstack.server.accounts import Accounts
 from fmstack.server.paths import LARGEST_NUMBER, checked_ref
 from fmstack.server.routes.metadata import may_read_ref
 
@@ -120,6 +121,7 @@ def start(request: Request, caller: Caller, body: RunStart) -> RunStarted:
     # The run's creator is the caller: the run log of a hub opened as that user records it.
     with Hub(dataclasses.replace(hub.settings, user=caller.user)) as as_user:
         run_id = as_user.runs.start(body.kind, body.spec, body.inputs, body.device, body.started_at)
+    _audit(request, caller, "run-start", run_id, {"kind": body.kind, "inputs": body.inputs})
     return RunStarted(id=run_id)
 
 
@@ -134,6 +136,7 @@ def discard(request: Request, caller: Caller, run_id: RunId) -> dict[str, int]:
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.discard(run_id)
+    _audit(request, caller, "run-discard", run_id, {})
     return {"discarded": run_id}
 
 
@@ -175,4 +178,13 @@ def finish(request: Request, caller: Caller, run_id: RunId, body: FinishBody) ->
     hub = _hub(request)
     owned_run(hub, caller, run_id)
     hub.runs.finish(run_id, body.status, body.spec_update)
+    _audit(request, caller, "run-finish", run_id, {"status": body.status})
     return {"status": body.status}
+
+
+def _audit(request: Request, caller: Principal, action: str, run_id: int, detail: dict[str, Any]) -> None:
+    """Starting, finishing and discarding a run are audited; its metrics and log lines are not (a
+    training logs thousands, and they change nothing anyone else relies on)."""
+    accounts: Accounts = request.app.state.accounts
+    source = request.client.host if request.client else ""
+    accounts.audit(caller, action, f"run {run_id}", detail, source)
