@@ -32,7 +32,7 @@ name = "classification"
 metric = "accuracy"
 higher_is_better = True
 peft_task_type: str | None = "SEQ_CLS"
-# Fields of TrainSpec that only classification reads: a spec for another task may not set them.
+# TrainSpec fields it reads (pooling: embeddings too); a task that reads none may not set them.
 options: tuple[str, ...] = ("head", "head_lr", "label_smoothing", "rdrop", "pooling")
 
 
