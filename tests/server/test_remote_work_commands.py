@@ -40,7 +40,10 @@ def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
     return found
 
 
-def _classify(hub_url: str, env: dict[str, str], *refs: str) -> list[dict[str, object]]:
+SERVED_TEXT = "bank loan cash"
+
+
+def classify(hub_url: str, env: dict[str, str], *refs: str) -> list[dict[str, object]]:
     """``fmstack --hub URL serve REFS`` as a process: one classification request per ref, then SIGTERM
     (a drained shutdown exits 0)."""
     port = free_port()
@@ -53,7 +56,7 @@ def _classify(hub_url: str, env: dict[str, str], *refs: str) -> list[dict[str, o
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if httpx.get(f"{url}/readyz").status_code == 200:
-                    body = {"input": "bank loan cash"}
+                    body = {"input": SERVED_TEXT}
                     answers = [httpx.post(f"{url}/v1/classify", json={**body, "model": r}) for r in refs]
                     assert [a.status_code for a in answers] == [200] * len(refs), [a.text for a in answers]
                     return [a.json() for a in answers]
@@ -117,7 +120,7 @@ def test_work_commands_read_from_and_write_to_a_remote_hub(
     )
     compress = ["compress", "admin/lora:1", "--latency-runs", "1", "--output", "admin/lora-onnx", "--json"]
     compressed = _json(capsys, *hub, *compress)
-    served = _classify(
+    served = classify(
         hub_server.url,
         {**hub_server.env, "FMSTACK_HOME": str(laptop), "FMSTACK_HUB_TOKEN": hub_server.token},
         "admin/lora-onnx:1",

@@ -1,13 +1,11 @@
 """The team story on one machine: one real hub server, three users with their own FMSTACK_HOME and token.
 
 Ann (write in org acme) trains a tiny LoRA adapter on her machine and pushes base, data and adapter to
-the server, privately. Bob (member of acme) pulls the base and the data into his own hub, trains his
-own adapter from them and pushes it back; he also loads Ann's adapter with plain transformers + peft
-through ``HF_ENDPOINT`` and gets her predictions. Carol (no membership) sees none of acme's repos,
-neither through fmstack nor through huggingface_hub.
-
-Not covered (see docs/server.md): training with ``--hub`` directly (runs are not recorded on the
-server yet), so the users train on their local hubs and push the results.
+the server, privately. Bob (member of acme) trains his own adapter from her base and data straight
+against the server (a RemoteHub: inputs through his verified checkout cache, run and result recorded
+there), serves Ann's adapter with ``fmstack --hub URL serve`` and gets her scores, and loads it with
+plain transformers + peft through ``HF_ENDPOINT`` and gets her logits. Carol (no membership) sees none of
+acme's repos, neither through fmstack nor through huggingface_hub.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from fmstack.server.remote import RemoteHub
 from fmstack.settings import Settings
 from tests.server.conftest import RunningHub
 from tests.server.test_hf_api import PEFT, TEXTS, run_client
+from tests.server.test_remote_work_commands import SERVED_TEXT, classify
 from tests.tiny import TOPICS
 from tests.train.conftest import classification_table, push_dataset, push_tiny_bert
 
@@ -83,24 +82,27 @@ def test_a_team_shares_private_models_through_one_server(hub_server: RunningHub,
         with torch.no_grad():
             batch = loaded.tokenizer(TEXTS, padding=True, return_tensors="pt")
             anns_logits = loaded.model.eval()(**batch).logits.float()
+            one = loaded.tokenizer([SERVED_TEXT], return_tensors="pt")
+            probs = loaded.model(**one).logits.float().softmax(-1)[0].tolist()
+            anns_scores = dict(zip(loaded.labels, probs, strict=True))
         assert {r.visibility for r in shared.ls()} == {"private"}
 
-    # Bob, a member, trains from Ann's base and data on his machine and pushes his adapter back.
-    with (
-        Hub(Settings.at(tmp_path / "bob")) as mine,
-        RemoteHub.connect(mine.settings, hub_server.url, bob) as shared,
-    ):
-        for ref in ("acme/tiny-bert:1", "acme/topics:1"):
-            _copy(shared, mine, ref, tmp_path / "bob-in")
+    # Bob, a member, trains from Ann's base and data straight against the server, and pushes there.
+    with RemoteHub.connect(Settings.at(tmp_path / "bob"), hub_server.url, bob) as shared:
         spec |= {"seed": 4, "output": "acme/topics-lora-bob"}
-        bobs = train(mine, parse_spec(spec)).output.ref
-        _copy(mine, shared, bobs, tmp_path / "bob-out")
+        bobs = train(shared, parse_spec(spec))
+        assert shared.runs.get(bobs.run_id).status == "succeeded"
         assert {r.repo for r in shared.ls()} == {
             "acme/tiny-bert",
             "acme/topics",
             "acme/topics-lora",
             "acme/topics-lora-bob",
         }
+
+    # ... serves Ann's adapter from the server and gets her scores ...
+    env = {**hub_server.env, "FMSTACK_HOME": str(tmp_path / "bob"), "FMSTACK_HUB_TOKEN": bob}
+    (served,) = classify(hub_server.url, env, "acme/topics-lora:1")
+    assert served["data"][0]["scores"] == pytest.approx(anns_scores, abs=1e-4)  # type: ignore[index]
 
     # ... and loads Ann's adapter with plain transformers + peft, through the server's HF API.
     hf_home = tmp_path / "bob-hf"
