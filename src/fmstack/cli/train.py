@@ -49,11 +49,15 @@ PRETRAIN_FLAGS = {
 # Not a flag of finetune: the spec's version, and the fields of pretraining from scratch.
 FINETUNE_HIDDEN = {"schema_version", "arch", "tokenizer"}
 # Not a flag of pretrain: the method (pretraining trains every weight), the other methods' options and
-# the options of the tasks it does not train.
-CLASSIFICATION_AND_EMBEDDING_OPTIONS = {
-    "pooling", "head", "normalize", "temperature", "label_smoothing", "rdrop", "head_lr",
-}  # fmt: skip
-PRETRAIN_HIDDEN = {"schema_version", "method"} | set(METHOD_OPTIONS) | CLASSIFICATION_AND_EMBEDDING_OPTIONS
+# the options of the tasks it does not train (the tasks declare theirs).
+FINETUNE_ONLY_OPTIONS = {
+    option
+    for name, task in registry.TASKS.items()
+    if name not in OBJECTIVES
+    for option in task.options
+    if not any(option in registry.TASKS[t].options for t in OBJECTIVES)
+}
+PRETRAIN_HIDDEN = {"schema_version", "method"} | set(METHOD_OPTIONS) | FINETUNE_ONLY_OPTIONS
 SpecOut = Annotated[
     Path | None, typer.Option("--save-spec", help="Also write the spec as YAML to this file.")
 ]
