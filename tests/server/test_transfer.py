@@ -137,6 +137,31 @@ def test_an_oversized_file_gets_413_before_any_upload(tmp_path: Path) -> None:
     assert big.status_code == 413  # more bytes than declared
 
 
+def test_a_users_unfinished_uploads_are_bounded(tmp_path: Path) -> None:
+    """A write token cannot fill the disk with uploads it never finishes; other users are not charged."""
+    app = create_app(ServerSettings(hub=Settings.at(tmp_path / "home"), max_pending_bytes=1500))
+    accounts = app.state.accounts
+    http = TestClient(app)
+    for user in ("ann", "bob"):
+        accounts.add(user, "user")
+    ann, bob = (
+        {"Authorization": f"Bearer {accounts.create_token(u, ['write']).token}"} for u in ("ann", "bob")
+    )
+    first, second = b"a" * 1000, b"b" * 700
+    sha1, sha2 = (hashlib.sha256(d).hexdigest() for d in (first, second))
+
+    def put(sha: str, data: bytes, offset: int, size: int, headers: dict[str, str]) -> int:
+        params = {"size": size, "offset": offset}
+        return http.put(f"/api/v1/uploads/{sha}", params=params, content=data, headers=headers).status_code
+
+    assert put(sha1, first[:900], 0, 1000, ann) == 200  # 900 bytes held, unfinished
+    refused = http.put(f"/api/v1/uploads/{sha2}", params={"size": 700}, content=second, headers=ann)
+    assert refused.status_code == 413 and "--max-pending-bytes" in refused.text
+    assert put(sha2, second, 0, 700, bob) == 200  # bob's budget is his own
+    assert put(sha1, first[900:], 900, 1000, ann) == 200  # finishing frees ann's budget...
+    assert put(sha2, second, 0, 700, ann) == 200  # ... for the next file
+
+
 def test_a_read_token_cannot_upload_or_commit(app_hub: AppHub, tmp_path: Path) -> None:
     reader = app_hub.user("bob", "read")
     src = make_folder(tmp_path / "src", {"w.safetensors": b"abc"})

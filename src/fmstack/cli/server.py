@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit, err_console
+from fmstack.cli.spec_options import spec_options
+from fmstack.errors import InvalidInput
 from fmstack.server.accounts import Accounts, NewToken
 from fmstack.server.settings import ServerSettings
 
@@ -34,10 +36,6 @@ ScopeOpt = Annotated[
 ]
 
 
-def _field_help(name: str) -> str:
-    return ServerSettings.model_fields[name].description or ""
-
-
 @contextmanager
 def _accounts() -> Iterator[Accounts]:
     from fmstack.server.app import open_hub
@@ -50,35 +48,22 @@ def _accounts() -> Iterator[Accounts]:
 
 
 @app.command()
-def start(
-    host: Annotated[str, typer.Option(help=_field_help("host"))] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help=_field_help("port"))] = 8765,
-    workers: Annotated[int, typer.Option(min=1, max=64, help=_field_help("workers"))] = 1,
-    anonymous_read: Annotated[
-        bool, typer.Option("--anonymous-read/--no-anonymous-read", help=_field_help("anonymous_read"))
-    ] = True,
-    max_upload_bytes: Annotated[
-        int, typer.Option(min=1, help=_field_help("max_upload_bytes"))
-    ] = ServerSettings.model_fields["max_upload_bytes"].default,
-    max_body_bytes: Annotated[
-        int, typer.Option(min=1024, help=_field_help("max_body_bytes"))
-    ] = ServerSettings.model_fields["max_body_bytes"].default,
-) -> None:
+@spec_options(ServerSettings, hide={"hub"})
+def start(fields: dict[str, Any]) -> None:
     """Serve the hub (FMSTACK_HOME or FMSTACK_DATABASE_URL + FMSTACK_STORE_URL) over HTTP."""
     import os
 
     import uvicorn
+    from pydantic import ValidationError
 
     from fmstack.server.app import open_hub
 
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        workers=workers,
-        anonymous_read=anonymous_read,
-        max_upload_bytes=max_upload_bytes,
-        max_body_bytes=max_body_bytes,
-    )
+    try:
+        settings = ServerSettings(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"bad server options: {problems}") from None
+    host, port, workers = settings.host, settings.port, settings.workers
     hub, accounts = open_hub(settings)  # a bad database fails here, once, with its message
     try:
         if not accounts.has_admin():

@@ -52,7 +52,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.accounts = accounts_store
     app.state.failures = FailureLimiter(settings.max_failed_auth)
-    app.state.uploads = Uploads(settings.hub.home / "server-uploads", hub.blobs, settings.max_upload_bytes)
+    app.state.uploads = Uploads(
+        settings.hub.home / "server-uploads", hub.blobs, settings.max_upload_bytes, settings.max_pending_bytes
+    )
     app.state.uploads.sweep()  # pushes given up on long ago
     http_errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

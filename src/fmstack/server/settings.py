@@ -27,6 +27,12 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         50 * 2**30, ge=1, description="Largest file a push may upload, in bytes (413 above)."
     )
+    max_pending_bytes: int = Field(
+        100 * 2**30,
+        ge=1,
+        description="Bytes one user's unfinished uploads may hold on the server at once, in bytes (413 "
+        "above: finish or give up a push first; partial uploads untouched for 7 days are swept).",
+    )
     max_body_bytes: int = Field(
         64 * 2**20,
         ge=1024,

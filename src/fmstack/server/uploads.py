@@ -9,7 +9,9 @@ in, let anyone who knew a digest stall every other user's upload of it with a sl
 wait ran out as a 500.) A client that lost its connection asks how much
 arrived (``received``) and continues from there; a chunk at the wrong offset is refused with the
 offset to use (``Conflict``), so two clients uploading the same blob cannot interleave bytes. Partial
-files untouched for ``STALE_S`` (a push given up on) are removed when a server starts.
+files untouched for ``STALE_S`` (a push given up on) are removed when a server starts, and what one
+user's unfinished uploads may hold at once is bounded (``max_pending_bytes``), so a write token cannot
+fill the server's disk with files it never finishes.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class OffsetMismatch(Conflict):
 
 
 class Uploads:
-    def __init__(self, folder: Path, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(self, folder: Path, blobs: BlobStore, max_bytes: int, max_pending_bytes: int) -> None:
         self._folder = folder
         self._blobs = blobs
         self._max_bytes = max_bytes
+        self._max_pending_bytes = max_pending_bytes
 
     def sweep(self, older_than_s: float = STALE_S) -> list[Path]:
         """Remove partial uploads untouched for ``older_than_s`` seconds; the paths removed."""
@@ -87,6 +90,29 @@ class Uploads:
                 "(`fmstack server start --max-upload-bytes`)"
             )
 
+    def _pending_elsewhere(self, sha256: str, user: str) -> int:
+        """Bytes the user's other unfinished uploads hold (partial files are ``<sha256>.<user>.part``)."""
+        if not self._folder.is_dir():
+            return 0
+        total = 0
+        for partial in self._folder.glob(f"*.{user}.part"):
+            # A glob on the user alone also matches user "b.c" for "c": the name must match whole.
+            if partial.name[65:-5] == user and partial.name[:64] != sha256:
+                with contextlib.suppress(FileNotFoundError):
+                    total += partial.stat().st_size
+        return total
+
+    def check_pending(self, sha256: str, size: int, user: str) -> None:
+        """Refuse to start or continue an upload that would take the user's unfinished bytes over the
+        budget (counting this file at its declared size: it will hold that much before it is done)."""
+        pending = self._pending_elsewhere(sha256_of(sha256), user)
+        if pending + size > self._max_pending_bytes:
+            raise UploadTooLarge(
+                f"{user}'s unfinished uploads hold {pending:,} bytes; with this file of {size:,} bytes they "
+                f"would pass this server's budget of {self._max_pending_bytes:,} bytes per user "
+                "(`fmstack server start --max-pending-bytes`): finish or drop the other pushes first"
+            )
+
     def state(self, sha256: str, size: int, owned: bool, user: str) -> UploadState:
         """How much of this blob arrived. A blob already stored counts as complete only for a caller
         who ``owned`` it (may name it: see ``claims.py``); anyone else proves they hold it by sending it."""
@@ -101,6 +127,7 @@ class Uploads:
     ) -> UploadState:
         """Append the chunks at ``offset``; when the file is whole, verify it and store it as a blob."""
         self.check_size(size)
+        self.check_pending(sha256, size, user)
         lock = self._lock(sha256, user)
         # Waiting for the lock and hashing a whole file take long: off the event loop.
         try:
