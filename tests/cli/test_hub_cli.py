@@ -205,3 +205,16 @@ def test_an_unusable_hub_folder_or_database_is_a_user_error(
     code, _, err = run(capsys, "hub", "ls")
     assert code == 1 and "cannot open the hub database postgresql+psycopg://u:***@127.0.0.1:1/db" in err
     assert "secret" not in err and "check FMSTACK_DATABASE_URL" in err
+
+
+def test_the_hub_flag_selects_a_server_for_one_invocation_only(
+    fmstack_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--hub URL`` must not outlive its command in a process that runs several (tests, scripts)."""
+    import os
+
+    monkeypatch.delenv("FMSTACK_HUB_URL", raising=False)
+    code, _, err = run(capsys, "--hub", "http://127.0.0.1:9", "hub", "ls")
+    assert code == 1 and "cannot reach the hub server http://127.0.0.1:9" in err
+    assert "FMSTACK_HUB_URL" not in os.environ
+    assert run(capsys, "hub", "ls")[0] == 0  # the next command uses the local hub again

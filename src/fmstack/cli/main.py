@@ -189,6 +189,19 @@ def main(argv: list[str] | None = None) -> int:
     global _argv
     _argv = argv
     _register(argv)
+    # --hub selects the server through FMSTACK_HUB_URL for this invocation only: a caller that runs
+    # several commands in one process (tests, scripts calling main()) must not inherit it.
+    selected = os.environ.get("FMSTACK_HUB_URL")
+    try:
+        return _run(argv)
+    finally:
+        if selected is None:
+            os.environ.pop("FMSTACK_HUB_URL", None)
+        else:
+            os.environ["FMSTACK_HUB_URL"] = selected
+
+
+def _run(argv: list[str]) -> int:
     try:
         # With standalone_mode=False, a command's `raise typer.Exit(n)` comes back as the return value.
         code = app(args=argv, prog_name="fmstack", standalone_mode=False)
