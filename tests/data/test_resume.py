@@ -80,6 +80,9 @@ def test_ctrl_c_stops_the_workers_and_exits_130(hub: Hub, fmstack_home: Path, tm
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # ... with Ctrl-C's default action, as in a terminal: a test run started in the background by a
+        # shell without job control ignores SIGINT, and a child would inherit that and never stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     work = fmstack_home / "work"
     deadline = time.monotonic() + 60
