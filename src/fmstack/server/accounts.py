@@ -6,6 +6,7 @@ A token is returned once, by ``create_token``; only its hash is stored.
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fmstack.errors import Conflict, InvalidInput, NotFound, Unauthorized, clip
 from fmstack.server.access import ROLES, Principal, Role
 from fmstack.server.schema import AccountRow, AuditRow, MembershipRow, TokenRow
-from fmstack.server.tokens import SCOPES, Scope, digest, implied, matches, mint, prefix_of
+from fmstack.server.tokens import SCOPES, Scope, digest, implied, mint, prefix_of
 
 AccountKind = Literal["user", "org"]
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -229,13 +230,19 @@ class Accounts:
         prefix = prefix_of(token)
         if prefix is None:
             raise Unauthorized(_BAD_TOKEN)
+        return self.authenticate_digest(prefix, digest(token))
+
+    def authenticate_digest(self, prefix: str, token_sha256: str) -> Principal:
+        """As ``authenticate``, given the token's prefix and sha256: the dashboard's session cookie
+        (signed by the server) holds these, not the token, and is checked again on every request."""
         with self._sessions() as session:
             found = session.execute(
                 select(TokenRow, AccountRow)
                 .join(AccountRow, AccountRow.id == TokenRow.user_id)
                 .where(TokenRow.prefix == prefix)
             ).first()
-            if found is None or not matches(token, found[0].token_sha256):
+            # constant-time, so the time taken says nothing about how close a guess was
+            if found is None or not hmac.compare_digest(token_sha256, found[0].token_sha256):
                 raise Unauthorized(_BAD_TOKEN)
             row, user = found
             expires = _aware(row.expires_at)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from fmstack import __version__
 from fmstack.hub import Hub
-from fmstack.server import hf_api, http_errors
+from fmstack.server import dashboard, hf_api, http_errors
 from fmstack.server.accounts import Accounts
 from fmstack.server.body_limit import BodyLimit
 from fmstack.server.db import SERVER_MIGRATIONS
@@ -63,6 +63,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(metadata.router)
     app.include_router(runs.router)
+    dashboard.install(app, settings)  # pages at /, /repos/..., /runs..., /admin...: none an API or HF path
     app.include_router(hf_api.router)  # last: its /{ns}/{name}/resolve/... paths are the widest
     return app
 

@@ -9,7 +9,6 @@ nothing here touches the database.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from typing import Literal
@@ -34,11 +33,6 @@ def prefix_of(token: str) -> str | None:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def matches(token: str, stored_digest: str) -> bool:
-    """Constant-time comparison, so the time taken says nothing about how close a guess was."""
-    return hmac.compare_digest(digest(token), stored_digest)
 
 
 def implied(scopes: list[Scope] | tuple[Scope, ...]) -> frozenset[Scope]:
