@@ -33,6 +33,9 @@ class ServableModel(BaseModel):
     max_length: int = 256
     inputs: list[str] = ["input_ids", "attention_mask"]  # ONNX graph input names, in order
     output: str = "logits"  # ONNX graph output to read: logits (classification) or last_hidden_state
+    # classification: /v1/classify answers fallback: true when the top score is below this (a request
+    # for a human); chosen on validation data by `fmstack recipe intents`. None: never.
+    fallback_threshold: float | None = None
 
 
 def read_descriptor(folder: Path) -> ServableModel | None:

@@ -85,6 +85,7 @@ def serve(
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
     opentelemetry: Annotated[bool, typer.Option(help=_help("opentelemetry"))] = _default("opentelemetry"),
     api_key_file: Annotated[Path | None, typer.Option(help=_help("api_key_file"))] = None,
+    fallback_threshold: Annotated[float | None, typer.Option(help=_help("fallback_threshold"))] = None,
     log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
@@ -118,6 +119,7 @@ def serve(
             threads=threads,
             opentelemetry=opentelemetry,
             api_key_file=api_key_file,
+            fallback_threshold=fallback_threshold,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{_flag(e['loc'])}: {e['msg']}" for e in exc.errors())

@@ -48,7 +48,7 @@ from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
 from fmstack.serve.models import LoadFn, ModelSet, batch_limits, hub_loader
 from fmstack.serve.payloads import error_body
 from fmstack.serve.request_limits import RequestLimits
-from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models
+from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models, search
 from fmstack.serve.schemas import INFERENCE_ERRORS, error_responses
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
@@ -130,6 +130,7 @@ def create_app(
         models.router,
         embeddings.router,
         classify.router,
+        search.router,
     ):
         app.include_router(router)
     # KServe's module declares its routes' successes; the statuses its errors map to (here) are

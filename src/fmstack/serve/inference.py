@@ -51,6 +51,7 @@ class Prediction:
     info: RuntimeInfo
     outputs: NDArray[np.float32]  # (texts, labels) scores or (texts, dimensions) vectors
     tokens: int
+    runtime: Runtime  # what answered (/v1/search reads its version's vector index)
 
 
 async def predict(
@@ -85,7 +86,7 @@ async def predict(
             continue
         outputs = await _wait(ticket, request, deadline, timeout_s, watch=gone is None)
         tokens = sum(len(t) for t in ids)
-        return Prediction(served, loaded.version, loaded.runtime.info, outputs, tokens)
+        return Prediction(served, loaded.version, loaded.runtime.info, outputs, tokens, loaded.runtime)
     raise ModelNotReady(f"model {served.name!r} is being swapped; retry")
 
 

@@ -1,7 +1,8 @@
 """From a hub ref to a running runtime: resolve, check out, pick the runtime.
 
 Model versions go to the runtime their ``fmstack.json`` names (PyTorch when there is none); adapter
-versions go to the server's ``AdapterPool``, which keeps one base in memory for all its adapters.
+versions go to the server's ``AdapterPool``, which keeps one base in memory for all its adapters. A
+version with a ``search/`` folder (``serve.vector_index``) comes with its vector index loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fmstack.serve.batching import Limits
 from fmstack.serve.runtimes.adapters import AdapterPool
 from fmstack.serve.runtimes.base import Runtime
 from fmstack.serve.runtimes.registry import RUNTIMES
+from fmstack.serve.vector_index import with_index
 
 
 class HubLoader:
@@ -37,7 +39,7 @@ class HubLoader:
         loader = RUNTIMES.get(fmt)
         if loader is None:
             raise Unsupported(f"{version.ref}: no runtime for format {fmt!r}; known: {sorted(RUNTIMES)}")
-        return version, loader(folder, descriptor, self.threads)
+        return version, with_index(folder, loader(folder, descriptor, self.threads))
 
 
 def load_runtime(hub: HubApi, ref: str, threads: int | None) -> tuple[VersionInfo, Runtime]:

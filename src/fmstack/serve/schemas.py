@@ -132,12 +132,55 @@ class Classification(BaseModel):
     index: int
     label: str
     scores: dict[str, float]
+    fallback: bool = Field(
+        False,
+        description="The top score is below the model's fallback threshold (--fallback-threshold, else "
+        "the version's own): hand this request to a human. Always false without a threshold.",
+    )
 
 
 class ClassifyResponse(BaseModel):
     model: str
     version: str
     data: list[Classification]
+    usage: Usage
+
+
+# -- search ----------------------------------------------------------------------------------------
+
+FilterValue = str | int | float | bool
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="A served search version (an embedding model with its vector index).")
+    query: str | list[str] = Field(description="One query text or a list of them.")
+    top_k: int = Field(10, ge=1, le=1000, description="Items to return per query, best first.")
+    filter: dict[str, FilterValue | list[FilterValue]] | None = Field(
+        None,
+        description="Metadata filters: column -> value, or a list of values any of which matches; every "
+        "column must match. Filtering happens inside the search, so top_k matching items come back "
+        "while that many exist.",
+    )
+    truncate: bool = Field(False, description=_TRUNCATE)
+
+
+class SearchHit(BaseModel):
+    id: str
+    text: str
+    score: float = Field(description="Cosine similarity between the query and the item.")
+    metadata: dict[str, Any]
+
+
+class SearchResult(BaseModel):
+    index: int
+    hits: list[SearchHit]
+
+
+class SearchResponse(BaseModel):
+    model: str
+    version: str
+    data: list[SearchResult]
     usage: Usage
 
 

@@ -90,6 +90,15 @@ class ServeSettings(BaseModel):
         "when it changes: edit it to rotate keys without a restart.",
     )
 
+    fallback_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Top score below which /v1/classify answers fallback: true (hand the request to a "
+        "human), for every classification model served; overrides the threshold a version carries in "
+        "its fmstack.json (set by `fmstack recipe intents`). Default: each version's own, else never.",
+    )
+
     @field_validator("models")
     @classmethod
     def _check_refs(cls, refs: list[str]) -> list[str]:

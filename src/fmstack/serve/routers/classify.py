@@ -27,8 +27,16 @@ async def classify(request: Request) -> Response:
     )
     labels = result.info.labels
     best = np.argmax(result.outputs, axis=1)  # (texts,)
+    threshold = state_of(request).settings.fallback_threshold
+    threshold = result.info.fallback_threshold if threshold is None else threshold
+    top = result.outputs.max(axis=1)  # (texts,)
     data = [
-        {"index": i, "label": labels[int(best[i])], "scores": dict(zip(labels, row, strict=True))}
+        {
+            "index": i,
+            "label": labels[int(best[i])],
+            "scores": dict(zip(labels, row, strict=True)),
+            "fallback": threshold is not None and bool(top[i] < threshold),
+        }
         for i, row in enumerate(result.outputs.tolist())  # plain floats: numpy scalars are slower to encode
     ]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}

@@ -25,6 +25,7 @@ class RuntimeInfo:
     dimensions: int = 0  # embedding: vector size
     base: str | None = None  # adapters: the base version they share in memory
     batches: int = 1  # batches it computes at once: the worker runs one thread per batch
+    fallback_threshold: float | None = None  # classification: top score below it -> fallback: true
 
     @classmethod
     def of(
@@ -45,6 +46,7 @@ class RuntimeInfo:
             dimensions=dimensions if descriptor.task == "embedding" else 0,
             base=base,
             batches=batches,
+            fallback_threshold=descriptor.fallback_threshold,
         )
 
 
