@@ -21,6 +21,8 @@ class TaskContext:
     mlm_probability: float = 0.15
     label_smoothing: float = 0.0  # classification, single-label
     rdrop: float = 0.0  # classification, single-label: weight of R-Drop's consistency term
+    # classification, single-label: the loss weight of each class id (balanced class weights); empty: none
+    class_weights: tuple[float, ...] = ()
     head: str = "linear"  # classification, a new head over the mean: linear | cosine
     seed: int = 0
 

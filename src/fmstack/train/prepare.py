@@ -3,6 +3,7 @@ task context and the encoded train/eval rows. Reads versions through ``hub.check
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +21,7 @@ from fmstack.train.archs import arch_config
 from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.registry import Method
 from fmstack.train.spec import TrainSpec
+from fmstack.train.tasks.classification import balanced_weights
 from fmstack.transformers_logs import quiet_transformers
 
 
@@ -109,6 +111,13 @@ def _prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
     train_rows = task.encode(dataformat.read_split(data_dir, spec.train_split), tokenizer, ctx)
     if not train_rows:
         raise InvalidInput(f"the {spec.train_split!r} split has no usable rows")
+    if spec.class_weights == "balanced":
+        if ctx.multi_label:
+            raise InvalidInput(
+                "class_weights balanced is for single-label data; this dataset is multi-label: leave it at none"
+            )
+        weights = balanced_weights([r["label"] for r in train_rows], len(ctx.labels))
+        ctx = dataclasses.replace(ctx, class_weights=weights)
     eval_split = pick_eval_split(spec, manifest)
     eval_rows = task.encode(dataformat.read_split(data_dir, eval_split), tokenizer, ctx) if eval_split else []
     return Prepared(spec, task, method, model, tokenizer, ctx, train_rows, eval_rows, eval_split, base_dir)

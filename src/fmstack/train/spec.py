@@ -79,6 +79,12 @@ class TrainSpec(BaseModel):
         description="Single-label classification: R-Drop, the weight of the symmetric KL between two "
         "dropout passes of every batch (e.g. 1.0; 0 = off). Each step then computes the batch twice.",
     )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none",
+        description="Single-label classification: balanced weighs each class's loss by n / (classes x "
+        "its count in the train split), so rare classes weigh as much in total as frequent ones "
+        "(imbalanced data); none: every example alike.",
+    )
     # optimisation
     epochs: int = Field(3, ge=1, description="Passes over the train split.")
     max_steps: int | None = Field(

@@ -33,7 +33,7 @@ metric = "accuracy"
 higher_is_better = True
 peft_task_type: str | None = "SEQ_CLS"
 # TrainSpec fields it reads (pooling: embeddings too); a task that reads none may not set them.
-options: tuple[str, ...] = ("head", "head_lr", "label_smoothing", "rdrop", "pooling")
+options: tuple[str, ...] = ("head", "head_lr", "label_smoothing", "rdrop", "pooling", "class_weights")
 
 
 def rules(values: Mapping[str, Any]) -> list[str]:
@@ -145,13 +145,29 @@ def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _loss_sum(
-    out: torch.Tensor, labels: torch.Tensor, multi_label: bool, smoothing: float = 0.0
+    out: torch.Tensor,
+    labels: torch.Tensor,
+    multi_label: bool,
+    smoothing: float = 0.0,
+    weights: tuple[float, ...] = (),
 ) -> torch.Tensor:
+    """The summed loss of a batch; ``weights``: each class's weight (balanced class weights), which
+    multiply each example's cross-entropy by its gold class's weight."""
+    import torch
     from torch import nn
 
     if multi_label:
         return nn.functional.binary_cross_entropy_with_logits(out, labels, reduction="none").mean(dim=1).sum()
-    return nn.functional.cross_entropy(out, labels, reduction="sum", label_smoothing=smoothing)
+    weight = torch.tensor(weights, dtype=out.dtype, device=out.device) if weights else None
+    return nn.functional.cross_entropy(out, labels, weight=weight, reduction="sum", label_smoothing=smoothing)
+
+
+def balanced_weights(label_ids: list[int], classes: int) -> tuple[float, ...]:
+    """n / (classes x count) per class, as scikit-learn's ``class_weight="balanced"``: every class then
+    weighs as much in total. A class absent from the split gets 0 (it has no examples to weigh)."""
+    counts = np.bincount(np.asarray(label_ids, dtype=np.int64), minlength=classes)
+    n = int(counts.sum())
+    return tuple(float(n / (classes * c)) if c else 0.0 for c in counts)
 
 
 def outputs(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> torch.Tensor:
@@ -164,7 +180,8 @@ def loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: TaskContext) -> 
     if ctx.rdrop and model.training:
         return _rdrop_loss(model, batch, ctx)
     out = logits(model, batch).float()
-    return _loss_sum(out, batch["labels"], ctx.multi_label, ctx.label_smoothing), out.shape[0]
+    loss_sum = _loss_sum(out, batch["labels"], ctx.multi_label, ctx.label_smoothing, ctx.class_weights)
+    return loss_sum, out.shape[0]
 
 
 def _rdrop_loss(
@@ -179,8 +196,8 @@ def _rdrop_loss(
     doubled = {k: torch.cat([v, v]) for k, v in batch.items() if k != "labels"}
     first, second = logits(model, doubled).float().chunk(2)
     labels = batch["labels"]
-    ce = _loss_sum(first, labels, False, ctx.label_smoothing) + _loss_sum(
-        second, labels, False, ctx.label_smoothing
+    ce = _loss_sum(first, labels, False, ctx.label_smoothing, ctx.class_weights) + _loss_sum(
+        second, labels, False, ctx.label_smoothing, ctx.class_weights
     )
     p, q = first.log_softmax(dim=-1), second.log_softmax(dim=-1)
     kl = nn.functional.kl_div(p, q, reduction="sum", log_target=True) + nn.functional.kl_div(
