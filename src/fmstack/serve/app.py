@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client.registry import Collector
 from starlette.exceptions import HTTPException
 
 from fmstack import __version__
@@ -47,8 +48,10 @@ from fmstack.serve.fast_path import ErrorHandlers, InferenceRoutes
 from fmstack.serve.metrics import MetricsMiddleware, ServeMetrics
 from fmstack.serve.models import LoadFn, ModelSet, batch_limits, hub_loader
 from fmstack.serve.payloads import error_body
+from fmstack.serve.prediction_log import open_log
 from fmstack.serve.request_limits import RequestLimits
 from fmstack.serve.routers import classify, embeddings, health, kserve, metrics, models, search
+from fmstack.serve.routers import feedback as feedback_router
 from fmstack.serve.schemas import INFERENCE_ERRORS, error_responses
 from fmstack.serve.settings import ServeSettings
 from fmstack.serve.state import ServerState
@@ -83,14 +86,18 @@ def create_app(
     on_fatal: Callable[[str], None] | None = None,
     on_loaded: Callable[[], None] | None = None,
     open_hub: Callable[[], HubApi] | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """The server for ``settings.models``. ``hub_settings`` defaults to the environment's hub;
     ``open_hub`` opens another hub instead (the CLI's: a remote hub when one is selected, which this
     layer cannot know of);
     ``load`` replaces how a ref becomes a runtime (tests); ``on_fatal`` is told when the models
     cannot be loaded, so the process running the app can stop, and ``on_loaded`` when they are
-    (``serve.server`` passes both)."""
+    (``serve.server`` passes both); ``collectors`` add series to ``/metrics`` (the monitor's gauges,
+    which this layer cannot compute)."""
     metrics_ = ServeMetrics()
+    for collector in collectors:
+        metrics_.registry.register(collector)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +108,7 @@ def create_app(
             metrics_,
         )
         app.state.server = state
+        state.predictions = await open_log(settings, hub.settings.home, metrics_.registry)
         background = [asyncio.create_task(_load(state, on_fatal, on_loaded))]
         if settings.poll_aliases_s > 0:
             background.append(asyncio.create_task(_follow_aliases(state, hub)))
@@ -113,6 +121,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await state.models.close()
+            if state.predictions is not None:
+                await asyncio.to_thread(state.predictions.close)  # what is queued is written first
             hub.close()
 
     app = FastAPI(
@@ -130,6 +140,7 @@ def create_app(
         models.router,
         embeddings.router,
         classify.router,
+        feedback_router.router,
         search.router,
     ):
         app.include_router(router)

@@ -81,7 +81,7 @@ class ServeMetrics:
         )
 
 
-_V1 = frozenset({"/v1/embeddings", "/v1/classify", "/v1/models"})
+_V1 = frozenset({"/v1/embeddings", "/v1/classify", "/v1/models", "/v1/feedback"})
 _ENDPOINTS = [
     (re.compile(r"^/v2/models/.+/infer$"), "/v2/models/{name}/infer"),
     (re.compile(r"^/v2/models/.+/ready$"), "/v2/models/{name}/ready"),

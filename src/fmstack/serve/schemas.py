@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _TRUNCATE = (
     "Cut a text longer than the model accepts (in characters: --max-input-chars; in tokens: the "
@@ -144,6 +144,36 @@ class ClassifyResponse(BaseModel):
     version: str
     data: list[Classification]
     usage: Usage
+    request_id: str = Field(
+        description="This answer's id (also the X-Request-Id header): name it in POST /v1/feedback."
+    )
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200, description="The classification's request_id.")
+    index: int = Field(0, ge=0, description="Which text of that request (its data[].index; 0 for one text).")
+    label: str | None = Field(None, min_length=1, max_length=1000, description="The right label.")
+    correct: bool | None = Field(
+        None, description="Whether the predicted label was right (instead of label)."
+    )
+    comment: str | None = Field(None, max_length=2000, description="Free text, kept with the feedback.")
+
+    @model_validator(mode="after")
+    def _label_or_correct(self) -> FeedbackRequest:
+        if (self.label is None) == (self.correct is None):
+            raise ValueError("send either 'label' (the right label) or 'correct' (true or false), not both")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    index: int
+    model: str
+    version: str = Field(description="The version that made the prediction.")
+    predicted: str
+    label: str | None = Field(description="The right label as recorded (null: only 'correct': false).")
+    correct: bool
 
 
 # -- search ----------------------------------------------------------------------------------------

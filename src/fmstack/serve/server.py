@@ -17,13 +17,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Literal
 
 import httpx
 import uvicorn
+from prometheus_client.registry import Collector
 
 from fmstack.errors import FmstackError, InvalidInput
 from fmstack.hub import HubApi
@@ -117,6 +118,7 @@ def _server(
     loop: Loop = "auto",
     on_loaded: Callable[[], None] | None = None,
     open_hub: Callable[[], HubApi] | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> tuple[_DrainingServer, socket.socket]:
     holder: list[_DrainingServer] = []
     app = create_app(
@@ -126,6 +128,7 @@ def _server(
         on_fatal=lambda reason: holder[0].stop_fatal(reason),
         on_loaded=on_loaded,
         open_hub=open_hub,
+        collectors=collectors,
     )
     config = uvicorn.Config(
         app,
@@ -145,12 +148,15 @@ def run(
     hub_settings: Settings | None = None,
     log_level: str = "info",
     open_hub: Callable[[], HubApi] | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining. ``open_hub``:
-    as ``create_app``'s (the hub the versions come from, when not the local one).
+    """Serve in the foreground until SIGTERM/SIGINT; returns normally after draining. ``open_hub``,
+    ``collectors``: as ``create_app``'s (the hub the versions come from, when not the local one).
 
     Raises ``ServeFailed`` if the models could not be loaded."""
-    server, sock = _server(settings, hub_settings, log_level, on_loaded=_freeze_heap, open_hub=open_hub)
+    server, sock = _server(
+        settings, hub_settings, log_level, on_loaded=_freeze_heap, open_hub=open_hub, collectors=collectors
+    )
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d (models load in the background; /readyz says when ready)", host, port)
     # uvicorn re-raises the signal it caught once it has shut down, so that a default handler would

@@ -83,6 +83,29 @@ class ServeSettings(BaseModel):
         "computes up to 2 batches at once and splits each across its share of the threads; PyTorch "
         "splits each batch across all of them.",
     )
+    log_predictions: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of classifications to write to the prediction log (0: none, 1: all); any "
+        "above 0 also enables POST /v1/feedback. `fmstack monitor report` reads the log.",
+    )
+    log_dir: Path | None = Field(
+        None, description="Folder of the prediction log (default: FMSTACK_HOME/predictions)."
+    )
+    log_flush_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the log is written and fsynced: a killed server loses at most this "
+        "many seconds of log rows.",
+    )
+    log_redact_pii: bool = Field(
+        False, description="Replace emails, phone and card numbers, IBANs and IPs in logged texts."
+    )
+    feedback_window_s: float = Field(
+        3600.0, gt=0, description="How long after a prediction feedback on it is taken (seconds)."
+    )
     api_key_file: Path | None = Field(
         None,
         description="File of API keys, one per line: the key, or sha256: and its hex digest. Every route "

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from fmstack.serve.metrics import ServeMetrics
 from fmstack.serve.models import ModelSet
+from fmstack.serve.prediction_log import PredictionLog
 from fmstack.serve.settings import ServeSettings
 
 
@@ -18,6 +19,7 @@ class ServerState:
     metrics: ServeMetrics
     draining: bool = False  # set on SIGTERM: /readyz answers 503 while in-flight requests finish
     load_error: str | None = None  # why loading failed; the server then exits
+    predictions: PredictionLog | None = None  # the prediction log, with --log-predictions
 
     @property
     def ready(self) -> bool:

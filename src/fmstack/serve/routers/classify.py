@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
-from fmstack.serve.inference import predict
+from fmstack.serve.inference import Prediction, predict
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
+from fmstack.serve.prediction_log import REQUEST_ID_HEADER, new_request_id
 from fmstack.serve.schemas import INFERENCE_ERRORS, ClassifyRequest, ClassifyResponse, error_responses
 from fmstack.serve.state import state_of
 
@@ -20,6 +23,7 @@ router = APIRouter(tags=["classify"])
     openapi_extra=openapi_body(ClassifyRequest),
 )
 async def classify(request: Request) -> Response:
+    start = time.perf_counter()
     body = await read_body(request, ClassifyRequest)
     texts = [body.input] if isinstance(body.input, str) else body.input
     result = await predict(
@@ -40,6 +44,23 @@ async def classify(request: Request) -> Response:
         for i, row in enumerate(result.outputs.tolist())  # plain floats: numpy scalars are slower to encode
     ]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    request_id = _record(request, result, texts, time.perf_counter() - start)
     return NumpyJSON(
-        {"model": result.model.name, "version": result.version.ref, "data": data, "usage": usage}
+        {
+            "model": result.model.name,
+            "version": result.version.ref,
+            "data": data,
+            "usage": usage,
+            "request_id": request_id,
+        },
+        headers={REQUEST_ID_HEADER: request_id},
     )
+
+
+def _record(request: Request, result: Prediction, texts: list[str], latency_s: float) -> str:
+    """The answer's request id, remembered (and logged when sampled) for feedback with a log."""
+    log = state_of(request).predictions
+    if log is None:
+        return new_request_id()
+    labels = result.info.labels
+    return log.record(result.model.name, result.version.ref, labels, texts, result.outputs, latency_s)
