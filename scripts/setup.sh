@@ -13,6 +13,15 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[dev,postgres,s3,ray]'
+# The dashboard's browser tests drive Debian's chromium (tests/server/dashboard); Playwright's own
+# browser download is not used.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    else
+        echo "no /usr/bin/chromium: the dashboard's browser tests will skip; as root run: apt-get install -y chromium" >&2
+    fi
+fi
 .venv/bin/python - <<'PY'
 import torch
 assert not torch.version.cuda, f"a CUDA build of torch was installed ({torch.__version__}); expected the CPU build"
