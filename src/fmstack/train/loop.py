@@ -64,8 +64,16 @@ class Loop:
     """One training run over prepared data; ``fit`` drives it to the end (or early stop)."""
 
     def __init__(
-        self, prep: Prepared, accelerator: Accelerator, checkpoint_dir: Path, report: Reporter | None = None
+        self,
+        prep: Prepared,
+        accelerator: Accelerator,
+        checkpoint_dir: Path,
+        report: Reporter | None = None,
+        penalty: Callable[[], torch.Tensor] | None = None,
     ) -> None:
+        # penalty: a term added to every optimizer step's loss, e.g. FedProx's proximal term
+        # (fmstack.federated.proximal); it reads the trained parameters itself.
+        self.penalty = penalty
         self.prep, self.spec, self.acc = prep, prep.spec, accelerator
         self.task, self.ctx = prep.task, prep.ctx
         self.dir, self.report = checkpoint_dir, report or (lambda _p: None)
@@ -227,6 +235,8 @@ class Loop:
                 loss_sum, _ = self.task.loss(self.train_module, batch, self.ctx)
                 # DDP averages gradients over processes, hence x world: the step sees sum / count.
                 loss = loss_sum * self.world / count
+                if self.penalty is not None:  # once per optimizer step, spread over its micro-batches
+                    loss = loss + self.penalty() / len(micro)
             self.acc.backward(loss)
             tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             local += torch.tensor([float(loss_sum.detach()), len(chunk), tokens], device=self.acc.device)
