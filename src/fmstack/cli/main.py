@@ -37,6 +37,10 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM).",
     ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
+    "edge": (
+        "fmstack.cli.edge",
+        "Devices: signing keys, publish ONNX versions to channels (TUF), the fleet, rollback.",
+    ),
     "server": (
         "fmstack.cli.server",
         "The hub server: start, create-admin, users, orgs, members, tokens, audit log.",
@@ -84,6 +88,7 @@ REMOTE_READY = frozenset(
         "eval",
         "generate",
         "serve",
+        "edge",
     }
 )
 LOCAL_ONLY_HUB = frozenset({"fsck", "gc", "import-hf", "import-builtin"})

@@ -19,7 +19,7 @@ from fmstack.server.accounts import Accounts
 from fmstack.server.body_limit import BodyLimit
 from fmstack.server.db import SERVER_MIGRATIONS
 from fmstack.server.ratelimit import FailureLimiter
-from fmstack.server.routes import accounts, metadata, repos, runs, transfer
+from fmstack.server.routes import accounts, edge, metadata, repos, runs, transfer
 from fmstack.server.settings import ServerSettings
 from fmstack.server.uploads import Uploads
 
@@ -63,6 +63,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(metadata.router)
     app.include_router(runs.router)
+    app.include_router(edge.router)
     dashboard.install(app, settings)  # pages at /, /repos/..., /runs..., /admin...: none an API or HF path
     app.include_router(hf_api.router)  # last: its /{ns}/{name}/resolve/... paths are the widest
     return app

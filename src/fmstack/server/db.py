@@ -8,7 +8,7 @@ from fmstack.hub.db import MigrationHistory
 SERVER_MIGRATIONS = MigrationHistory(
     "fmstack.server",
     version_table="fmstack_server_version",
-    head="s0003",
+    head="s0004",
     pg_lock_key=727002,  # the hub's own history holds 727001
     lock_file=".server-migrate.lock",
 )
