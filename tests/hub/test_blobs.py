@@ -1,4 +1,5 @@
-"""Blob stores: content addressing, dedup, verification on read; local and fsspec (memory://)."""
+"""Blob stores: content addressing, dedup, verification on read; local, fsspec (memory://) and a real
+S3 server (SeaweedFS, the ``seaweed`` fixture)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from fmstack.settings import Settings
 from tests.hub.folders import make_folder
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return open_blob_store(str(tmp_path / "blobs"))
+    if request.param == "s3":
+        return open_blob_store(request.getfixturevalue("s3_store_url"))
     return open_blob_store(f"memory://fmstack-test-{uuid.uuid4().hex}")
 
 

@@ -19,6 +19,7 @@ from fmstack.hub import Hub
 from fmstack.hub.maintenance import fsck, gc
 from fmstack.hub.scratch import owner_tag
 from fmstack.settings import Settings
+from tests.hub.conftest import METADATA_BACKENDS
 from tests.hub.folders import make_folder
 
 PUSHER = """
@@ -32,6 +33,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.parametrize("backend_settings", METADATA_BACKENDS, indirect=True)
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4])
 def test_sigkill_during_push_leaves_no_partial_version(
     backend_settings: Settings, tmp_path: Path, delay: float

@@ -21,10 +21,12 @@ from fmstack.hub import Hub
 from fmstack.hub.db import HUB_MIGRATIONS, create_hub_engine
 from fmstack.hub.schema import Base
 from fmstack.settings import Settings
+from tests.hub.conftest import METADATA_BACKENDS
 from tests.hub.folders import make_folder
 from tests.hub.mounts import read_only
 
 
+@pytest.mark.parametrize("backend_settings", METADATA_BACKENDS, indirect=True)
 def test_migrations_match_the_orm(backend_settings: Settings) -> None:
     with Hub(backend_settings) as hub:
         assert HUB_MIGRATIONS.current(hub.engine) == HUB_MIGRATIONS.head
@@ -33,6 +35,7 @@ def test_migrations_match_the_orm(backend_settings: Settings) -> None:
     assert diff == [], "schema.py changed without a migration: add one under hub/migrations/versions"
 
 
+@pytest.mark.parametrize("backend_settings", METADATA_BACKENDS, indirect=True)
 def test_reopening_a_current_hub_runs_no_migration(backend_settings: Settings) -> None:
     Hub(backend_settings).close()
     with Hub(backend_settings) as hub:

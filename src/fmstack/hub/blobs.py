@@ -8,9 +8,11 @@ fsspec store, whose single-object puts are atomic on object stores.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,8 @@ class BlobStore(Protocol):
     def list(self) -> Iterator[str]: ...
     def size(self, sha256: str) -> int: ...
     def delete(self, sha256: str) -> None: ...
+    def leftovers(self) -> Leftovers: ...
+    def remove_leftover(self, left: Leftover) -> None: ...
 
 
 def open_blob_store(url: str) -> BlobStore:
@@ -263,6 +267,9 @@ class LocalBlobStore:
             )
         return found
 
+    def remove_leftover(self, left: Leftover) -> None:
+        Path(left.path).unlink(missing_ok=True)
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -272,21 +279,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# S3 (and S3-compatible servers): botocore's "standard" retry mode retries throttling (SlowDown, 503)
+# and 5xx answers with exponential backoff and jitter, up to ``max_attempts`` tries per request; s3fs
+# adds its own retries of dropped connections. Listings are never cached: another process (a second
+# pusher, gc on another machine) may have changed the bucket since.
+S3_OPTIONS: dict[str, Any] = {
+    "config_kwargs": {
+        "retries": {"mode": "standard", "max_attempts": 10},
+        "connect_timeout": 10,
+        "read_timeout": 120,
+    },
+    "use_listings_cache": False,
+}
+# A blob larger than two parts goes up as a multipart upload of PART-sized parts, MAX_PARTS_AT_ONCE
+# at a time, so an upload holds at most PART * MAX_PARTS_AT_ONCE bytes in memory (s3fs's default
+# sends anything under 100 MB as one PUT read whole into memory).
+PART = 16 * 1024 * 1024
+MAX_PARTS_AT_ONCE = 4
+# An unfinished multipart upload younger than this may belong to a push still running on some
+# machine (S3 cannot say whose it is): fsck lists it as live and gc keeps it.
+UPLOAD_GRACE_S = 24 * 3600
+
+
 class FsspecBlobStore:
     """Blobs on any fsspec filesystem (S3 with the ``s3`` extra). The hash is computed locally before
-    the upload, so a blob only ever appears under its name complete (object-store puts are atomic)."""
+    the upload, so a blob only ever appears under its name complete (object-store puts, multipart
+    ones included, are atomic: the object exists only once the upload completes). Concurrent writers
+    of one blob write the same bytes under the same name, so the last one to finish wins harmlessly.
 
-    def __init__(self, url: str) -> None:
+    On S3 the endpoint and credentials come from the standard AWS configuration (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``), read by botocore itself."""
+
+    def __init__(self, url: str, part_size: int = PART, block_size: int = CHUNK) -> None:
         import fsspec
 
+        protocol = url.split("://", 1)[0]
+        options = S3_OPTIONS if protocol in ("s3", "s3a") else {}
         try:
             self.fs: Any
-            self.fs, root = fsspec.core.url_to_fs(url)
+            self.fs, root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
             raise Unsupported(
                 f"cannot open blob store {url!r}: {exc}. For s3:// URLs: pip install 'fmstack[s3]'"
             ) from None
+        self.url = url
         self.root = str(root).rstrip("/")
+        self.part_size = part_size
+        self.block_size = block_size  # bytes per ranged GET when streaming a blob
+        self._s3 = protocol in ("s3", "s3a")
 
     def _path(self, sha256: str) -> str:
         return f"{self.root}/{_rel(sha256)}"
@@ -300,7 +340,12 @@ class FsspecBlobStore:
         except FileNotFoundError:
             stored = -1
         if stored != blob.size:  # missing, or truncated since
-            self.fs.put_file(str(src), self._path(sha256))
+            if self._s3:
+                self.fs.put_file(
+                    str(src), self._path(sha256), chunksize=self.part_size, max_concurrency=MAX_PARTS_AT_ONCE
+                )
+            else:
+                self.fs.put_file(str(src), self._path(sha256))
         return blob
 
     def has(self, sha256: str) -> bool:
@@ -318,22 +363,33 @@ class FsspecBlobStore:
 
     def _open(self, sha256: str, label: str) -> BinaryIO:
         try:
-            return self.fs.open(self._path(sha256), "rb")  # type: ignore[no-any-return]
+            # Streaming: every read of the caller is one ranged GET, and no cache keeps earlier
+            # blocks, so memory is bounded by the read (a few times block_size), not by the blob.
+            return self.fs.open(  # type: ignore[no-any-return]
+                self._path(sha256), "rb", block_size=self.block_size, cache_type="none"
+            )
         except FileNotFoundError:
-            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.root}") from None
+            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.url}") from None
 
     def read_bytes(self, sha256: str, label: str) -> bytes:
+        """The whole blob in memory: for small files (cards, configs) only; large ones stream."""
         try:
             data: bytes = self.fs.cat_file(self._path(sha256))
         except FileNotFoundError:
-            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.root}") from None
+            raise NotFound(f"{label}: blob sha256:{sha256} is missing from {self.url}") from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise _corrupt(label, sha256, actual)
         return data
 
     def verify(self, sha256: str) -> bool:
-        return hashlib.sha256(self.fs.cat_file(self._path(sha256))).hexdigest() == sha256
+        """Hash the stored bytes as they stream in, ``block_size`` at a time: memory stays a few blocks
+        whatever the blob's size."""
+        digest = hashlib.sha256()
+        with self._open(sha256, f"sha256:{sha256}") as fin:
+            while chunk := fin.read(self.block_size):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256
 
     def list(self) -> Iterator[str]:
         base = f"{self.root}/sha256"
@@ -349,3 +405,39 @@ class FsspecBlobStore:
     def delete(self, sha256: str) -> None:
         if self.has(sha256):
             self.fs.rm_file(self._path(sha256))
+
+    def leftovers(self) -> Leftovers:
+        """Unfinished multipart uploads under this store (a push killed mid-upload leaves its parts,
+        invisible but billed); ``live`` while younger than UPLOAD_GRACE_S. Other backends have none."""
+        if not self._s3:
+            return []
+        bucket, _, prefix = self.root.partition("/")
+        now = time.time()
+        found = []
+        for upload in self.fs.list_multipart_uploads(bucket):
+            key = str(upload["Key"])
+            if not key.startswith(f"{prefix}/sha256/" if prefix else "sha256/"):
+                continue
+            started = upload.get("Initiated")
+            age = now - started.timestamp() if started is not None else UPLOAD_GRACE_S
+            path = f"s3://{bucket}/{key}?uploadId={upload['UploadId']}"
+            found.append(
+                Leftover(
+                    path, "unfinished upload", self._parts_size(bucket, key, upload), age < UPLOAD_GRACE_S
+                )
+            )
+        return found
+
+    def _parts_size(self, bucket: str, key: str, upload: dict[str, Any]) -> int:
+        try:
+            parts = self.fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+        except Exception:  # the size is only informative; S3-compatible servers differ here
+            return 0
+        return sum(int(part.get("Size", 0)) for part in parts.get("Parts", []))
+
+    def remove_leftover(self, left: Leftover) -> None:
+        """Abort an unfinished multipart upload listed by ``leftovers``."""
+        where, _, upload_id = left.path.partition("?uploadId=")
+        bucket, _, key = where.removeprefix("s3://").partition("/")
+        with contextlib.suppress(FileNotFoundError):  # completed or aborted since it was listed
+            self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from fmstack.errors import NotFound
 from fmstack.hub import checkouts
-from fmstack.hub.blobs import LocalBlobStore
 from fmstack.hub.checkpoint_dirs import checkpoint_folders, removable
 from fmstack.hub.entities import FileInfo, VersionInfo
 from fmstack.hub.manifest import ManifestEntry, manifest_digest
@@ -73,11 +72,12 @@ def fsck(hub: Hub, verify: bool = True, progress: Callable[[int], None] | None =
 
 
 def leftovers(hub: Hub) -> list[Leftover]:
-    """What ``gc`` removes besides orphan blobs: unfinished uploads in the local blob store's ``tmp/``,
+    """What ``gc`` removes besides orphan blobs: unfinished uploads (the local blob store's ``tmp/``,
+    S3's multipart uploads),
     folders in ``$FMSTACK_HOME/tmp`` and resumable work in ``$FMSTACK_HOME/work`` (``live`` ones belong
     to processes that may still be running, and are kept), checkouts that went unused, and training
     checkpoints of runs that are not running (those ``keep`` says ``--resume`` may need are kept)."""
-    uploads = hub.blobs.leftovers() if isinstance(hub.blobs, LocalBlobStore) else []
+    uploads = hub.blobs.leftovers()
     digests = hub.catalog.digests()
     home = hub.settings.home
     return (
@@ -152,7 +152,9 @@ def gc(hub: Hub, dry_run: bool = False) -> GcResult:
 
 
 def _remove(hub: Hub, left: Leftover) -> None:
-    if "checkout" in left.what:
+    if left.what == "unfinished upload":  # the blob store's own: a temp file, an S3 multipart upload
+        hub.blobs.remove_leftover(left)
+    elif "checkout" in left.what:
         checkouts.remove(Path(left.path))
     elif left.what.startswith("checkpoints"):
         if removable(Path(left.path), _status_of(hub)):
