@@ -35,6 +35,8 @@ _FLAGS = {
     "request_timeout_s": "--request-timeout",
     "drain_timeout_s": "--drain-timeout",
     "body_timeout_s": "--body-timeout",
+    "log_flush_s": "--log-flush",
+    "feedback_window_s": "--feedback-window",
 }
 
 
@@ -85,11 +87,23 @@ def serve(
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = _default("threads"),
     opentelemetry: Annotated[bool, typer.Option(help=_help("opentelemetry"))] = _default("opentelemetry"),
     api_key_file: Annotated[Path | None, typer.Option(help=_help("api_key_file"))] = None,
+    log_predictions: Annotated[float, typer.Option(help=_help("log_predictions"), metavar="RATE")] = _default(
+        "log_predictions"
+    ),
+    log_dir: Annotated[Path | None, typer.Option(help=_help("log_dir"))] = None,
+    log_flush: Annotated[float, typer.Option(help=_help("log_flush_s") + " Seconds.")] = _default(
+        "log_flush_s"
+    ),
+    log_redact_pii: Annotated[bool, typer.Option(help=_help("log_redact_pii"))] = _default("log_redact_pii"),
+    feedback_window: Annotated[float, typer.Option(help=_help("feedback_window_s"))] = _default(
+        "feedback_window_s"
+    ),
     fallback_threshold: Annotated[float | None, typer.Option(help=_help("fallback_threshold"))] = None,
     log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
     /healthz, /readyz and Prometheus /metrics. Requests are batched per model by a token budget.
+    With --log-predictions RATE it logs predictions for `fmstack monitor` and takes POST /v1/feedback.
     An alias ref (NS/NAME@production) follows the hub: when the alias moves, the new version is loaded and
     swapped in without failing requests. SIGTERM drains in-flight requests, then exits 0.
 
@@ -119,6 +133,11 @@ def serve(
             threads=threads,
             opentelemetry=opentelemetry,
             api_key_file=api_key_file,
+            log_predictions=log_predictions,
+            log_dir=log_dir,
+            log_flush_s=log_flush,
+            log_redact_pii=log_redact_pii,
+            feedback_window_s=feedback_window,
             fallback_threshold=fallback_threshold,
         )
     except ValidationError as exc:
@@ -135,4 +154,21 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)
-    run(settings, log_level=log_level, open_hub=open_hub)
+    gauges = _monitor_gauges(settings)
+    try:
+        run(settings, log_level=log_level, open_hub=open_hub, collectors=[gauges] if gauges else [])
+    finally:
+        if gauges is not None:
+            gauges.stop()
+
+
+def _monitor_gauges(settings: Any) -> Any:
+    """With a prediction log, the monitor's figures (drift, feedback accuracy) as gauges on /metrics."""
+    if settings.log_predictions <= 0:
+        return None
+    from fmstack.monitor.gauges import MonitorGauges
+    from fmstack.monitor.logs import log_root
+    from fmstack.settings import Settings
+
+    root = log_root(Settings.from_env(), settings.log_dir)
+    return MonitorGauges(open_hub, list(settings.models), root, window_s=settings.feedback_window_s).start()
