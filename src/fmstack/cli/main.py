@@ -37,14 +37,13 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM).",
     ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
-    "monitor": (
-        "fmstack.cli.monitor",
-        "What served versions did: reports with drift scores and plots; feedback exported as datasets.",
-    ),
-    "loop": ("fmstack.cli.loop", "Retrain on feedback, gate against production, move the alias: run."),
     "edge": (
         "fmstack.cli.edge",
         "Devices: signing keys, publish ONNX versions to channels (TUF), the fleet, rollback.",
+    ),
+    "recipe": (
+        "fmstack.cli.recipe",
+        "Application recipes end to end on your data: intents (with human fallback), sentiment, search.",
     ),
     "server": (
         "fmstack.cli.server",
@@ -93,8 +92,6 @@ REMOTE_READY = frozenset(
         "eval",
         "generate",
         "serve",
-        "monitor",
-        "loop",
         "edge",
     }
 )
