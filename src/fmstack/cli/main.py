@@ -45,6 +45,10 @@ GROUPS: dict[str, tuple[str, str]] = {
         "fmstack.cli.recipe",
         "Application recipes end to end on your data: intents (with human fallback), sentiment, search.",
     ),
+    "fed": (
+        "fmstack.cli.fed",
+        "Federated fine-tuning: start a federation, client tokens, join with local data, status, simulate.",
+    ),
     "server": (
         "fmstack.cli.server",
         "The hub server: start, create-admin, users, orgs, members, tokens, audit log.",
@@ -93,6 +97,7 @@ REMOTE_READY = frozenset(
         "generate",
         "serve",
         "edge",
+        "fed",
     }
 )
 LOCAL_ONLY_HUB = frozenset({"fsck", "gc", "import-hf", "import-builtin"})

@@ -116,7 +116,8 @@ def train_round(
     result = Loop(prep, accelerator, work / "checkpoints", report, penalty=penalty).fit()
     out = work / "adapter"
     out.mkdir()
-    write_output(prep, result.model, out, fed.base, data)
+    with quiet_transformers():
+        write_output(prep, result.model, out, fed.base, data)
     losses = [float(h["loss"]) for h in result.history]
     tail = losses[-max(1, len(losses) // 4) :]
     metrics = {
@@ -132,4 +133,5 @@ def initial_adapter(hub: HubApi, fed: FederationSpec, folder: Path) -> None:
     from fmstack.train.publish import write_output
 
     prep = prepare_local(hub, fed, None, fed.name)
-    write_output(prep, prep.model, folder, fed.base, fed.name)
+    with quiet_transformers():
+        write_output(prep, prep.model, folder, fed.base, fed.name)

@@ -18,6 +18,7 @@ from fmstack.server import dashboard, hf_api, http_errors
 from fmstack.server.accounts import Accounts
 from fmstack.server.body_limit import BodyLimit
 from fmstack.server.db import SERVER_MIGRATIONS
+from fmstack.server.federation import routes as federation_routes
 from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.routes import accounts, edge, metadata, repos, runs, transfer
 from fmstack.server.settings import ServerSettings
@@ -63,6 +64,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(metadata.router)
     app.include_router(runs.router)
+    app.include_router(federation_routes.router)
     app.include_router(edge.router)
     dashboard.install(app, settings)  # pages at /, /repos/..., /runs..., /admin...: none an API or HF path
     app.include_router(hf_api.router)  # last: its /{ns}/{name}/resolve/... paths are the widest
