@@ -81,7 +81,8 @@ def test_every_page_shows_what_the_hub_holds(context: BrowserContext, seeded: Se
     names = sorted({m.name for m in hub.runs.metrics(run_id)})
     expect(page.locator("figure figcaption")).to_have_text(["loss", "eval_accuracy", "lr"])
     assert names == ["eval_accuracy", "loss", "lr"]
-    expect(page.locator("figure svg circle")).to_have_count(2)  # the two evaluations
+    expect(page.locator("figure svg circle")).to_have_count(2)  # the two evaluations ...
+    expect(page.locator("figure svg path.mark")).to_have_count(4)  # ... marked on loss and lr too
     screenshot(page, "run")
     # Runs list -> compare two runs: curves overlaid, one line per run in each chart.
     page.goto(f"{url}/runs")

@@ -8,14 +8,15 @@ API applies, so a private repo of someone else appears nowhere here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fmstack.hub import Hub
-from fmstack.hub.schema import NamespaceRow, RepoRow, VersionRow
+from fmstack.hub.schema import AliasRow, NamespaceRow, RepoRow, VersionRow
 from fmstack.server.access import Principal
 
 RECENT = 20
@@ -106,7 +107,7 @@ def search(hub: Hub, caller: Principal, text: str) -> list[tuple[str, str, str]]
         cards = session.execute(
             select(VersionRow.repo_id)
             .join(latest, (latest.c.repo_id == VersionRow.repo_id) & (latest.c.number == VersionRow.number))
-            .where(or_(func.lower(VersionRow.card).contains(needle, autoescape=True)))
+            .where(func.lower(VersionRow.card).contains(needle, autoescape=True))
             .limit(_SCAN)
         ).all()
     for (rid,) in cards:
@@ -114,6 +115,28 @@ def search(hub: Hub, caller: Principal, text: str) -> list[tuple[str, str, str]]
             repo, kind = repos[rid]
             found[repo] = (repo, kind, "card")
     return list(found.values())[:SEARCH_LIMIT]
+
+
+def aliases(hub: Hub, repos: Iterable[str]) -> dict[str, list[str]]:
+    """ref (``ns/name:N``) -> the aliases pointing at it, for every alias of ``repos``: one query,
+    where ``Hub.ls`` would describe every repo of each namespace. The caller has checked access."""
+    wanted = {tuple(r.split("/", 1)) for r in repos}
+    if not wanted:
+        return {}
+    with Session(hub.engine) as session:
+        rows = session.execute(
+            select(NamespaceRow.name, RepoRow.name, VersionRow.number, AliasRow.name)
+            .join(RepoRow, RepoRow.id == AliasRow.repo_id)
+            .join(NamespaceRow, NamespaceRow.id == RepoRow.namespace_id)
+            .join(VersionRow, VersionRow.id == AliasRow.version_id)
+            .where(NamespaceRow.name.in_({ns for ns, _ in wanted}))
+            .order_by(AliasRow.name)
+        ).all()
+    out: dict[str, list[str]] = {}
+    for ns, name, number, alias in rows:
+        if (ns, name) in wanted:
+            out.setdefault(f"{ns}/{name}:{number}", []).append(alias)
+    return out
 
 
 def _view(row: VersionRow, repo: tuple[str, str]) -> VersionRowView:

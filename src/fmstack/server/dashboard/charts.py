@@ -65,8 +65,11 @@ def _frame(title: str, body: list[str], height: int = HEIGHT) -> Markup:
     )
 
 
-def line_chart(title: str, series: Sequence[Series], x_label: str = "step") -> Markup:
-    """Each series a polyline of its (step, value) points on shared axes, with a legend below."""
+def line_chart(
+    title: str, series: Sequence[Series], x_label: str = "step", marks: Sequence[float] = ()
+) -> Markup:
+    """Each series a polyline of its (step, value) points on shared axes, with a legend below;
+    ``marks`` (the steps of evaluations) are triangles on the step axis."""
     finite = [(x, y) for s in series for x, y in s.points if math.isfinite(y)]
     if not finite:
         return _frame(title, [f'<text x="{LEFT}" y="{HEIGHT // 2}">no values</text>'])
@@ -87,6 +90,14 @@ def line_chart(title: str, series: Sequence[Series], x_label: str = "step") -> M
         return TOP + (1 - (y - y0) / (y1 - y0)) * plot_h
 
     body = _axes(_ticks(x0, x1), _ticks(y0, y1), sx, sy, x_label)
+    bottom = HEIGHT - BOTTOM
+    for step in sorted(set(marks))[:200]:
+        if x0 <= step <= x1:
+            x = sx(step)
+            body.append(
+                f'<path class="mark" d="M {x:.1f} {bottom} l -4 7 l 8 0 z" fill="#555">'
+                f"<title>evaluation at step {step:g}</title></path>"
+            )
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         points = [(x, y) for x, y in _thin(s.points) if math.isfinite(y)]

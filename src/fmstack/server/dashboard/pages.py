@@ -9,7 +9,7 @@ runs, ``may_read_ref`` for the refs a page links to.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
@@ -26,6 +26,7 @@ from fmstack.server.paths import LARGEST_NUMBER, repo_of
 from fmstack.server.routes import metadata
 from fmstack.server.routes.metadata import may_read_ref
 from fmstack.server.routes.runs import readable_run, visible_run
+from fmstack.server.visibility import repo_visibility
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 Who = Annotated[Principal, Depends(viewer)]
@@ -65,16 +66,22 @@ def repo(
 ) -> Response:
     hub, repo = _hub(request), repo_of(namespace, name)
     require_read(hub, who, repo)
-    info = next(r for r in hub.ls(namespace=namespace) if r.repo == repo)
     versions = list(reversed(hub.versions(repo)))
     shown = versions[(page_ - 1) * VERSIONS_PAGE : page_ * VERSIONS_PAGE]
-    latest = hub.info(f"{repo}:{info.latest}") if info.latest is not None else None
+    latest = hub.info(versions[0].ref) if versions else None
+    by_version = catalog.aliases(hub, [repo])
     meta, card = render_card(latest.card) if latest is not None else ({}, None)
     return page(
         request,
         "repo.html",
         who,
-        info=info,
+        repo=repo,
+        kind=versions[0].kind if versions else "",
+        visibility=repo_visibility(hub, repo),
+        count=len(versions),
+        aliases=sorted(
+            (alias, ref.rpartition(":")[2]) for ref, names in by_version.items() for alias in names
+        ),
         versions=shown,
         page=page_,
         pages=max(1, -(-len(versions) // VERSIONS_PAGE)),
@@ -100,7 +107,9 @@ def version(request: Request, who: Who, namespace: str, name: str, number: Numbe
         detail=detail,
         meta=meta,
         card=card,
-        graph=graph.svg(lineage, _aliases_of(hub, graph.layout(lineage).nodes)),
+        graph=graph.svg(
+            lineage, catalog.aliases(hub, {ref.rpartition(":")[0] for ref in graph.layout(lineage).nodes})
+        ),
         inputs=[r for r in detail.inputs if may_read_ref(hub, who, r)],
         used_by=[r for r in detail.used_by if may_read_ref(hub, who, r)],
         run=_run_or_none(hub, who, detail.version.run_id),
@@ -133,7 +142,8 @@ def dataset(request: Request, who: Who, namespace: str, name: str, number: Numbe
 @router.get("/runs")
 def runs(request: Request, who: Who, kind: Annotated[str | None, Query(max_length=32)] = None) -> Response:
     hub = _hub(request)
-    found = [r for r in hub.runs.recent(kind=kind or None, limit=RUNS_PAGE * 5) if visible_run(hub, who, r)]
+    # Newest first, those this visitor may see among a bounded look back (as the API's run list).
+    found = [r for r in hub.runs.recent(kind=kind or None, limit=RUNS_PAGE * 2) if visible_run(hub, who, r)]
     return page(request, "runs.html", who, runs=found[:RUNS_PAGE], kind=kind or "")
 
 
@@ -162,8 +172,18 @@ def run(request: Request, who: Who, run_id: Annotated[int, Path(ge=1, le=LARGEST
     hub = _hub(request)
     info = readable_run(hub, who, run_id)
     curves = _curves(hub, run_id)
+    evaluations = sorted(
+        {step for name, points in curves.items() if name.startswith("eval") for step, _ in points}
+    )
     figures = [
-        (name, charts.line_chart(name, [charts.Series(name, curves[name], marked=name.startswith("eval"))]))
+        (
+            name,
+            charts.line_chart(
+                name,
+                [charts.Series(name, curves[name], marked=name.startswith("eval"))],
+                marks=() if name.startswith("eval") else evaluations,
+            ),
+        )
         for name in sorted(curves, key=_metric_order)
     ]
     logs = hub.runs.logs(run_id)
@@ -198,15 +218,3 @@ def _run_or_none(hub: Hub, who: Principal, run_id: int | None) -> RunInfo | None
         return None
     run = hub.runs.get(run_id)
     return run if visible_run(hub, who, run) else None
-
-
-def _aliases_of(hub: Hub, nodes: dict[str, Any]) -> dict[str, list[str]]:
-    """ref -> aliases pointing at it, for the graph's nodes (one listing per namespace)."""
-    out: dict[str, list[str]] = {}
-    for namespace in {ref.split("/")[0] for ref in nodes}:
-        for info in hub.ls(namespace=namespace):
-            for alias, number in info.aliases.items():
-                ref = f"{info.repo}:{number}"
-                if ref in nodes:
-                    out.setdefault(ref, []).append(alias)
-    return out
