@@ -66,10 +66,12 @@ def test_a_corrupt_blob_is_never_returned(tmp_path: Path) -> None:
     assert store.verify(blob.sha256) and store.read_bytes(blob.sha256, "a.bin") == b"good bytes"
 
 
-def _overwrite(store: BlobStore, sha256: str, data: bytes) -> None:
+def overwrite_blob(store: BlobStore, sha256: str, data: bytes) -> None:
     """Damage a stored blob in place, as bit rot or a stray write would."""
     if isinstance(store, LocalBlobStore):
-        (store.root / "sha256" / sha256[:2] / sha256[2:]).write_bytes(data)
+        path = store.root / "sha256" / sha256[:2] / sha256[2:]
+        path.chmod(0o644)
+        path.write_bytes(data)
     else:
         assert isinstance(store, FsspecBlobStore)
         store.fs.pipe_file(f"{store.root}/sha256/{sha256[:2]}/{sha256[2:]}", data)
@@ -81,7 +83,7 @@ def test_every_store_verifies_before_the_rename(store: BlobStore, tmp_path: Path
     src = tmp_path / "a.bin"
     src.write_bytes(b"good bytes" * 1000)
     blob = store.put_file(src)
-    _overwrite(store, blob.sha256, b"evil bytes" * 1000)
+    overwrite_blob(store, blob.sha256, b"evil bytes" * 1000)
     (tmp_path / "kept.bin").write_bytes(b"older copy")
     for dest in (tmp_path / "out.bin", tmp_path / "kept.bin"):
         with pytest.raises(IntegrityError, match="acme/m:1 a.bin: stored blob sha256:.* is corrupt"):

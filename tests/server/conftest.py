@@ -29,9 +29,9 @@ from fmstack.server.accounts import Accounts
 from fmstack.server.app import create_app
 from fmstack.server.settings import ServerSettings
 from fmstack.settings import Settings
-from tests.hub.conftest import postgres_database
+from tests.hub.conftest import postgres_database, s3_store_url, seaweed
 
-__all__ = ["postgres_database"]  # the fixture, shared with tests/hub
+__all__ = ["postgres_database", "s3_store_url", "seaweed"]  # the fixtures, shared with tests/hub
 
 STARTUP_S = 60.0  # a cold start imports FastAPI, SQLAlchemy and Alembic on a busy 2-core machine
 
@@ -189,8 +189,16 @@ class AppHub:
 
 
 @pytest.fixture
-def app_hub(tmp_path: Path) -> Iterator[AppHub]:
-    app = create_app(ServerSettings(hub=Settings.at(tmp_path / "app-home")))
+def app_store_url(tmp_path: Path) -> str:
+    """Where ``app_hub`` keeps its blobs; test_transfer.py also runs its tests with them on S3."""
+    return str(tmp_path / "app-home" / "blobs")
+
+
+@pytest.fixture
+def app_hub(tmp_path: Path, app_store_url: str) -> Iterator[AppHub]:
+    home = tmp_path / "app-home"
+    hub = Settings(home=home, database_url=f"sqlite:///{home / 'fmstack.db'}", store_url=app_store_url)
+    app = create_app(ServerSettings(hub=hub))
     accounts: Accounts = app.state.accounts
     accounts.add("admin", "user", admin=True)
     token = accounts.create_token("admin", ["admin"]).token

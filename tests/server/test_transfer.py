@@ -1,6 +1,7 @@
 """The native transfer API (routes/transfer.py, uploads.py, commits.py) driven by the real client
 (server/client.py) against the app in-process: only missing blobs travel, bytes are verified before
-anything is visible, uploads resume, bad manifests and oversized files are refused."""
+anything is visible, uploads resume, bad manifests and oversized files are refused. Each test runs
+with the server's blobs in a local folder and on a real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from fmstack.server.client import HubClient
 from fmstack.server.settings import ServerSettings
 from fmstack.settings import Settings
 from tests.hub.folders import make_folder
+from tests.hub.test_blobs import overwrite_blob
 from tests.server.conftest import AppHub
+
+
+@pytest.fixture(params=["local", "s3"])
+def app_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every transfer test runs with the server's blobs in a local folder and on S3 (SeaweedFS)."""
+    if request.param == "s3":
+        return str(request.getfixturevalue("s3_store_url"))
+    return str(tmp_path / "app-home" / "blobs")
 
 
 def client(app_hub: AppHub, token: str | None = None) -> HubClient:
@@ -208,9 +218,7 @@ def test_a_corrupted_download_is_never_made_visible(app_hub: AppHub, tmp_path: P
     src = make_folder(tmp_path / "src", {"w.safetensors": data})
     client(app_hub).push("admin/m", src, "model")
     sha = hashlib.sha256(data).hexdigest()
-    blob = app_hub.hub.blobs.root / "sha256" / sha[:2] / sha[2:]  # type: ignore[attr-defined]
-    blob.chmod(0o644)
-    blob.write_bytes(b"bad bytes!" * 1000)
+    overwrite_blob(app_hub.hub.blobs, sha, b"bad bytes!" * 1000)
     with pytest.raises((IntegrityError, Unavailable)):
         client(app_hub).pull("admin/m", tmp_path / "dest")
     assert not (tmp_path / "dest" / "w.safetensors").exists()
