@@ -12,14 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from fmstack.cli import main as cli_main
 from fmstack.hub import Hub
+from fmstack.monitor.loop_spec import parse_loop
 from fmstack.serve import ServeSettings, start_server
 from tests.recipes.conftest import BASE
 
 # Small runs of a tiny model: full fine-tuning learns the topic words in a few epochs.
-TRAIN = ["--base", BASE, "--method", "full", "--lr", "3e-3", "--epochs", "6", "--max-length", "32"]
+TRAIN = ["--base", BASE, "--method", "full", "--lr", "3e-3", "--epochs", "5", "--max-length", "32"]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -66,7 +68,7 @@ def _intent_rows(n: int, seed: int) -> list[list[str]]:
 def test_intents_picks_a_threshold_on_validation_and_serve_applies_it(
     tiny_hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = _write_csv(tmp_path / "requests.csv", ["utterance", "intent"], _intent_rows(120, seed=1))
+    data = _write_csv(tmp_path / "requests.csv", ["utterance", "intent"], _intent_rows(90, seed=1))
     args = ["intents", "--data", str(data), "--text-column", "utterance", "--label-column", "intent"]
     result = _recipe(capsys, *args, *TRAIN, "--output", "acme/intents", "--target-accuracy", "0.9")
     metrics, curve = result["metrics"], result["tables"]["validation_curve"]
@@ -112,14 +114,15 @@ def test_sentiment_weighs_classes_and_reports_macro_f1(
 ) -> None:
     rng = random.Random(3)
     weights = {"neutral": 6, "bullish": 3, "bearish": 1}
-    labels = [label for label, w in weights.items() for _ in range(w * 12)]
+    labels = [label for label, w in weights.items() for _ in range(w * 9)]
     rows = [
         [f"{rng.choice(SENTIMENT[label])} {rng.choice(['ACME', 'BETA', 'GAMMA'])} {i}", label]
         for i, label in enumerate(labels)
     ]
     data = _write_csv(tmp_path / "headlines.csv", ["headline", "sentiment"], rows)
     args = ["sentiment", "--data", str(data), "--text-column", "headline", "--label-column", "sentiment"]
-    result = _recipe(capsys, *args, *TRAIN, "--output", "acme/sentiment")
+    loop_file = tmp_path / "loop.yaml"
+    result = _recipe(capsys, *args, *TRAIN, "--output", "acme/sentiment", "--loop-spec", str(loop_file))
     metrics = result["metrics"]
     for name in ("test_accuracy", "test_macro_f1", "test_int8_accuracy", "test_int8_macro_f1"):
         assert 0 <= metrics[name] <= 1, name
@@ -129,6 +132,9 @@ def test_sentiment_weighs_classes_and_reports_macro_f1(
     assert run.spec["class_weights"] == "balanced"  # recorded with the training run
     production = tiny_hub.resolve("acme/sentiment-onnx@production")
     assert production.number == result["versions"]["compressed"]["number"]
+    loop = parse_loop(yaml.safe_load(loop_file.read_text()))  # drift monitoring: what the monitor runs
+    assert loop.model == "acme/sentiment-onnx@production" and loop.trigger.max_label_psi == 0.2
+    assert loop.train_spec(loop.data).class_weights == "balanced"
 
 
 def test_search_indexes_the_catalog_and_serves_filtered_top_k(
