@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -102,3 +103,28 @@ def test_classify_fallback_from_the_version_and_the_serve_flag(search_hub: Hub, 
     with httpx.Client(base_url=overridden.url, timeout=30) as client:
         reply = client.post("/v1/classify", json={"model": "acme/intent-strict", **texts}).json()
     assert [d["fallback"] for d in reply["data"]] == [False, False]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_vector_index_filters_inside_the_search(kind: str, tmp_path: Path) -> None:
+    from fmstack.errors import InvalidInput
+    from fmstack.serve.vector_index import SEARCH_DIR, VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(200, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = pa.table(
+        {
+            "id": [f"i{i}" for i in range(200)],
+            "text": [str(i) for i in range(200)],
+            "shard": [i % 50 for i in range(200)],
+        }
+    )
+    write_index(tmp_path, vectors, items, kind)
+    index = VectorIndex(tmp_path / SEARCH_DIR)
+    [hits] = index.search(vectors[:1], 5)
+    assert hits[0].id == "i0" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    [rare] = index.search(vectors[:1], 10, {"shard": 7})  # 4 of 200 items match: all 4 come back
+    assert sorted(h.id for h in rare) == ["i107", "i157", "i57", "i7"]
+    with pytest.raises(InvalidInput, match="cannot be compared with the column's int64"):
+        index.search(vectors[:1], 3, {"shard": "seven"})

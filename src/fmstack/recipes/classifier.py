@@ -75,6 +75,7 @@ def build(
 ) -> Classifier:
     """Every step from the file to the int8 version, into ``result`` (versions, test metrics, times)."""
     out = spec.output
+    steps.check_files(spec.data)  # before any work
     result.versions["base"] = steps.timed(
         result, "find the base model", say, lambda: steps.base_model(hub, spec.base)
     )

@@ -82,6 +82,7 @@ class Spec(BaseModel):
 def run(hub: HubApi, spec: Spec, say: Say) -> RecipeResult:
     result = RecipeResult("search")
     out = spec.output
+    steps.check_files(spec.data + ([spec.items] if spec.items else []))  # before any work
     base = steps.timed(result, "find the base model", say, lambda: steps.base_model(hub, spec.base))
     result.versions["base"] = base
     ingest_spec = IngestSpec(

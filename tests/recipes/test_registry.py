@@ -1,0 +1,36 @@
+"""The contract every recipe keeps: a strict, versioned spec whose every field explains itself (the
+CLI's options), and a command that parses into it."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmstack.cli import main as cli_main
+from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
+from fmstack.recipes.registry import RECIPES
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_spec_is_strict_versioned_and_documented(name: str) -> None:
+    recipe = RECIPES[name]
+    fields = recipe.spec.model_fields
+    assert recipe.spec.model_config.get("extra") == "forbid" and "schema_version" in fields
+    assert all(f.description for n, f in fields.items() if n != "schema_version"), name
+    assert recipe.summary and recipe.run.__module__ == f"fmstack.recipes.{name}"
+    with pytest.raises(InvalidInput, match="data: Field required.*epochs: Input should be greater"):
+        recipe.parse({"epochs": 0})  # every problem at once
+    with pytest.raises(InvalidInput, match="colour: Extra inputs are not permitted"):
+        recipe.parse({"data": ["x.csv"], "colour": "red"})
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_the_command_exists_and_refuses_a_missing_file(
+    name: str, fmstack_home: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main.main(["recipe", name, "--help"]) == 0
+    assert "--data" in capsys.readouterr().out
+    assert cli_main.main(["recipe", name, "--data", "/nonexistent.csv"]) == 1
+    assert "no such file: /nonexistent.csv" in capsys.readouterr().err
+    with Hub.open() as hub:
+        assert hub.ls() == []  # refused before any work: not even the base was imported
