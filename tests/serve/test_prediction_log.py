@@ -91,9 +91,11 @@ def test_feedback_joins_the_right_predictions_under_concurrent_load(serve: Serve
 
 
 def test_sampling_and_feedback_without_a_log(serve: Serve, tmp_path: Path) -> None:
-    plain = serve([MODEL])
+    plain = serve([MODEL, "acme/embed"])
     with httpx.Client(base_url=plain.url) as client:
         rid = _classify(client, ["hello"])["request_id"]
+        embedded = client.post("/v1/embeddings", json={"model": "acme/embed", "input": "hello"})
+        assert len(embedded.headers["x-request-id"]) == 32 and embedded.headers["x-request-id"] != rid
         r = client.post("/v1/feedback", json={"request_id": rid, "correct": True})
         assert r.status_code == 400 and "--log-predictions" in r.json()["error"]["message"]
     # At a rate near 0 nothing is sampled, yet feedback on any answer joins: its prediction is logged then.

@@ -30,9 +30,11 @@ def run(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Watch a served model's feedback and drift; when the trigger fires, export the feedback, train a
-    candidate on the old data plus the feedback (the spec's train section is a training spec), compress
-    it, gate it against production on a fixed held-out set and on held-out feedback, and move the
+    """Retrain on feedback when a trigger fires, gate the candidate against production, move the alias.
+
+    Watches a served model's feedback and drift; when the trigger fires, exports the feedback, trains a
+    candidate on the old data plus the feedback (the spec's train section is a training spec), compresses
+    it, gates it against production on a fixed held-out set and on held-out feedback, and moves the
     alias. Servers that follow the alias swap on their own. Every step is a recorded run; a failed
     gate leaves production as it was and exits 1 naming why (in daemon mode it waits for new feedback).
 

@@ -50,11 +50,12 @@ def report(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Volume, latency, confidence, predicted labels against the training data's, drift scores (PSI
-    on labels and confidence; MMD two-sample test in embedding space with --embedder) and accuracy
-    on feedback, for the version REF points at now, from the log `fmstack serve --log-predictions`
-    writes. The first report of a version scores up to 500 held-out rows of its training data (the
-    confidence reference), kept for later reports.
+    """What the version REF points at did: volume, latency, confidence, labels, drift, feedback accuracy.
+
+    From the log `fmstack serve --log-predictions` writes: predicted labels against the training
+    data's, drift scores (PSI on labels and confidence; an MMD two-sample test in embedding space
+    with --embedder) and accuracy on feedback. The first report of a version scores up to 500
+    held-out rows of its training data (the confidence reference), kept for later reports.
 
     Example: fmstack monitor report acme/intent@production --since 24h --plot report.png
     """
@@ -129,9 +130,11 @@ def export(
     ] = 0.2,
     json_output: JsonFlag = False,
 ) -> None:
-    """Feedback on any version of REF's repo (the right labels, and predictions marked correct) as a
-    dataset version (splits train and test, columns text and label, plus request_id, version and
-    source), made by an export run whose inputs are the versions that answered.
+    """Feedback on any version of REF's repo as a dataset version, made by a recorded export run.
+
+    Rows with a right label (given, or a prediction marked correct), in splits train and test
+    (--holdout, by request id), columns text and label plus request_id, version and source; the
+    export run's inputs are the versions that answered.
 
     Example: fmstack monitor export acme/intent@production --to acme/intent-feedback
     """

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from fmstack.errors import InvalidInput
 from fmstack.serve.inference import predict
 from fmstack.serve.payloads import NumpyJSON, openapi_body, read_body
+from fmstack.serve.prediction_log import REQUEST_ID_HEADER, new_request_id
 from fmstack.serve.schemas import INFERENCE_ERRORS, EmbeddingRequest, EmbeddingResponse, error_responses
 from fmstack.serve.state import state_of
 
@@ -50,4 +51,7 @@ async def embeddings(request: Request) -> Response:
         for i, v in enumerate(_vectors(result.outputs, body.encoding_format))
     ]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
-    return NumpyJSON({"object": "list", "data": data, "model": result.model.name, "usage": usage})
+    return NumpyJSON(
+        {"object": "list", "data": data, "model": result.model.name, "usage": usage},
+        headers={REQUEST_ID_HEADER: new_request_id()},  # embeddings are not logged: an id, for tracing
+    )
