@@ -80,10 +80,13 @@ def _load_signer(path: Path, public: Key) -> CryptoSigner:
         raise InvalidInput(f"{path}: not a PEM private key ({exc})") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise InvalidInput(f"{path}: expected an Ed25519 key")
-    signer = CryptoSigner(private, public)  # type: ignore[arg-type]
-    if signer.public_key.keyval != public.keyval:
-        raise InvalidInput(f"{path}: this key is not the one the latest root metadata names for its role")
-    return signer
+    try:
+        return CryptoSigner(private, public)  # type: ignore[arg-type]
+    except ValueError:  # the private key does not belong to the public key the root names
+        raise InvalidInput(
+            f"{path}: this key is not the one the latest root metadata names for its role (rotated? use the "
+            "key folder the rotation wrote)"
+        ) from None
 
 
 def _write_private(path: Path, signer: CryptoSigner) -> None:
