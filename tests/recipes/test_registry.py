@@ -34,3 +34,22 @@ def test_the_command_exists_and_refuses_a_missing_file(
     assert "no such file: /nonexistent.csv" in capsys.readouterr().err
     with Hub.open() as hub:
         assert hub.ls() == []  # refused before any work: not even the base was imported
+
+
+def test_the_human_report_shows_metrics_tables_notes_and_the_next_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fmstack.cli.recipe import _show
+    from fmstack.recipes.result import RecipeResult
+
+    result = RecipeResult(
+        "intents",
+        metrics={"threshold": 0.61, "target_met": True},
+        tables={"validation_curve": [{"threshold": 0.61, "coverage": 0.9, "accuracy": 0.95}]},
+        notes=["[red]not markup[/red]"],
+        serve="fmstack serve acme/intents@production",
+    )
+    _show(result, 12.0)
+    out = capsys.readouterr().out
+    assert "threshold" in out and "0.6100" in out and "validation_curve" in out and "0.950" in out
+    assert "[red]not markup[/red]" in out and "fmstack serve acme/intents@production --port 8000" in out
