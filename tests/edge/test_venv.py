@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,14 @@ def edge_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # No ensurepip in the new environment: this environment's pip installs into it (--python).
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # A copy: building writes build/ and *.egg-info next to the sources, which must stay untouched.
+    source = shutil.copytree(
+        EDGE_SRC.parent,
+        venv.parent / "edge",
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(EDGE_SRC.parent)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
