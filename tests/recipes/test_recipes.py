@@ -20,6 +20,8 @@ from fmstack.monitor.loop_spec import parse_loop
 from fmstack.serve import ServeSettings, start_server
 from tests.recipes.conftest import BASE
 
+pytestmark = pytest.mark.slow
+
 # Small runs of a tiny model: full fine-tuning learns the topic words in a few epochs.
 TRAIN = ["--base", BASE, "--method", "full", "--lr", "3e-3", "--epochs", "5", "--max-length", "32"]
 
