@@ -120,6 +120,14 @@ def test_feedback_retrains_gates_promotes_and_the_server_follows(
         assert report["drift"]["label_psi"] is not None  # type: ignore[index]
         assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
+        export = ["monitor", "export", MODEL, "--to", "test/fb", "--log-dir", str(logs), "--json"]
+        assert main(export) == 0
+        exported = _json(capsys)
+        assert sum(exported["splits"].values()) == 40 and exported["feedback"] == 40  # type: ignore[attr-defined]
+        assert hub.info(str(exported["version"])).inputs == ["test/intent:1"]  # lineage to the model
+        assert main([*export, "--since", "2099-01-01"]) == 1
+        assert "no feedback with a label" in capsys.readouterr().err
+
         loop_yaml = _loop_spec(
             tmp_path / "loop.yaml", data, logs, min_gain=-1.0, min_feedback_gain=-1.0, max_class_drop=1.0
         )
