@@ -14,6 +14,7 @@ import http.server
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,7 +242,9 @@ def live_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveHu
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 60
     while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the hub server did not start"
         threading.Event().wait(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
