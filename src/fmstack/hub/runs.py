@@ -20,13 +20,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from fmstack.errors import InvalidInput, NotFound
 from fmstack.hub.entities import Metric, RunInfo, RunStatus
 from fmstack.hub.refs import parse_ref
 from fmstack.hub.resolve import ref_of, version_row
-from fmstack.hub.schema import MetricRow, RunInputRow, RunRow, VersionRow
+from fmstack.hub.schema import MetricRow, RepoRow, RunInputRow, RunRow, VersionRow
 from fmstack.hub.scratch import pid_alive
 from fmstack.hub.transactions import Transactions
 
@@ -201,7 +201,7 @@ class RunLog:
             query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
             if kind is not None:
                 query = query.where(RunRow.kind == kind)
-            return [self._info(session, r) for r in session.scalars(query)]
+            return self._infos(session, list(session.scalars(query)))
 
     def metrics(self, run_id: int, name: str | None = None) -> list[Metric]:
         with self._sessions() as session:
@@ -226,23 +226,46 @@ class RunLog:
 
     @staticmethod
     def _info(session: Session, run: RunRow) -> RunInfo:
-        def refs(query: Any) -> list[str]:
-            return [ref_of(v) for v in session.scalars(query)]
+        return RunLog._infos(session, [run])[0]
 
-        inputs = refs(select(VersionRow).join(RunInputRow).where(RunInputRow.run_id == run.id))
-        outputs = refs(select(VersionRow).where(VersionRow.run_id == run.id))
-        return RunInfo(
-            id=run.id,
-            kind=run.kind,
-            spec=run.spec,
-            status="abandoned" if _abandoned(run) else run.status,  # type: ignore[arg-type]
-            creator=run.creator,
-            started_at=run.started_at,
-            ended_at=run.ended_at,
-            environment=run.environment,
-            inputs=inputs,
-            outputs=outputs,
-        )
+    @staticmethod
+    def _infos(session: Session, runs: list[RunRow]) -> list[RunInfo]:
+        """The runs' records with the refs they consumed and produced: two queries per 500 runs (with
+        each version's repo and namespace joined in, as ``ref_of`` reads them), not two per run."""
+        eager = joinedload(VersionRow.repo).joinedload(RepoRow.namespace)
+        inputs: dict[int, list[str]] = {}
+        outputs: dict[int, list[str]] = {}
+        for start in range(0, len(runs), 500):
+            ids = [r.id for r in runs[start : start + 500]]
+            consumed = (
+                select(RunInputRow.run_id, VersionRow)
+                .join(VersionRow, VersionRow.id == RunInputRow.version_id)
+                .where(RunInputRow.run_id.in_(ids))
+                .order_by(VersionRow.id)
+                .options(eager)
+            )
+            for run_id, row in session.execute(consumed):
+                inputs.setdefault(run_id, []).append(ref_of(row))
+            produced = (
+                select(VersionRow).where(VersionRow.run_id.in_(ids)).order_by(VersionRow.id).options(eager)
+            )
+            for row in session.scalars(produced):
+                outputs.setdefault(row.run_id or 0, []).append(ref_of(row))
+        return [
+            RunInfo(
+                id=run.id,
+                kind=run.kind,
+                spec=run.spec,
+                status="abandoned" if _abandoned(run) else run.status,  # type: ignore[arg-type]
+                creator=run.creator,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                environment=run.environment,
+                inputs=inputs.get(run.id, []),
+                outputs=outputs.get(run.id, []),
+            )
+            for run in runs
+        ]
 
 
 def _abandoned(run: RunRow) -> bool:

@@ -143,7 +143,16 @@ def dataset(request: Request, who: Who, namespace: str, name: str, number: Numbe
 def runs(request: Request, who: Who, kind: Annotated[str | None, Query(max_length=32)] = None) -> Response:
     hub = _hub(request)
     # Newest first, those this visitor may see among a bounded look back (as the API's run list).
-    found = [r for r in hub.runs.recent(kind=kind or None, limit=RUNS_PAGE * 2) if visible_run(hub, who, r)]
+    readable: dict[str, bool] = {}  # repo -> may the visitor read it: each repo asked once per page
+
+    def may_read(ref: str) -> bool:
+        repo = ref.rpartition(":")[0]
+        if repo not in readable:
+            readable[repo] = may_read_ref(hub, who, ref)
+        return readable[repo]
+
+    recent = hub.runs.recent(kind=kind or None, limit=RUNS_PAGE * 2)
+    found = [r for r in recent if visible_run(hub, who, r, may_read)]
     return page(request, "runs.html", who, runs=found[:RUNS_PAGE], kind=kind or "")
 
 
