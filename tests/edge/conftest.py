@@ -206,7 +206,7 @@ def mirror(tmp_path: Path, keys: KeyFolder) -> Iterator[Mirror]:
     server.daemon_threads = True
     found = Mirror(root, f"http://127.0.0.1:{server.server_address[1]}", "stable", keys)
     handler.mirror = found
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield found
     if found.hold is not None:
