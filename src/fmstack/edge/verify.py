@@ -18,6 +18,8 @@ from tuf.api.serialization import DeserializationError
 from fmstack.edge.repository import ChannelVersions
 from fmstack.errors import Conflict, InvalidInput
 
+LARGEST_VERSION = 2**31 - 1  # what the server's version columns hold
+
 
 @dataclass(frozen=True)
 class CheckedUpdate:
@@ -65,6 +67,8 @@ def check_update(
         if root.signed.type != "root":
             raise InvalidInput(f"root {index + 1} of the upload is {root.signed.type} metadata")
         expected = 1 if previous is None else previous.signed.version + 1
+        if expected > LARGEST_VERSION:
+            raise InvalidInput(f"root version {expected} is over {LARGEST_VERSION}")
         if root.signed.version != expected:
             raise InvalidInput(
                 f"root version {root.signed.version} uploaded; the channel needs version {expected} next"
@@ -85,6 +89,8 @@ def check_update(
         md = _parse(data, f"the {role} metadata")
         if md.signed.type != role:
             raise InvalidInput(f"the {role} metadata is {md.signed.type} metadata")
+        if md.signed.version > LARGEST_VERSION:
+            raise InvalidInput(f"{role} version {md.signed.version} is over {LARGEST_VERSION}")
         if md.signed.version <= last:
             raise Conflict(
                 f"{role} version {md.signed.version} uploaded, but the channel already holds version {last}: "

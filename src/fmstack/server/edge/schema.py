@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fmstack.server.schema import ServerBase
@@ -46,7 +46,7 @@ class EdgeTargetRow(ServerBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("server_edge_channels.id", ondelete="CASCADE"))
     sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column()
+    size: Mapped[int] = mapped_column(BigInteger)  # a model file may pass 2 GiB
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 

@@ -29,7 +29,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmstack.edge.bundle import MANIFEST
-from fmstack.edge.verify import check_update
+from fmstack.edge.verify import LARGEST_VERSION, check_update
 from fmstack.errors import Forbidden, InvalidInput, NotFound, Unauthorized, clip
 from fmstack.hub import Hub
 from fmstack.hub.refs import parse_ref
@@ -63,7 +63,7 @@ class PublishBody(BaseModel):
 
 class ReportBody(BaseModel):
     model_config = ConfigDict(extra="ignore")  # newer agents may say more
-    version: int | None = Field(None, ge=0, le=2**62)
+    version: int | None = Field(None, ge=0, le=LARGEST_VERSION)
     ref: str | None = Field(None, max_length=300)
     health: Literal["ok", "rejected", "offline", "empty", "rolled-back"] = "ok"
     last_error: str | None = Field(None, max_length=4000)
@@ -181,9 +181,11 @@ def _manifest(targets: dict[str, tuple[str, int]], uploaded: dict[str, bytes]) -
         raise InvalidInput(f"{MANIFEST} (sha256 {sha}) was not uploaded with the publish")
     try:
         manifest: dict[str, Any] = json.loads(data)
-        int(manifest["version"]), int(manifest["rollout"])
+        version, rollout = int(manifest["version"]), int(manifest["rollout"])
     except (ValueError, KeyError, TypeError):
         raise InvalidInput(f"{MANIFEST} is not a bundle manifest") from None
+    if not (1 <= version <= LARGEST_VERSION and 0 <= rollout <= 100):
+        raise InvalidInput(f"{MANIFEST}: bundle version {version} or rollout {rollout}% out of range")
     return manifest
 
 
