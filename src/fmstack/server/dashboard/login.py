@@ -17,7 +17,15 @@ from fmstack.errors import Unauthorized
 from fmstack.server.access import ANONYMOUS, Principal
 from fmstack.server.accounts import Accounts
 from fmstack.server.dashboard.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S, Session, encode_session
-from fmstack.server.dashboard.web import DashboardRoute, checked_form, is_https, page, state_of, viewer
+from fmstack.server.dashboard.web import (
+    LOGIN_REASONS,
+    DashboardRoute,
+    checked_form,
+    is_https,
+    page,
+    state_of,
+    viewer,
+)
 from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.tokens import digest, prefix_of
 
@@ -34,9 +42,9 @@ def _safe_next(target: str) -> str:
 def login_form(
     request: Request,
     next_: Annotated[str, Query(alias="next", max_length=2000)] = "/",
-    why: Annotated[str, Query(max_length=300)] = "",
+    why: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    return page(request, "login.html", ANONYMOUS, next=_safe_next(next_), why=why)
+    return page(request, "login.html", ANONYMOUS, next=_safe_next(next_), why=LOGIN_REASONS.get(why, ""))
 
 
 @router.post("/login")

@@ -49,8 +49,21 @@ class DashboardState:
     datasets: DatasetViews
 
 
+# Why the login page was shown, by the code in its ``why`` parameter: only these texts are shown, so
+# a link cannot make the login page display words of someone else's choosing.
+LOGIN_REASONS = {
+    "ended": "your session has ended: log in again",
+    "revoked": "the token of your session is no longer valid (revoked or expired): log in with another",
+    "closed": "this server has no anonymous access: log in with a token",
+}
+
+
 class LoginNeeded(Unauthorized):
     """A page that needs a logged-in visitor (no anonymous reads, or a session that ended)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(LOGIN_REASONS[code])
+        self.code = code
 
 
 def state_of(request: Request) -> DashboardState:
@@ -66,13 +79,13 @@ def viewer(request: Request) -> Principal:
     if cookie:
         session = decode_session(state_of(request).key, cookie)
         if session is None:
-            raise LoginNeeded("your session has ended: log in again")
+            raise LoginNeeded("ended")
         try:
             return accounts.authenticate_digest(session.prefix, session.token_sha256)
         except Unauthorized:
-            raise LoginNeeded("the token of your session is no longer valid: log in with another") from None
+            raise LoginNeeded("revoked") from None
     if not request.app.state.settings.anonymous_read:
-        raise LoginNeeded("this server has no anonymous access: log in with a token")
+        raise LoginNeeded("closed")
     return ANONYMOUS
 
 
@@ -123,15 +136,19 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def login_redirect(request: Request, reason: str) -> Response:
+def login_redirect(request: Request, code: str) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    response = RedirectResponse(f"/login?next={quote(target)}&why={quote(reason)}", status_code=303)
+    response = RedirectResponse(f"/login?next={quote(target)}&why={code}", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
 
 def error_page(request: Request, exc: FmstackError) -> Response:
-    return page(request, "error.html", ANONYMOUS, status=status_of(exc), message=str(exc))
+    try:
+        who = viewer(request)  # the header still says who is logged in
+    except FmstackError:
+        who = ANONYMOUS
+    return page(request, "error.html", who, status=status_of(exc), message=str(exc))
 
 
 class DashboardRoute(APIRoute):
@@ -144,7 +161,7 @@ class DashboardRoute(APIRoute):
             try:
                 response = await handler(request)
             except LoginNeeded as exc:
-                response = login_redirect(request, str(exc))
+                response = login_redirect(request, exc.code)
             except FmstackError as exc:
                 response = error_page(request, exc)
             except RequestValidationError as exc:
