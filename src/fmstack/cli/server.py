@@ -50,7 +50,8 @@ def _accounts() -> Iterator[Accounts]:
 @app.command()
 @spec_options(ServerSettings, hide={"hub"})
 def start(fields: dict[str, Any]) -> None:
-    """Serve the hub (FMSTACK_HOME or FMSTACK_DATABASE_URL + FMSTACK_STORE_URL) over HTTP."""
+    """Serve the hub (FMSTACK_HOME or FMSTACK_DATABASE_URL + FMSTACK_STORE_URL) over HTTP: the API, the
+    Hugging Face-compatible API, and the web dashboard at / (log in there with a token)."""
     import os
 
     import uvicorn
@@ -73,7 +74,10 @@ def start(fields: dict[str, Any]) -> None:
     finally:
         hub.close()
     os.environ.update(settings.to_worker_env())
-    err_console.print(f"fmstack hub server on http://{host}:{port} ({workers} worker{'s' * (workers > 1)})")
+    err_console.print(
+        f"fmstack hub server on http://{host}:{port} ({workers} worker{'s' * (workers > 1)}); "
+        f"dashboard at http://{host}:{port}/"
+    )
     # Access logs carry paths, never headers: tokens travel only in Authorization.
     uvicorn.run(
         "fmstack.server.app:app_from_worker_env",
