@@ -274,7 +274,7 @@ def devices(channel: ChannelOpt, json_output: JsonFlag = False) -> None:
         fleet: list[dict[str, Any]] = client.get_json(f"/api/v1/edge/channels/{_channel(channel)}/devices")
 
     def human() -> None:
-        table = Table("device", "bundle", "version", "health", "reported", "last error", box=None)
+        table = Table("device", "bundle", "ref", "health", "reported", "last error", box=None)
         for d in fleet:
             table.add_row(
                 escape(d["device_id"]),
