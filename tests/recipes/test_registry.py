@@ -3,6 +3,8 @@ CLI's options), and a command that parses into it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fmstack.cli import main as cli_main
@@ -53,3 +55,24 @@ def test_the_human_report_shows_metrics_tables_notes_and_the_next_command(
     out = capsys.readouterr().out
     assert "threshold" in out and "0.6100" in out and "validation_curve" in out and "0.950" in out
     assert "[red]not markup[/red]" in out and "fmstack serve acme/intents@production --port 8000" in out
+
+
+def test_too_few_rows_for_three_splits_is_refused_before_training(
+    fmstack_home: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "few.csv"
+    data.write_text("text,label\nhello there,greet\nmy card is lost,card\nhi,greet\n")
+    args = ["recipe", "intents", "--data", str(data), "--base", "no/base-needed"]
+    with Hub.open() as hub:  # a base exists, so only the data can fail
+        hub.push("no/base-needed", _empty_model(tmp_path), "model")
+    assert cli_main.main(args) == 1
+    assert "has no rows in test" in capsys.readouterr().err
+    with Hub.open() as hub:
+        assert not [r for r in hub.runs.recent() if r.kind == "train"]
+
+
+def _empty_model(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from fmstack.compress.pipeline import compress
 from fmstack.compress.spec import CompressSpec
+from fmstack.data import format as dataformat
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.data.pipeline import process
 from fmstack.data.spec import parse_spec
@@ -69,7 +70,16 @@ def ingest_and_process(
         ops.append({"op": "split", "train": 0.7, "validation": 0.1, "test": 0.2})
     spec = parse_spec({"input": raw.published.version.ref, "output": output, "seed": seed, "ops": ops})
     clean = process(hub, spec)
-    return raw.published.version, clean.published.version
+    version = clean.published.version
+    splits = dataformat.read_manifest(hub.checkout(version.ref)).splits
+    empty = [name for name in SPLITS if name not in splits or splits[name].rows == 0]
+    if empty:  # refused before training: a recipe needs all three
+        rows = {name: info.rows for name, info in splits.items()}
+        raise InvalidInput(
+            f"after deduplication and splitting, {version.ref} has no rows in {', '.join(empty)} "
+            f"(rows per split: {rows}): give more rows, or files named train/validation/test"
+        )
+    return raw.published.version, version
 
 
 def train_model(hub: HubApi, spec: TrainSpec) -> VersionInfo:
