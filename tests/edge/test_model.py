@@ -114,3 +114,18 @@ def test_http_answers_equal_fmstack_serve(both: tuple[str, str, str]) -> None:
     assert broken.status_code == 422
     huge = httpx.post(f"{edge_cls}/v1/classify", content=b"x" * 2_000_000)
     assert huge.status_code == 413
+
+
+def test_an_optimized_graph_is_saved_reused_and_rebuilt_when_broken(
+    versions: dict[str, Path], tmp_path: Path
+) -> None:
+    from fmstack_edge import Model
+
+    optimized = tmp_path / ".optimized.onnx"
+    first = Model(versions["cls"], threads=1, optimized=optimized)
+    assert optimized.is_file() and not list(tmp_path.glob(".optimized.onnx.*"))
+    again = Model(versions["cls"], threads=1, optimized=optimized)  # loaded without an optimisation pass
+    assert np.array_equal(again.outputs(TEXTS), first.outputs(TEXTS))
+    optimized.write_bytes(b"cut short")
+    rebuilt = Model(versions["cls"], threads=1, optimized=optimized)
+    assert np.array_equal(rebuilt.outputs(TEXTS), first.outputs(TEXTS)) and optimized.stat().st_size > 9

@@ -31,7 +31,7 @@ from fmstack_edge.health import check
 from fmstack_edge.model import Model
 from fmstack_edge.rollout import bucket, eligible
 from fmstack_edge.server import Current, Served
-from fmstack_edge.slots import Slots, State
+from fmstack_edge.slots import OPTIMIZED, Slots, State
 from fmstack_edge.updater import ChannelClient, channel_url, describe
 
 log = logging.getLogger("fmstack_edge.agent")
@@ -100,10 +100,11 @@ class Agent:
         if state.active is None:
             raise UpdateRejected("no active slot")
         folder = self.slots.path(state.active)
+        optimized = folder / OPTIMIZED
         if state.probation is not None:  # a restart on probation: the slot must still pass its check
-            model, _ = check(folder, _health_of(folder), self.config.threads)
+            model, _ = check(folder, _health_of(folder), self.config.threads, optimized)
         else:
-            model = Model(folder, threads=self.config.threads)
+            model = Model(folder, threads=self.config.threads, optimized=optimized)
         self._serve(model, state)
         log.info(
             "serving bundle %s (%s) from slot %s", state.version, state.refs.get(state.active), state.active
@@ -187,7 +188,7 @@ class Agent:
         log.info("downloading bundle %s (%s) into slot %s", manifest.version, manifest.ref, state.inactive())
         size = self.client.download(updater, manifest, folder, self.config.max_bundle_bytes)
         try:
-            model, report = check(folder, manifest.health, self.config.threads)
+            model, report = check(folder, manifest.health, self.config.threads, folder / OPTIMIZED)
         except UpdateRejected:
             state.rejected.append(manifest.version)
             self.slots.save(state)

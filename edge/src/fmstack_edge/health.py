@@ -22,11 +22,14 @@ class HealthReport:
     latency_ms: float  # median single-text prediction
 
 
-def check(folder: Path, health: Health, threads: int | None = None) -> tuple[Model, HealthReport]:
-    """The loaded model of ``folder`` and how it did; ``UpdateRejected`` naming the failure otherwise."""
+def check(
+    folder: Path, health: Health, threads: int | None = None, optimized: Path | None = None
+) -> tuple[Model, HealthReport]:
+    """The loaded model of ``folder`` (``optimized``: see ``Model``) and how it did; ``UpdateRejected``
+    naming the failure otherwise."""
     inputs, expected = read_golden(folder)
     try:
-        model = Model(folder, threads=threads)
+        model = Model(folder, threads=threads, optimized=optimized)
         got = model.outputs(inputs)  # (inputs, labels) or (inputs, dimensions)
     except EdgeError as exc:
         raise UpdateRejected(f"health check: the model does not run ({exc})") from None

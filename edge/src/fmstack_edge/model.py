@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,24 +28,19 @@ class Prediction:
 
 
 class Model:
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    """``optimized``: a file for the graph as ONNX Runtime optimises it on this machine. When it exists
+    it is loaded as is (no optimisation pass: a restart's session takes a fraction of the time);
+    otherwise the graph is optimised and the result saved there. The agent keeps one per slot. Such a
+    file is specific to the hardware and ONNX Runtime version that wrote it (ONNX Runtime says so), so
+    one that does not load is rebuilt from the bundle's graph."""
 
+    def __init__(self, path: str | Path, threads: int | None = None, optimized: Path | None = None) -> None:
         self.path = Path(path)
         self.descriptor: Descriptor = read_descriptor(self.path)
         weights = self.path / self.descriptor.file
         if not weights.is_file():
             raise BadBundle(f"{self.path}: fmstack.json names {self.descriptor.file!r}, which is not there")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No spinning: a device shares its cores with the HTTP server and the agent between requests.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
-            raise BadBundle(f"{weights}: ONNX Runtime cannot load it ({exc})") from None
+        self._session = _session(weights, threads or min(os.cpu_count() or 1, 4), optimized)
         self._encoder = TextEncoder.from_folder(self.path, self.descriptor.max_length)
         if self.descriptor.output not in {o.name for o in self._session.get_outputs()}:
             raise BadBundle(f"{weights}: the graph has no output {self.descriptor.output!r} (fmstack.json)")
@@ -102,3 +98,31 @@ class Model:
                 f"(HTTP: /v1/{'embeddings' if other == 'embed' else 'classify'})",
                 status=400,
             )
+
+
+def _session(weights: Path, threads: int, optimized: Path | None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # the "hardware specific" note of a saved optimised graph: known, handled
+    # No spinning: a device shares its cores with the HTTP server and the agent between requests.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if optimized is not None and optimized.is_file():
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            return ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
+        except Exception:  # written by another machine or ONNX Runtime version, or cut short: rebuild it
+            optimized.unlink(missing_ok=True)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    staged = None if optimized is None else optimized.with_name(f".{optimized.name}.{os.getpid()}")
+    if staged is not None:
+        options.optimized_model_filepath = str(staged)
+    try:
+        session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+        raise BadBundle(f"{weights}: ONNX Runtime cannot load it ({exc})") from None
+    if staged is not None and optimized is not None and staged.is_file():
+        os.replace(staged, optimized)  # whole or not at all: a half-written file is never loaded
+    return session

@@ -21,6 +21,8 @@ from typing import Literal
 
 Slot = Literal["a", "b"]
 STATE = "state.json"
+# In each slot: the graph as ONNX Runtime optimised it on this device (see ``Model``), for fast restarts.
+OPTIMIZED = ".optimized.onnx"
 
 
 @dataclass
