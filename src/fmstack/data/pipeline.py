@@ -284,10 +284,14 @@ def process(
         "models": models,
         "executor": executor,
     }
-    with hub.runs.recorded("data.process", run_spec, inputs=[version.ref, *models.values()]) as run_id:
+    # The executor first: on a Ray cluster entering it checks that every node reaches the hub, so a
+    # node that cannot fails the command before a run is recorded or any work starts.
+    with (
+        make_executor(executor, workers, ray_address, hub.settings) as pool,
+        hub.runs.recorded("data.process", run_spec, inputs=[version.ref, *models.values()]) as run_id,
+    ):
         run = _prepare(hub, spec, resume, version, models)
-        with make_executor(executor, workers, ray_address) as pool:
-            totals, resumed = _run_stages(run, pool, progress)
+        totals, resumed = _run_stages(run, pool, progress)
         published, rows, op_rows = _store(hub, run, totals, run_id)
     remove_tree(run.workdir)
     return ProcessResult(published, rows, op_rows, len(run.units), resumed)

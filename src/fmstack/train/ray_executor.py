@@ -4,7 +4,7 @@ picks up; each worker runs the same job as a torchrun rank (``worker.run_job``).
 
 Rank 0 writes the output folder and the result file on its node, so the driver must see that path:
 one node, or a shared filesystem. Ray connects to a running cluster when one is configured for it
-(``RAY_ADDRESS``), else starts a local one.
+(``RAY_ADDRESS``), else starts a local one; ``connect_ray`` checks that every node reaches the hub.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fmstack.data.executors.ray_reach import check_nodes_reach
 from fmstack.errors import Unavailable, Unsupported, clip
 from fmstack.hub import HubApi
 from fmstack.hub.scratch import scratch_dir
+from fmstack.settings import Settings
 from fmstack.train.launch import rank_failure, read_outcome, write_job
 from fmstack.train.spec import TrainSpec
 
@@ -27,11 +29,12 @@ def _train_loop(config: dict[str, Any]) -> None:
         raise RuntimeError("a training worker failed; see the run's result for the error")
 
 
-def fit_on_ray(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, device: str) -> dict[str, Any]:
+def connect_ray(settings: Settings) -> None:
+    """Start or reach Ray (the cluster at ``RAY_ADDRESS``, read by Ray itself, else a local runtime) and
+    check that every node reaches the hub (``ray_reach``): called by ``train`` before its run is
+    opened, so a node that cannot fails the command before any work starts."""
     try:
         import ray
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
     except ImportError:
         raise Unsupported("--executor ray needs the ray extra: pip install 'fmstack[ray]'") from None
     if not ray.is_initialized():
@@ -41,6 +44,18 @@ def fit_on_ray(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, device: 
             raise Unavailable(
                 f"cannot start or reach Ray ({clip(exc)}); check RAY_ADDRESS, or train without --executor ray"
             ) from None
+    check_nodes_reach(settings)
+
+
+def fit_on_ray(hub: HubApi, spec: TrainSpec, run_id: int, folder: Path, device: str) -> dict[str, Any]:
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+    except ImportError:
+        raise Unsupported("--executor ray needs the ray extra: pip install 'fmstack[ray]'") from None
+    if not ray.is_initialized():
+        connect_ray(hub.settings)
     # Under FMSTACK_HOME, not the system temp folder: a killed driver's job files are there for gc.
     with scratch_dir(hub.settings.home, "ray") as tmp:
         job, result = write_job(hub, spec, run_id, folder, Path(tmp))

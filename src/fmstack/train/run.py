@@ -75,6 +75,10 @@ def train(hub: HubApi, spec: TrainSpec, report: Reporter | None = None) -> Train
         from fmstack.train.launch import check_rank_hub
 
         check_rank_hub(hub)  # before a run is opened
+    if spec.executor == "ray":
+        from fmstack.train.ray_executor import connect_ray
+
+        connect_ray(hub.settings)  # every Ray node must reach the hub: checked before a run is opened
     inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
     # The record names the rates used, not "the method's default" (null).
     recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}

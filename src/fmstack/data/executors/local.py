@@ -18,7 +18,9 @@ def default_workers() -> int:
 
 
 class LocalExecutor:
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, address: str | None = None, settings: object = None
+    ) -> None:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 

@@ -2,7 +2,9 @@
 
 Without an address a local Ray runtime is started with ``workers`` CPUs and stopped afterwards;
 with one, the tasks run on that cluster. Tasks read and write shard files by path, so on a
-multi-node cluster FMSTACK_HOME (the work folder) must be on storage every node mounts."""
+multi-node cluster FMSTACK_HOME (the work folder) must be on storage every node mounts: given the
+hub's ``settings``, entering a cluster checks that every node reaches them (``ray_reach``) before
+any task runs."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from fmstack.errors import Unsupported
+from fmstack.settings import Settings
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,8 +32,10 @@ class _Call:
 
 
 class RayExecutor:
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
-        self.workers, self.address = workers, address
+    def __init__(
+        self, workers: int | None = None, address: str | None = None, settings: Settings | None = None
+    ) -> None:
+        self.workers, self.address, self.settings = workers, address, settings
         self._started = False
 
     def __enter__(self) -> RayExecutor:
@@ -51,6 +56,14 @@ class RayExecutor:
             ray.init(address=self.address, **options)
             self._started = True
         ray.data.DataContext.get_current().enable_progress_bars = False
+        if self.address is not None and self.settings is not None:  # a cluster: can its nodes see the hub?
+            from fmstack.data.executors.ray_reach import check_nodes_reach
+
+            try:
+                check_nodes_reach(self.settings)
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,6 +7,7 @@ from fmstack.data.executors.base import Executor
 from fmstack.data.executors.local import LocalExecutor
 from fmstack.data.executors.ray import RayExecutor
 from fmstack.errors import InvalidInput
+from fmstack.settings import Settings
 
 EXECUTORS: dict[str, type[LocalExecutor] | type[RayExecutor]] = {
     "local": LocalExecutor,
@@ -14,9 +15,12 @@ EXECUTORS: dict[str, type[LocalExecutor] | type[RayExecutor]] = {
 }
 
 
-def make_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
+def make_executor(
+    name: str, workers: int | None = None, address: str | None = None, settings: Settings | None = None
+) -> Executor:
+    """``settings``: the hub's, which an executor spanning machines checks every node can reach."""
     if name not in EXECUTORS:
         raise InvalidInput(f"unknown executor {name!r}: use one of {', '.join(EXECUTORS)}")
     if address is not None and name != "ray":
         raise InvalidInput("--ray-address only applies to --executor ray")
-    return EXECUTORS[name](workers=workers, address=address)
+    return EXECUTORS[name](workers=workers, address=address, settings=settings)
