@@ -7,6 +7,8 @@
 2. Cold start to first prediction: a new ``python`` process of the edge virtualenv that imports
    ``fmstack_edge``, loads all-MiniLM-L6-v2 int8 (``fmstack compress`` of the built-in base model) and
    embeds one text; wall time from starting the process, and its resident memory (VmRSS, VmHWM) then.
+   Twice, interleaved: from the bundle's graph, and from the graph saved optimised on this machine
+   (what the agent loads after a restart).
 3. Batch-1 latency: ``fmstack_edge.Model`` against ``fmstack serve``'s ONNX runtime (tokenise + run +
    pool) on the same int8 version, the same texts and thread count, in interleaved rounds (the order
    alternates each round); the median per-text latency of each round, then the median and range over
@@ -37,8 +39,9 @@ from banking77 import add_data_flag, missing
 REPO = Path(__file__).resolve().parents[1]
 COLD = """
 import sys, json
+from pathlib import Path
 from fmstack_edge import Model
-model = Model(sys.argv[1], threads=int(sys.argv[2]))
+model = Model(sys.argv[1], threads=int(sys.argv[2]), optimized=Path(sys.argv[3]) if len(sys.argv) > 3 else None)
 model.embed(["where is my card?"])
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 print(json.dumps({k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM")}))
@@ -86,26 +89,37 @@ def edge_venv(work: Path) -> Path:
     return python
 
 
-def cold_starts(python: Path, model: Path, threads: int, runs: int) -> dict[str, Any]:
+def cold_starts(python: Path, model: Path, threads: int, runs: int, work: Path) -> dict[str, Any]:
+    """Fresh processes to the first prediction: loading the bundle's graph (``fmstack-edge serve DIR``,
+    an agent's first install) and a restart that loads the graph the agent saved optimised for this
+    machine (``optimized``: what an agent does after its first start), interleaved."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    times, memory = [], []
+    optimized = work / "optimized.onnx"
+    optimized.unlink(missing_ok=True)
+    first = [str(python), "-c", COLD, str(model), str(threads), str(optimized)]
+    subprocess.run(first, env=env, check=True, capture_output=True)
+    times: dict[str, list[float]] = {"graph": [], "optimized": []}
+    memory = []
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(
-            [str(python), "-c", COLD, str(model), str(threads)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        times.append(time.perf_counter() - start)
-        memory.append(json.loads(done.stdout))
-    return {
-        "cold_start_s": statistics.median(times),
-        "cold_start_range_s": [min(times), max(times)],
+        for name, extra in (("graph", []), ("optimized", [str(optimized)])):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [str(python), "-c", COLD, str(model), str(threads), *extra],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            times[name].append(time.perf_counter() - start)
+            memory.append(json.loads(done.stdout))
+    result: dict[str, Any] = {
         "rss_mb": statistics.median(m["VmRSS"] for m in memory) / 1024,
-        "peak_rss_mb": statistics.median(m["VmHWM"] for m in memory) / 1024,
+        "peak_rss_mb": max(m["VmHWM"] for m in memory) / 1024,
     }
+    for name, values in times.items():
+        result[f"cold_start_{name}_s"] = statistics.median(values)
+        result[f"cold_start_{name}_range_s"] = [min(values), max(values)]
+    return result
 
 
 def latencies(model: Path, texts: list[str], threads: int, rounds: int) -> dict[str, Any]:
@@ -178,7 +192,7 @@ def main() -> None:
             "edge_env_mb": device / 2**20,
             "full_env_mb": full / 2**20,
             "size_ratio": device / full,
-            **cold_starts(python, model, args.threads, args.cold_runs),
+            **cold_starts(python, model, args.threads, args.cold_runs, work),
             **latencies(model, texts, args.threads, args.rounds),
         }
     results["load_average_after"] = os.getloadavg()
@@ -187,8 +201,9 @@ def main() -> None:
         f"\n| measure | edge | full / serve | goal |\n| --- | --- | --- | --- |\n"
         f"| installed size | {results['edge_env_mb']:.0f} MB | {results['full_env_mb']:.0f} MB "
         f"({results['size_ratio']:.1%}) | <= 10% |\n"
-        f"| cold start to first prediction | {results['cold_start_s']:.2f} s | | <= 0.5 s |\n"
-        f"| RSS after first prediction (peak) | {results['rss_mb']:.0f} MB ({results['peak_rss_mb']:.0f}) | | <= 150 MB |\n"
+        f"| cold start to first prediction, bundle graph | {results['cold_start_graph_s']:.2f} s | | <= 0.5 s |\n"
+        f"| cold start to first prediction, saved optimised graph | {results['cold_start_optimized_s']:.2f} s | | <= 0.5 s |\n"
+        f"| RSS after first prediction (highest peak) | {results['rss_mb']:.0f} MB ({results['peak_rss_mb']:.0f}) | | <= 150 MB |\n"
         f"| batch-1 latency (median of rounds) | {results['edge_ms']:.2f} ms | {results['serve_ms']:.2f} ms "
         f"(ratio {results['ratio']:.3f}, range {results['ratio_range'][0]:.3f}-{results['ratio_range'][1]:.3f}) | within 10% |"
     )

@@ -24,7 +24,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from fmstack.cli.edge import _predictor
+from fmstack.cli.edge import serve_outputs
 from fmstack.edge.bundle import build_bundle
 from fmstack.edge.keys import KeyFolder, init_keys
 from fmstack.edge.repository import ChannelVersions, SignedUpdate, sign_update
@@ -138,7 +138,9 @@ class Mirror:
     ) -> SignedUpdate:
         """Sign ``folder`` as the next bundle (golden outputs from ``golden_from``, default itself)."""
         self.bundle += 1
-        predictor = _predictor if golden_from is None else (lambda _f, texts: _predictor(golden_from, texts))
+        predictor = (
+            serve_outputs if golden_from is None else (lambda _f, texts: serve_outputs(golden_from, texts))
+        )
         bundle = build_bundle(folder, ref, self.channel, self.bundle, rollout, predictor)
         update = sign_update(keys or self.keys, self.versions, bundle.targets, expires_days)
         meta = self.base / "metadata"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fmstack.cli.edge import _predictor
+from fmstack.cli.edge import serve_outputs
 from fmstack.edge.bundle import build_bundle
 from fmstack.edge.keys import KeyFolder
 from fmstack.edge.repository import ChannelVersions, sign_update
@@ -36,7 +36,7 @@ def test_publish_read_report(database: Settings, keys: KeyFolder, versions: dict
     hub, _ = open_hub(ServerSettings(hub=database))
     try:
         ref = hub.push("acme/cls", versions["cls"], "model").ref
-        bundle = build_bundle(versions["cls"], ref, "stable", 1, 25, _predictor)
+        bundle = build_bundle(versions["cls"], ref, "stable", 1, 25, serve_outputs)
         update = sign_update(keys, ChannelVersions(), bundle.targets)
         checked = check_update(
             None, ChannelVersions(), update.roots, update.targets, update.snapshot, update.timestamp

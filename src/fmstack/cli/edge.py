@@ -131,7 +131,7 @@ def _rollout(text: str) -> int:
     return int(value)
 
 
-def _predictor(folder: Path, texts: list[str]) -> NDArray[np.float32]:
+def serve_outputs(folder: Path, texts: list[str]) -> NDArray[np.float32]:
     """What ``fmstack serve``'s ONNX runtime answers: the golden outputs devices must reproduce."""
     from fmstack.servable import read_descriptor
     from fmstack.serve.runtimes.onnx import load
@@ -169,7 +169,7 @@ def _publish(
         bundles = state["bundles"]
         number = (bundles[0]["version"] if bundles else 0) + 1
         bundle = build_bundle(
-            folder, version.ref, channel, number, rollout, _predictor, golden, tolerance, max_latency_ms
+            folder, version.ref, channel, number, rollout, serve_outputs, golden, tolerance, max_latency_ms
         )
         update = sign_update(keys, ChannelVersions(**state["versions"]), bundle.targets, expires_days)
         body = {
