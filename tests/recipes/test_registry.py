@@ -28,12 +28,18 @@ def test_spec_is_strict_versioned_and_documented(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_the_command_exists_and_refuses_a_missing_file(
-    name: str, fmstack_home: object, capsys: pytest.CaptureFixture[str]
+    name: str, fmstack_home: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli_main.main(["recipe", name, "--help"]) == 0
     assert "--data" in capsys.readouterr().out
     assert cli_main.main(["recipe", name, "--data", "/nonexistent.csv"]) == 1
     assert "no such file: /nonexistent.csv" in capsys.readouterr().err
+    spec = tmp_path / "recipe.yaml"
+    spec.write_text("data: [/elsewhere.csv]\nepochs: 2\n")  # the same fields; a flag overrides
+    assert cli_main.main(["recipe", name, "--spec", str(spec)]) == 1
+    assert "no such file: /elsewhere.csv" in capsys.readouterr().err
+    assert cli_main.main(["recipe", name, "--spec", str(spec), "--epochs", "0"]) == 1
+    assert "epochs: Input should be greater than or equal to 1" in capsys.readouterr().err
     with Hub.open() as hub:
         assert hub.ls() == []  # refused before any work: not even the base was imported
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,17 +17,29 @@ from fmstack.cli.spec_options import Flag, spec_options
 from fmstack.hub import Hub
 from fmstack.recipes.registry import RECIPES, Recipe
 from fmstack.recipes.result import RecipeResult
+from fmstack.specfile import read_spec_file
 
 app = typer.Typer(
     help="Application recipes: one command from your data file to a served model, every step a recorded run.",
     no_args_is_help=True,
 )
-FLAGS = {"data": Flag("--data", required=True, metavar="FILE")}
+# --data is required by the spec, not the command line: a --spec file may give it instead.
+FLAGS = {"data": Flag("--data", default=None, metavar="FILE")}
+SpecFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--spec",
+        metavar="FILE.yaml",
+        help="A YAML file of the same fields as the options, one per line (epochs: 5; data takes a "
+        "list of files); options given on the command line override it.",
+    ),
+]
 
 
 def _command(recipe: Recipe) -> Callable[..., None]:
-    def command(fields: dict[str, Any], json_output: JsonFlag = False) -> None:
-        spec = recipe.parse(fields)  # every bad option at once, before any work
+    def command(fields: dict[str, Any], spec_file: SpecFile = None, json_output: JsonFlag = False) -> None:
+        given = read_spec_file(spec_file, "recipe spec") if spec_file else {}
+        spec = recipe.parse({**given, **fields})  # every bad option at once, before any work
         start = time.perf_counter()
         with Hub.open() as hub:
             result = recipe.run(hub, spec, _progress(json_output))
