@@ -100,6 +100,15 @@ def serve(
     ),
     fallback_threshold: Annotated[float | None, typer.Option(help=_help("fallback_threshold"))] = None,
     log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")] = "info",
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Serve processes on this machine behind one HAProxy balancer on --host/--port; each loads "
+            "the models and follows aliases on its own, and a request goes to the ready replica with the "
+            "fewest in flight (docs/deploy.md).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve hub models over HTTP: OpenAI-compatible /v1/embeddings, /v1/classify, KServe v2 /v2/models/...,
     /healthz, /readyz and Prometheus /metrics. Requests are batched per model by a token budget.
@@ -151,6 +160,13 @@ def serve(
         for ref in refs:
             hub.resolve(ref)
     key_checkers(settings)  # an unusable --api-key-file is refused here, before listening
+    if replicas > 1:
+        import sys
+
+        from fmstack.serve import replicas as balanced
+
+        say = lambda line: err_console.print(line, highlight=False)  # noqa: E731
+        raise typer.Exit(balanced.run(sys.argv[1:], replicas, host, port, request_timeout, say))
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)
