@@ -107,7 +107,7 @@ def svg(lineage: Mapping[str, Any], aliases: Mapping[str, list[str]]) -> Markup:
         body.append(_box(node, x(node), y(node), node.ref == focus, aliases.get(node.ref, [])))
     label = escape(f"lineage of {focus}")
     return Markup(
-        f'<svg class="lineage" viewBox="0 0 {width} {height}" width="{width}" role="img" '
+        f'<svg class="lineage" viewBox="0 0 {width} {height}" width="{width}" role="group" '
         f'aria-label="{label}" xmlns="http://www.w3.org/2000/svg"><title>{label}</title>'
         + "".join(body)
         + "</svg>"
