@@ -88,3 +88,13 @@ def test_publish_install_report_rollback(
     anonymous = httpx.post(f"{live_hub.url}/api/v1/edge/channels/stable/publish", json=body)
     assert anonymous.status_code == 401
     assert agent.poll() == "bundle 3 is current"
+
+    # Refresh: the current bundle signed again with a new expiry; nothing new for devices to download.
+    refreshed = fmstack(
+        capsys, "edge", "refresh", "--channel", "stable", "--keys", keys_dir, "--expires-days", "60"
+    )
+    assert refreshed["refreshed"] and refreshed["bundle"]["version"] == 3
+    assert refreshed["versions"] == {"root": 1, "targets": 4, "snapshot": 4, "timestamp": 4}
+    assert agent.poll() == "bundle 3 is current"
+    code = main(["edge", "refresh", "--channel", "stable", "--keys", str(other.folder)])
+    assert code == 1 and "not signed by any of this key folder's keys" in capsys.readouterr().err

@@ -22,7 +22,13 @@ from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.cli.remote import open_hub
 from fmstack.edge.bundle import build_bundle
 from fmstack.edge.keys import KeyFolder, init_keys, rotate_online_key
-from fmstack.edge.repository import DEFAULT_EXPIRES_DAYS, ChannelVersions, sign_update
+from fmstack.edge.repository import (
+    DEFAULT_EXPIRES_DAYS,
+    ChannelVersions,
+    SignedUpdate,
+    sign_update,
+    signed_targets,
+)
 from fmstack.errors import InvalidInput, NotFound, Unsupported
 from fmstack.server import credentials
 from fmstack.server.client import HubClient
@@ -172,17 +178,21 @@ def _publish(
             folder, version.ref, channel, number, rollout, serve_outputs, golden, tolerance, max_latency_ms
         )
         update = sign_update(keys, ChannelVersions(**state["versions"]), bundle.targets, expires_days)
-        body = {
-            "roots": [base64.b64encode(r).decode() for r in update.roots],
-            "targets": base64.b64encode(update.targets).decode(),
-            "snapshot": base64.b64encode(update.snapshot).decode(),
-            "timestamp": base64.b64encode(update.timestamp).decode(),
-            "files": {sha: base64.b64encode(data).decode() for sha, data in bundle.generated().items()},
-        }
-        answer: dict[str, Any] = client.request(
-            "POST", f"/api/v1/edge/channels/{channel}/publish", json=body
-        ).json()
-        return answer
+        return _upload(client, channel, update, bundle.generated())
+
+
+def _upload(client: HubClient, channel: str, update: SignedUpdate, files: dict[str, bytes]) -> dict[str, Any]:
+    body = {
+        "roots": [base64.b64encode(r).decode() for r in update.roots],
+        "targets": base64.b64encode(update.targets).decode(),
+        "snapshot": base64.b64encode(update.snapshot).decode(),
+        "timestamp": base64.b64encode(update.timestamp).decode(),
+        "files": {sha: base64.b64encode(data).decode() for sha, data in files.items()},
+    }
+    answer: dict[str, Any] = client.request(
+        "POST", f"/api/v1/edge/channels/{channel}/publish", json=body
+    ).json()
+    return answer
 
 
 def _published(answer: dict[str, Any]) -> None:
@@ -265,6 +275,38 @@ def rollback(
         raise NotFound(f"channel {channel!r} has no earlier version than {current} to roll back to")
     answer = _publish(previous["ref"], channel, 100, _keys(keys), None, 0.01, 1000.0, expires_days)
     emit(answer, json_output, lambda: _published(answer))
+
+
+@app.command()
+def refresh(
+    channel: ChannelOpt,
+    keys: KeysDir = None,
+    expires_days: Annotated[
+        int, typer.Option("--expires-days", min=1, help="Days the re-signed metadata stays valid.")
+    ] = DEFAULT_EXPIRES_DAYS,
+    json_output: JsonFlag = False,
+) -> None:
+    """Sign the channel's current bundle again with a new expiry; devices download nothing new.
+
+    Signed metadata expires (devices then refuse updates and keep serving): run this from a scheduler
+    well within --expires-days of the last publish.
+    """
+    keys_folder = _keys(keys)
+    with _client() as client:
+        state = _channel_state(client, _channel(channel))
+        if not state["bundles"]:
+            raise NotFound(f"channel {channel!r} has nothing published to refresh")
+        versions = ChannelVersions(**state["versions"])
+        path = f"/api/v1/edge/channels/{channel}/metadata/{versions.targets}.targets.json"
+        targets = signed_targets(keys_folder, client.request("GET", path).content)
+        answer = _upload(client, channel, sign_update(keys_folder, versions, targets, expires_days), {})
+
+    def human() -> None:
+        console.print(
+            f"re-signed bundle {answer['bundle']['version']} of channel {escape(channel)} for {expires_days} days"
+        )
+
+    emit(answer, json_output, human)
 
 
 @app.command()

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
 from fmstack.edge.bundle import Target
 from fmstack.edge.keys import KeyFolder
+from fmstack.errors import IntegrityError
 
 DEFAULT_EXPIRES_DAYS = 30
 
@@ -66,3 +68,22 @@ def sign_update(
         md.sign(signer)
         signed.append(md.to_bytes(serializer))
     return SignedUpdate(keys.root_versions()[current.root :], *signed)
+
+
+def signed_targets(keys: KeyFolder, data: bytes) -> list[Target]:
+    """The targets of a channel's current targets metadata, once it is verified as ours: signed by
+    the online key of one of our root versions (a refresh re-signs only what we signed before, never
+    what a compromised server might hand back)."""
+    targets = Metadata[Targets].from_bytes(data)
+    for root_bytes in reversed(keys.root_versions()):
+        try:
+            Metadata[Root].from_bytes(root_bytes).verify_delegate("targets", targets)
+        except UnsignedMetadataError:
+            continue
+        return [
+            Target(path, t.hashes["sha256"], t.length, None) for path, t in targets.signed.targets.items()
+        ]
+    raise IntegrityError(
+        "the channel's current targets metadata is not signed by any of this key folder's keys: refresh "
+        "with the keys that published it (--keys DIR), or publish a new bundle"
+    )

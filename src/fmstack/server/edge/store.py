@@ -61,7 +61,7 @@ class Publish:
     snapshot: bytes
     timestamp: bytes
     files: dict[str, tuple[int, bytes | None]]
-    bundle: BundleRecord
+    bundle: BundleRecord | None  # None: a refresh (the current bundle signed again)
 
 
 class EdgeStore:
@@ -146,16 +146,17 @@ class EdgeStore:
                     if sha not in known:
                         session.add(EdgeTargetRow(channel_id=channel.id, sha256=sha, size=size, body=body))
                 b = publish.bundle
-                session.add(
-                    EdgeBundleRow(
-                        channel_id=channel.id,
-                        version=b.version,
-                        ref=b.ref,
-                        rollout=b.rollout,
-                        published_by=b.published_by,
-                        published_at=b.published_at,
+                if b is not None:
+                    session.add(
+                        EdgeBundleRow(
+                            channel_id=channel.id,
+                            version=b.version,
+                            ref=b.ref,
+                            rollout=b.rollout,
+                            published_by=b.published_by,
+                            published_at=b.published_at,
+                        )
                     )
-                )
         except sqlalchemy.exc.IntegrityError:
             raise Conflict(f"another publish to channel {name!r} got there first: publish again") from None
 

@@ -133,6 +133,11 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
     signed = [_decode(getattr(body, role), role) for role in ("targets", "snapshot", "timestamp")]
     update = check_update(trusted, current, roots, *signed)
     uploaded = {sha: _decode(data, f"file {clip(sha)}") for sha, data in body.files.items()}
+    if existing is not None:  # generated files the channel holds already need not travel again (refresh)
+        for sha, _size in update.files().values():
+            stored = None if sha in uploaded else store.target(existing, sha)
+            if stored is not None and stored[1] is not None:
+                uploaded[sha] = stored[1]
     manifest = _manifest(update.files(), uploaded)
     ref = parse_ref(str(manifest.get("ref", "")))
     require_write(hub, caller, ref.repo)
@@ -154,19 +159,24 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
         caller.name,
         datetime.now(UTC),
     )
-    if last and bundle.version <= last[0].version:
+    # The current bundle signed again (new expiry, same bundle.json): a refresh, no new bundle.
+    refresh = bool(last) and bundle.version == last[0].version and bundle.ref == last[0].ref
+    if last and bundle.version <= last[0].version and not refresh:
         raise InvalidInput(
             f"bundle version {bundle.version}: the channel is at bundle {last[0].version} already"
         )
     targets, snapshot, timestamp = signed
-    record = Publish(update, roots, targets, snapshot, timestamp, files, bundle)
+    record = Publish(update, roots, targets, snapshot, timestamp, files, None if refresh else bundle)
     store.publish(channel, ref.namespace, ref.repo, caller.name, record)
+    shown = last[0] if refresh else bundle
     accounts: Accounts = request.app.state.accounts
     source = request.client.host if request.client else ""
-    accounts.audit(caller, "edge-publish", f"edge channel {channel}", _bundle_json(bundle), source)
+    action = "edge-refresh" if refresh else "edge-publish"
+    accounts.audit(caller, action, f"edge channel {channel}", _bundle_json(shown), source)
     return {
         "channel": channel,
-        "bundle": _bundle_json(bundle),
+        "refreshed": refresh,
+        "bundle": _bundle_json(shown),
         "versions": store.versions(store.get(channel)).__dict__,
     }
 
