@@ -142,3 +142,19 @@ def test_a_new_slot_that_keeps_crashing_is_rolled_back(
     assert crashed.served.get().version == "acme/cls:1"  # type: ignore[union-attr]
     assert crashed.state.rejected == [2] and crashed.state.highest == 2
     assert crashed.poll() == "bundle 2 is current"  # never retried: the operator publishes bundle 3
+
+
+def test_the_only_bundle_is_kept_even_if_it_crashes(
+    mirror: Mirror, versions: dict[str, Path], keys: KeyFolder, tmp_path: Path
+) -> None:
+    from fmstack_edge.agent import Agent
+
+    config = agent_config(mirror.url, tmp_path / "device", keys, max_crashes=1)
+    mirror.publish(versions["cls"], "acme/cls:1")
+    first = Agent(config)  # type: ignore[arg-type]
+    first.boot()
+    assert first.poll().startswith("installed bundle 1")
+    crashed = Agent(config)  # type: ignore[arg-type]  # the first agent died on probation
+    crashed.boot()
+    assert crashed.served.get().version == "acme/cls:1"  # type: ignore[union-attr]
+    assert crashed.state.probation is None and crashed.state.rejected == []

@@ -82,7 +82,11 @@ class Agent:
                 state.probation.crashes,
                 state.version,
             )
-            if state.probation.crashes >= self.config.max_crashes:
+            if state.probation.crashes >= self.config.max_crashes and state.previous is None:
+                # The only bundle this device has: dropping it would leave nothing to serve.
+                log.error("bundle %s keeps crashing, but there is no earlier slot: keeping it", state.version)
+                state.probation = None
+            elif state.probation.crashes >= self.config.max_crashes:
                 self._roll_back(f"bundle {state.version} crashed the agent {state.probation.crashes} times")
         state.running = True
         self.slots.save(state)
