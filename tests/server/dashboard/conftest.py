@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from fmstack.data.ingest import IngestSpec, ingest
 from fmstack.hub import Hub
@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A loaded 2-core CI machine can take seconds per page; expect() waits this long before failing.
+expect.set_options(timeout=20_000)
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 EVIL_CARD = (
     "# Intent classifier\n\nTrained on **acme/raw**.\n\n"
