@@ -11,11 +11,13 @@ acme's repos, neither through fmstack nor through huggingface_hub.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from fmstack.cli import main as cli_main
 from fmstack.hub import Hub, HubApi
 from fmstack.server.remote import RemoteHub
 from fmstack.settings import Settings
@@ -40,11 +42,33 @@ print("RESULT", json.dumps(seen))
 """
 
 
-def _token(server: RunningHub, user: str, role: str | None) -> str:
-    server.cli("server", "user", "add", user)
-    if role is not None:
-        server.cli("server", "member", "add", "acme", user, "--role", role)
-    return server.cli("server", "token", "create", user, "--scope", "write").stdout.strip()
+class _Admin:
+    """``fmstack server ...`` on the server's own home, run in this process: the administrator's commands
+    work on the database the running server reads (as from a shell on its machine); a process for each
+    would add an interpreter start per command and test nothing more (tests/server/test_cli.py covers them)."""
+
+    def __init__(
+        self, server: RunningHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        self.server, self.monkeypatch, self.capsys = server, monkeypatch, capsys
+
+    def __call__(self, *args: str) -> str:
+        with self.monkeypatch.context() as env:  # the environment the server's processes get
+            for name in [k for k in os.environ if k.startswith("FMSTACK_")]:
+                env.delenv(name)
+            for name, value in self.server.env.items():
+                if name.startswith("FMSTACK_"):
+                    env.setenv(name, value)
+            code = cli_main.main(list(args))
+        out, err = self.capsys.readouterr()
+        assert code == 0, f"fmstack {' '.join(args)} exited {code}: {err}"
+        return out
+
+    def token(self, user: str, role: str | None) -> str:
+        self("server", "user", "add", user)
+        if role is not None:
+            self("server", "member", "add", "acme", user, "--role", role)
+        return self("server", "token", "create", user, "--scope", "write").strip()
 
 
 def _copy(src: HubApi, dest: HubApi, ref: str, work: Path) -> None:
@@ -56,13 +80,19 @@ def _copy(src: HubApi, dest: HubApi, ref: str, work: Path) -> None:
 
 
 @pytest.mark.slow  # two tiny trainings and three client interpreters: ~2 min on a loaded 2-core machine
-def test_a_team_shares_private_models_through_one_server(hub_server: RunningHub, tmp_path: Path) -> None:
+def test_a_team_shares_private_models_through_one_server(
+    hub_server: RunningHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from fmstack.train.inference import load
     from fmstack.train.run import train
     from fmstack.train.spec import parse_spec
 
-    hub_server.cli("server", "org", "add", "acme")
-    ann, bob, carol = (_token(hub_server, *u) for u in (("ann", "write"), ("bob", "write"), ("carol", None)))
+    admin = _Admin(hub_server, monkeypatch, capsys)
+    admin("server", "org", "add", "acme")
+    ann, bob, carol = (admin.token(*u) for u in (("ann", "write"), ("bob", "write"), ("carol", None)))
 
     # Ann trains on her machine and shares base, data and adapter (private: new repos are).
     with (
@@ -116,6 +146,6 @@ def test_a_team_shares_private_models_through_one_server(hub_server: RunningHub,
         assert shared.ls() == []
     seen = run_client(hub_server.url, tmp_path / "carol-hf", NOT_FOUND, token=carol)
     assert seen == {"acme/tiny-bert": "not found", "acme/topics-lora": "not found"}
-    audit = hub_server.cli("server", "audit", "--json", "-n", "100").stdout
+    audit = admin("server", "audit", "--json", "-n", "100")
     pushes = {(e["actor"], e["target"]) for e in json.loads(audit) if e["action"] == "push"}
     assert ("ann", "acme/topics-lora:1") in pushes and ("bob", "acme/topics-lora-bob:1") in pushes
