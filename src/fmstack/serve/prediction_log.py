@@ -353,7 +353,8 @@ class PredictionLog:
             predictions = read_stream(stream_folder(self.root, repo, "predictions"), PREDICTIONS, since)
             feedback = read_stream(stream_folder(self.root, repo, "feedback"), FEEDBACK, since)
             count += predictions.num_rows + feedback.num_rows
-            self._restore(predictions.to_pylist(), feedback.to_pylist())
+            needed = predictions.select(["request_id", "index", "time", "model", "version", "label"])
+            self._restore(needed.to_pylist(), feedback.select(["request_id", "index"]).to_pylist())
         return count
 
     def _restore(self, predictions: list[dict[str, Any]], feedback: list[dict[str, Any]]) -> None:
