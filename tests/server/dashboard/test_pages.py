@@ -103,6 +103,9 @@ def test_pages_are_readable_on_a_phone(browser: Browser, seeded: Seeded) -> None
             ("/", "home"),
             ("/repos/acme/clf/versions/2", "version"),
             ("/repos/acme/raw/versions/1/data", "dataset"),
+            ("/repos/acme/clf", "repo"),
+            (f"/runs/{seeded.runs['train1']}", "run"),
+            ("/login", "login"),
         ):
             page.goto(seeded.url + path)
             assert _fits(page, 375), path

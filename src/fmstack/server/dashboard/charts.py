@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 # A colour-blind-safe palette (Okabe & Ito), one colour per overlaid series.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 36
 Scale = Callable[[float], float]  # data coordinate -> SVG coordinate
 MAX_POINTS = 2000  # points drawn per series; longer series are thinned evenly (the last point kept)
 
@@ -31,11 +31,8 @@ class Series:
 
 
 def _fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        return f"{value:.2e}"
-    return f"{value:.4g}"
+    """Short tick text (3 significant digits: 0.0004, 1.5, 1.2e+04), so labels fit a phone's width."""
+    return f"{value:.3g}"
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -95,7 +92,7 @@ def line_chart(
         if x0 <= step <= x1:
             x = sx(step)
             body.append(
-                f'<path class="mark" d="M {x:.1f} {bottom} l -4 7 l 8 0 z" fill="#555">'
+                f'<path class="mark" d="M {x:.1f} {bottom} l -4 -7 l 8 0 z" fill="#555">'
                 f"<title>evaluation at step {step:g}</title></path>"
             )
     for i, s in enumerate(series):
