@@ -1,4 +1,6 @@
-"""``fmstack login/whoami/logout`` against a real server process, and what its log holds."""
+"""``fmstack login/whoami/logout`` against a real server process, and what its log holds afterwards.
+
+One server for both: a start costs seconds, and the log check then also covers the logins' requests."""
 
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ import pytest
 from tests.server.conftest import RunningHub, fmstack, hub_env
 
 
-@pytest.mark.slow
-def test_login_whoami_logout_with_a_token_from_stdin(hub_server: RunningHub, tmp_path: Path) -> None:
+def _login_whoami_logout_with_a_token_from_stdin(hub_server: RunningHub, tmp_path: Path) -> None:
     home = tmp_path / "client-home"
     env = hub_env(home)
     wrong = fmstack(
@@ -37,7 +38,10 @@ def test_login_whoami_logout_with_a_token_from_stdin(hub_server: RunningHub, tmp
 
 
 @pytest.mark.slow
-def test_tokens_and_authorization_headers_never_reach_the_log(hub_server: RunningHub) -> None:
+def test_login_whoami_logout_then_no_token_or_authorization_header_is_in_the_log(
+    hub_server: RunningHub, tmp_path: Path
+) -> None:
+    _login_whoami_logout_with_a_token_from_stdin(hub_server, tmp_path)
     bad = "fmk_0123456789ab_" + "b" * 43
     for token in (hub_server.token, bad, "garbage-token-value"):
         httpx.get(f"{hub_server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
@@ -46,4 +50,5 @@ def test_tokens_and_authorization_headers_never_reach_the_log(hub_server: Runnin
     log = hub_server.log.read_text()
     secret = hub_server.token.rsplit("_", 1)[1]
     assert secret not in log and "b" * 43 not in log and "garbage-token-value" not in log
+    assert "a" * 43 not in log  # the wrong token the login above was given
     assert "Bearer" not in log
