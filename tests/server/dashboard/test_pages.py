@@ -169,7 +169,7 @@ def test_a_card_with_script_runs_nothing(context: BrowserContext, seeded: Seeded
     )
     page.wait_for_timeout(300)
     assert dialogs == []
-    response = httpx.get(f"{seeded.url}/repos/acme/clf")
+    response = httpx.get(f"{seeded.url}/repos/acme/clf", timeout=60)
     assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none' applies
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
@@ -187,7 +187,7 @@ def test_forms_without_the_csrf_token_are_refused(context: BrowserContext, seede
     page.goto(f"{url}/")
     expect(page.get_by_text("Signed in as")).to_contain_text("admin")  # still logged in
     # The login form needs its token too (a page elsewhere cannot log a visitor in as someone else).
-    fresh = httpx.post(f"{url}/login", data={"token": seeded.tokens["alice"]})
+    fresh = httpx.post(f"{url}/login", data={"token": seeded.tokens["alice"]}, timeout=60)
     assert fresh.status_code == 403
     assert "fmstack_session" not in fresh.headers.get("set-cookie", "")
 
