@@ -159,3 +159,49 @@ def run_spec(
     if resume:
         raw["resume"] = True
     _run(raw, json_output)
+
+
+@app.command("add-class")
+def add_class_cmd(
+    ref: Annotated[str, typer.Argument(help="The classifier version to grow (NS/NAME[:N|@ALIAS]).")],
+    label: Annotated[str, typer.Option("--label", "-l", help="The new class's name.")],
+    examples: Annotated[
+        Path, typer.Option("--examples", "-e", help="A text file of the new class's examples, one per line.")
+    ],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="NS/NAME to push to (default: the same repo).")
+    ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option(
+            "--alias",
+            help="Move this alias (e.g. production) to the new version: a server following it swaps it in.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Add a class to a trained classifier from a few examples, without retraining.
+
+    The new class's head row is the mean of its examples' sentence vectors (a prototype; exact for a
+    cosine head, scaled to the trained rows for a linear one). The result is a new model version with
+    lineage to REF, loading in transformers like REF; the old classes' weights are untouched.
+    Five to twenty varied examples are typical; docs/fewshot.md has the measured accuracy.
+
+    Example: fmstack train add-class acme/intents@production --label card_swallowed --examples new.txt --alias production
+    """
+    from fmstack.textfile import read_user_text
+    from fmstack.train.add_class import add_class
+
+    texts = read_user_text(examples, "examples file").splitlines()
+    with open_hub() as hub:
+        result = add_class(hub, ref, label, texts, output=output, alias=alias)
+    emit(result, json_output, lambda: _show_added(result, alias))
+
+
+def _show_added(result: Any, alias: str | None) -> None:
+    moved = f"; {alias} now points to it" if alias else ""
+    console.print(
+        f"run {result.run_id}: pushed [bold]{result.output.ref}[/] with class {result.label!r} from "
+        f"{result.examples} examples ({result.labels} classes){moved}",
+        highlight=False,
+    )

@@ -89,6 +89,7 @@ class Loop:
             self.eval_rows,
             lambda rows: self.task.collate(rows, self.ctx),
             accelerator.device,
+            self.spec,
         )
         self.global_batch = self.spec.batch_size * self.spec.grad_accum * self.world
         self.lengths = [len(r.get("input_ids", ())) or 1 for r in self.rows]

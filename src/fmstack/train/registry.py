@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from fmstack.errors import InvalidInput
-from fmstack.train.methods import adapter, full, ia3, lora, prefix, probe
+from fmstack.train.methods import adapter, full, ia3, lora, prefix, probe, setfit
 from fmstack.train.tasks import classification, clm, embedding, mlm
 
 
@@ -41,7 +41,13 @@ class Method(Protocol):
     def rules(self, values: Mapping[str, Any]) -> list[str]: ...
     def flops_per_token(self, weights: float, trainable: int, attention: float) -> float: ...
     def training_view(
-        self, model: Any, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+        self,
+        model: Any,
+        rows: list[Any],
+        eval_rows: list[Any],
+        collate: Callable[..., Any],
+        device: Any,
+        spec: Any,
     ) -> tuple[Any, list[Any], list[Any]]: ...
     def apply(self, model: Any, spec: Any, task: Any) -> Any: ...
     def save(self, model: Any, folder: Path) -> None: ...
@@ -56,6 +62,7 @@ METHODS: dict[str, Method] = {
     "ia3": ia3,
     "adapter": adapter,
     "prefix": prefix,
+    "setfit": setfit,
 }
 
 

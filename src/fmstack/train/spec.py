@@ -17,7 +17,7 @@ from fmstack.errors import InvalidInput, clip
 from fmstack.train import registry
 
 TaskName = Literal["classification", "embedding", "mlm", "clm"]
-MethodName = Literal["probe", "full", "lora", "ia3", "adapter", "prefix"]
+MethodName = Literal["probe", "full", "lora", "ia3", "adapter", "prefix", "setfit"]
 Precision = Literal["no", "bf16", "fp16"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 ARCHS = ("bert-tiny", "bert-small", "gpt2-tiny", "gpt2-small")
@@ -54,6 +54,15 @@ class TrainSpec(BaseModel):
     )
     adapter_size: int = Field(64, ge=1, description="Bottleneck adapter width.")
     prefix_length: int = Field(16, ge=1, description="Prefix tuning: prefix vectors per layer.")
+    setfit_epochs: int = Field(
+        4,
+        ge=1,
+        description="SetFit: passes of contrastive tuning of the encoder over the labelled rows, before "
+        "the head trains for --epochs.",
+    )
+    setfit_lr: float = Field(
+        2e-5, gt=0, description="SetFit: learning rate of the encoder's contrastive tuning (--lr is the head's)."
+    )
     # task options
     pooling: Literal["mean", "cls"] = Field(
         "mean",

@@ -10,8 +10,9 @@ A method module declares everything about the method, and nothing else in the pa
 - ``options``: its ``TrainSpec`` fields (the CLI groups them under the method in ``--help``);
 - ``rules(values)``: the problems of a spec that chose it (cross-field checks), as messages;
 - ``flops_per_token(weights, trainable, attention)``: its training FLOPs per token, for the MFU;
-- ``training_view(model, rows, eval_rows, collate, device)``: what the loop trains and feeds it
-  (the model and the rows, except for the probe, which trains its head on cached features);
+- ``training_view(model, rows, eval_rows, collate, device, spec)``: what the loop trains and feeds it
+  (the model and the rows, except for the probe, which trains its head on cached features, and
+  setfit, which first tunes the encoder contrastively on the rows, then does the same);
 - ``apply(model, spec, task)``, ``save(model, folder)``, ``load(model, folder)``, ``merge(model)``.
 
 Where a method does what most do (no rules of its own, a frozen base's FLOPs, training the model on

@@ -43,7 +43,12 @@ def flops_per_token(weights: float, trainable: int, attention: float) -> float:
 
 
 def training_view(
-    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+    model: nn.Module,
+    rows: list[Any],
+    eval_rows: list[Any],
+    collate: Callable[..., Any],
+    device: Any,
+    spec: Any,
 ) -> tuple[nn.Module, list[Any], list[Any]]:
     """The head alone, on the cached features of every train and eval row."""
     from fmstack.train.methods.cached_features import HeadOnly, featurize

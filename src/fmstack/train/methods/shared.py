@@ -21,7 +21,12 @@ def frozen_base_flops(weights: float, trainable: int, attention: float) -> float
 
 
 def as_given(
-    model: nn.Module, rows: list[Any], eval_rows: list[Any], collate: Callable[..., Any], device: Any
+    model: nn.Module,
+    rows: list[Any],
+    eval_rows: list[Any],
+    collate: Callable[..., Any],
+    device: Any,
+    spec: Any,
 ) -> tuple[nn.Module, list[Any], list[Any]]:
     """The loop trains the model itself on the rows themselves."""
     return model, rows, eval_rows

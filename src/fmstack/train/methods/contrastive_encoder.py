@@ -1,0 +1,120 @@
+"""The torch side of ``--method setfit`` (the plugin is ``setfit.py``): supervised contrastive tuning of a
+classifier's encoder on few labelled rows, then the head's start from the class prototypes.
+
+Why not the ``setfit`` package (1.2.0 runs on our pins): it trains on sentence *pairs* with a cosine
+loss, 20 pairs per example by default, so every example is encoded ~40 times per epoch; here each
+batch is class-balanced and every row in it is an anchor against all the others (the supervised
+contrastive loss of ``tasks/embedding.py``), so each example is encoded once per epoch, which is what
+fits a CPU. Its head is a pickled scikit-learn model beside a sentence-transformers folder; ours is the
+classifier's own head, so the output is an ordinary transformers classifier (safetensors only).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from itertools import chain
+from typing import Any
+
+import torch
+from torch import nn
+
+from fmstack.errors import InvalidInput, TrainingDiverged, Unsupported
+from fmstack.train.context import TaskContext
+from fmstack.train.tasks import embedding
+
+PER_CLASS = 4  # rows of one class in a batch: each anchor has up to 3 positives
+TEMPERATURE = 0.05  # of the contrastive softmax; the embedding task's default
+
+
+def encoder_of(model: nn.Module) -> nn.Module:
+    """The encoder under a mean-pooled classifier (``pooled.py``), which is what the loss tunes."""
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module) or not hasattr(model, "classify"):
+        raise Unsupported(
+            f"setfit tunes the encoder of a mean-pooled classifier; {type(model).__name__} is not one "
+            "(use pooling 'mean', the default)"
+        )
+    return encoder
+
+
+def balanced_batches(labels: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Row ids in batches of whole groups of ``PER_CLASS`` rows of one class (a class with fewer rows
+    is one smaller group), ``batch_size // PER_CLASS`` groups per batch, so that most anchors meet
+    positives. Every row appears once per epoch."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    groups = []
+    for ids in by_class.values():
+        rng.shuffle(ids)
+        groups += [ids[s : s + PER_CLASS] for s in range(0, len(ids), PER_CLASS)]
+    rng.shuffle(groups)
+    per_batch = max(1, batch_size // PER_CLASS)
+    return [list(chain.from_iterable(groups[s : s + per_batch])) for s in range(0, len(groups), per_batch)]
+
+
+def tune_encoder(
+    encoder: nn.Module,
+    rows: list[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    device: torch.device | str,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> list[float]:
+    """Tune ``encoder`` in place so that rows of a class pool close together (cosine); returns each
+    epoch's mean loss. The trainable parameters are the encoder's that require grad."""
+    labels = [int(r["label"]) for r in rows]
+    if len(set(labels)) < 2:
+        raise InvalidInput("setfit needs rows of at least two classes to contrast; the train split has one")
+    if len(labels) == len(set(labels)):
+        raise InvalidInput("setfit needs at least two rows of some class (positives); each class has one")
+    ctx = TaskContext(pooling="mean", temperature=TEMPERATURE)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    rng = random.Random(seed)
+    encoder.to(device).train()
+    history = []
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        for ids in balanced_batches(labels, batch_size, rng):
+            batch = {k: v.to(device) for k, v in collate([rows[i] for i in ids]).items()}
+            loss_sum, n = embedding.loss(encoder, batch, ctx)  # supervised contrastive over the batch
+            loss = loss_sum / n
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"setfit's contrastive phase diverged (loss {float(loss)} in epoch {epoch + 1}); "
+                    f"nothing was pushed. Try a lower --setfit-lr, e.g. {lr / 10:g}"
+                )
+            loss.backward()  # type: ignore[no-untyped-call]
+            nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total, count = total + float(loss_sum.detach()), count + n
+        history.append(total / max(count, 1))
+    encoder.eval()
+    return history
+
+
+@torch.no_grad()
+def start_from_prototypes(classifier: nn.Module, rows: list[dict[str, Any]], classes: int) -> None:
+    """Set the head to the nearest-class-mean classifier of the cached ``features`` (the pooled vectors
+    the head reads): a cosine head's class weights become the class means; a linear head's the unit
+    means scaled so its logits match a cosine head's (20 x cosine at a typical feature norm). The loop
+    then trains it from there, not from noise. Classes without rows keep their initial weights."""
+    features = torch.stack([r["features"] for r in rows])  # (rows, hidden)
+    labels = torch.tensor([int(r["label"]) for r in rows])
+    weight: Any = getattr(classifier, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.shape != (classes, features.shape[1]):
+        raise Unsupported(f"setfit needs a linear or cosine head over the pooled vector, not {classifier}")
+    unit = features / features.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    for c in sorted(set(labels.tolist())):
+        mean = unit[labels == c].mean(dim=0)
+        weight[c] = mean / mean.norm().clamp(min=1e-12)
+    if isinstance(classifier, nn.Linear):
+        weight.mul_(20.0 / features.norm(dim=-1).mean().clamp(min=1e-12))
+        if classifier.bias is not None:
+            classifier.bias.zero_()

@@ -1,0 +1,82 @@
+"""``--method setfit`` (methods/setfit.py, methods/contrastive_encoder.py): class-balanced batches, the
+contrastive phase pulling a class together, the spec's rules, and end to end through the CLI to a
+version that plain transformers loads with the same predictions. The registry's contract test runs it
+through one step, save and reload too."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from fmstack.cli.main import main
+from fmstack.errors import InvalidInput
+from fmstack.hub import Hub
+from fmstack.train.inference import load
+from fmstack.train.methods.contrastive_encoder import PER_CLASS, balanced_batches, tune_encoder
+from fmstack.train.spec import parse_spec
+from tests.train.conftest import texts
+
+
+def test_batches_are_whole_class_groups_and_cover_every_row_once() -> None:
+    labels = [i % 5 for i in range(43)]  # uneven classes: 9, 9, 9, 8, 8
+    batches = balanced_batches(labels, 16, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(43))
+    for batch in batches:
+        assert len(batch) <= 16
+        per_class = [sum(labels[i] == c for i in batch) for c in range(5)]
+        assert max(per_class) <= 2 * PER_CLASS  # whole groups; two groups of a class at most meet
+    assert any(sum(labels[i] == labels[j] for j in b) > 1 for b in batches for i in b)  # positives met
+
+
+def test_contrastive_tuning_pulls_a_class_together(hub: Hub, tiny_bert: str, topics: str) -> None:
+    from fmstack.train.prepare import prepare
+
+    prep = prepare(
+        hub, parse_spec({"task": "classification", "method": "setfit", "base": tiny_bert, "data": topics})
+    )
+    encoder = prep.model.encoder  # type: ignore[union-attr]
+    rows = prep.train_rows[:24]
+
+    def collate(r: list[dict[str, object]]) -> dict[str, torch.Tensor]:
+        return prep.task.collate(r, prep.ctx)  # type: ignore[no-any-return]
+
+    losses = tune_encoder(encoder, rows, collate, "cpu", epochs=6, lr=1e-2, batch_size=12, seed=0)
+    assert losses[-1] < losses[0] * 0.8, losses
+
+
+def test_rules_name_the_options_setfit_cannot_honour() -> None:
+    base = {"task": "classification", "method": "setfit", "base": "a/b", "data": "a/d"}
+    with pytest.raises(InvalidInput) as info:
+        parse_spec({**base, "pooling": "cls", "head_lr": 1e-3, "setfit_epochs": 0})
+    message = str(info.value)
+    assert "pooling: setfit" in message and "head_lr: setfit" in message and "setfit_epochs" in message
+    with pytest.raises(InvalidInput, match="method: 'setfit' does not apply to task 'embedding'"):
+        parse_spec({**base, "task": "embedding"})
+
+
+def test_finetune_setfit_end_to_end_loads_in_transformers(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "finetune", "--method", "setfit", "--base", tiny_bert, "--data", topics]
+    args += ["--setfit-epochs", "3", "--setfit-lr", "1e-3", "--head", "cosine", "-b", "16", "--lr", "1e-2"]
+    assert main([*args, "--output", "acme/few", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"]["repo"] == "acme/few" and out["output"]["kind"] == "model"
+    run = hub.runs.get(out["run_id"])
+    assert run.spec["setfit_epochs"] == 3 and run.spec["method"] == "setfit"
+    assert out["metrics"]["accuracy"] >= 0.6  # 3 classes (chance 1/3), a random 2-layer encoder, 64 rows
+
+    folder = tmp_path / "pulled"
+    hub.pull("acme/few:1", folder)
+    plain = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    batch = tokenizer(texts(6, seed=9)[0], padding=True, return_tensors="pt")
+    ours = load(hub, "acme/few:1").model
+    with torch.no_grad():
+        assert torch.allclose(plain(**batch).logits, ours(**batch).logits, atol=1e-5)
+    assert plain.config.id2label == {0: "food", 1: "money", 2: "sport"}
