@@ -34,7 +34,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     ),
     "train": (
         "fmstack.cli.train",
-        "Fine-tune (probe, full, LoRA, IA3, adapters, prefix) and pretrain (MLM, CLM).",
+        "Fine-tune (probe, full, LoRA, IA3, adapters, prefix, SetFit few-shot), add a class from a few "
+        "examples (add-class), and pretrain (MLM, CLM).",
     ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
     "edge": (
