@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from fmstack.errors import Conflict, FmstackError, InvalidInput, NotFound, Unauthorized, Unavailable, clip
-from fmstack.federated.local import train_round
+from fmstack.federated.local import LocalModel
 from fmstack.federated.spec import FederationSpec
 from fmstack.hub import HubApi
 from fmstack.hub.scratch import scratch_dir
@@ -113,6 +113,7 @@ def join(
 ) -> JoinSummary:
     """Take part until the federation is done (or ``max_rounds`` updates were uploaded)."""
     summary = JoinSummary()
+    model: LocalModel | None = None  # built at the first round, reused for the next ones
     while max_rounds is None or len(summary.rounds) < max_rounds:
         task = client.task()
         if task["action"] == "done":
@@ -122,21 +123,29 @@ def join(
         if task["action"] == "wait":
             time.sleep(poll_s)
             continue
-        summary.rounds.append(_train_and_upload(hub, client, task, data, data_dir, say))
+        fed = FederationSpec.model_validate(task["spec"])
+        if model is None or model.fed != fed:
+            check_base(hub, fed.base, str(task.get("base_digest", "")))
+            model = LocalModel(hub, fed)
+        summary.rounds.append(_train_and_upload(hub, model, client, task, data, data_dir, say))
     return summary
 
 
 def _train_and_upload(
-    hub: HubApi, client: FederationClient, task: dict[str, Any], data: str, data_dir: Path, say: Say
+    hub: HubApi,
+    model: LocalModel,
+    client: FederationClient,
+    task: dict[str, Any],
+    data: str,
+    data_dir: Path,
+    say: Say,
 ) -> dict[str, Any]:
-    fed = FederationSpec.model_validate(task["spec"])
     number = int(task["round"])
-    check_base(hub, fed.base, str(task.get("base_digest", "")))
-    say(f"round {number}: training {fed.method} locally on {data}")
+    say(f"round {number}: training {model.fed.method} locally on {data}")
     with scratch_dir(hub.settings.home, "fed") as work:
         global_file = work / "global.safetensors"
         client.download_global(number, global_file)
-        result = train_round(hub, fed, data_dir, data, global_file, work)
+        result = model.train(data_dir, data, global_file, work)
     outcome = client.submit(number, result.weights, result.examples, result.metrics)
     status, reason = outcome["status"], outcome.get("reason", "")
     say(

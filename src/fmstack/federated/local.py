@@ -9,9 +9,11 @@ with the same seed, so every client's fresh adapter would be identical anyway.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -23,7 +25,7 @@ from fmstack.federated.proximal import Proximal
 from fmstack.federated.spec import FederationSpec
 from fmstack.hub import HubApi
 from fmstack.train import registry
-from fmstack.train.loop import Loop, Progress
+from fmstack.train.loop import Loop, Progress, scalar_metrics
 from fmstack.train.precision import pick_device
 from fmstack.train.prepare import Prepared, load_tokenizer, task_context
 from fmstack.train.spec import TrainSpec
@@ -95,6 +97,70 @@ def load_weights(prep: Prepared, weights_file: Path) -> None:
         )
 
 
+class LocalModel:
+    """The federation's model, built once and reused: each round loads the global weights into it and
+    trains on fresh rows (a client process or a benchmark trains many rounds on one copy)."""
+
+    def __init__(self, hub: HubApi, fed: FederationSpec) -> None:
+        self.hub, self.fed = hub, fed
+        self.prep = prepare_local(hub, fed, None, fed.name)
+
+    def encode(self, data_dir: Path, split: str) -> list[dict[str, Any]]:
+        table = dataformat.read_split(data_dir, split)
+        rows: list[dict[str, Any]] = self.prep.task.encode(table, self.prep.tokenizer, self.prep.ctx)
+        return rows  # a label outside the federation's is refused by encode
+
+    def train(
+        self,
+        data_dir: Path,
+        data: str,
+        global_file: Path,
+        work: Path,
+        report: Callable[[Progress], None] | None = None,
+    ) -> LocalResult:
+        """Train the round's global adapter on the client's rows; the trained weights and what they cost."""
+        from accelerate import Accelerator  # type: ignore[import-untyped]
+
+        from fmstack.train.publish import write_output
+
+        rows = self.encode(data_dir, "train")
+        if not rows:
+            raise InvalidInput(f"{data}: the train split has no rows to train on")
+        prep = dataclasses.replace(self.prep, spec=train_spec(self.fed, data), train_rows=rows)
+        load_weights(prep, global_file)
+        penalty = Proximal(prep.model, self.fed.prox_mu) if self.fed.prox_mu > 0 else None
+        accelerator = Accelerator(cpu=pick_device(prep.spec.device) == "cpu")
+        result = Loop(prep, accelerator, work / "checkpoints", report, penalty=penalty).fit()
+        out = work / "adapter"
+        out.mkdir()
+        with quiet_transformers():
+            write_output(prep, result.model, out, self.fed.base, data)
+        losses = [float(h["loss"]) for h in result.history]
+        tail = losses[-max(1, len(losses) // 4) :]
+        metrics = {
+            "train_loss": sum(tail) / len(tail),
+            "steps": float(result.steps),
+            "train_seconds": result.train_seconds,
+        }
+        return LocalResult((out / WEIGHTS).read_bytes(), len(rows), metrics)
+
+    @torch.no_grad()
+    def evaluate(
+        self, weights_file: Path, data_dir: Path, split: str, batch_size: int = 64
+    ) -> dict[str, float]:
+        """The task's metrics of the adapter in ``weights_file`` on ``split`` of a dataset."""
+        prep = self.prep
+        load_weights(prep, weights_file)
+        rows = self.encode(data_dir, split)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i].get("input_ids", ())))
+        batches = [
+            prep.task.collate([rows[i] for i in order[s : s + batch_size]], prep.ctx)
+            for s in range(0, len(order), batch_size)
+        ]
+        prep.model.eval()
+        return scalar_metrics(prep.task.evaluate(prep.model, batches, prep.ctx))
+
+
 def train_round(
     hub: HubApi,
     fed: FederationSpec,
@@ -104,28 +170,8 @@ def train_round(
     work: Path,
     report: Callable[[Progress], None] | None = None,
 ) -> LocalResult:
-    """Train the round's global adapter on the client's rows; the trained weights and what they cost."""
-    from accelerate import Accelerator  # type: ignore[import-untyped]
-
-    from fmstack.train.publish import write_output
-
-    prep = prepare_local(hub, fed, data_dir, data)
-    load_weights(prep, global_file)
-    penalty = Proximal(prep.model, fed.prox_mu) if fed.prox_mu > 0 else None
-    accelerator = Accelerator(cpu=pick_device(prep.spec.device) == "cpu")
-    result = Loop(prep, accelerator, work / "checkpoints", report, penalty=penalty).fit()
-    out = work / "adapter"
-    out.mkdir()
-    with quiet_transformers():
-        write_output(prep, result.model, out, fed.base, data)
-    losses = [float(h["loss"]) for h in result.history]
-    tail = losses[-max(1, len(losses) // 4) :]
-    metrics = {
-        "train_loss": sum(tail) / len(tail),
-        "steps": float(result.steps),
-        "train_seconds": result.train_seconds,
-    }
-    return LocalResult((out / WEIGHTS).read_bytes(), len(prep.train_rows), metrics)
+    """One round on a model built for it (``LocalModel`` keeps the model between rounds)."""
+    return LocalModel(hub, fed).train(data_dir, data, global_file, work, report)
 
 
 def initial_adapter(hub: HubApi, fed: FederationSpec, folder: Path) -> None:

@@ -11,6 +11,7 @@ global adapters reveal about any one client's data, not what the server sees.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import torch
 
@@ -35,6 +36,7 @@ def private_mean(
     return {k: t + std * torch.randn(t.shape, generator=generator, dtype=t.dtype) for k, t in mean.items()}
 
 
+@lru_cache(maxsize=256)  # the accountant takes seconds; status pages ask often
 def epsilon(noise_multiplier: float, sample_rate: float, rounds: int, delta: float) -> float:
     """The (epsilon, delta) guarantee after ``rounds`` rounds, by opacus' RDP accountant."""
     if rounds <= 0:
@@ -46,6 +48,7 @@ def epsilon(noise_multiplier: float, sample_rate: float, rounds: int, delta: flo
     return float(accountant.get_epsilon(delta=delta))
 
 
+@lru_cache(maxsize=64)
 def noise_for(target_epsilon: float, sample_rate: float, rounds: int, delta: float) -> float:
     """The smallest noise multiplier that keeps epsilon within ``target_epsilon`` after ``rounds``."""
     from opacus.accountants.utils import get_noise_multiplier  # type: ignore[import-untyped]
