@@ -179,8 +179,7 @@ def join(
     ] = 600.0,
     json_output: JsonFlag = False,
 ) -> None:
-    """Take part in a federation: train each round on local data (which never leaves) and upload only
-    the adapter weights. Killed, run it again: it picks up the round the coordinator is at."""
+    """Take part: train each round on local data (it never leaves) and upload only the adapter weights; rerun after a crash to rejoin."""
     from fmstack.federated.client import FederationClient
     from fmstack.federated.client import join as run_join
     from fmstack.hub import Hub
@@ -252,8 +251,7 @@ def simulate(
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads per client process.")] = 1,
     json_output: JsonFlag = False,
 ) -> None:
-    """Run a whole federation on this machine: the data split over --clients with label skew, the
-    coordinator here, each client a separate `fmstack fed join` process."""
+    """Run a whole federation here: --data split over --clients with label skew, one `fed join` process per client."""
     from fmstack.hub import Hub
     from fmstack.server.federation.simulate import labels_of
     from fmstack.server.federation.simulate import simulate as run_simulation
