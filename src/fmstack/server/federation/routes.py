@@ -84,6 +84,8 @@ def _owner(request: Request, namespace: str, doing: str) -> Principal:
 
 @router.post("", status_code=201)
 def start(request: Request, coord: Coord, body: dict[str, Any]) -> dict[str, Any]:
+    if principal(request).user is None:  # who asks first: a spec's problems are for its writers
+        raise Unauthorized("starting a federation needs a token: pass Authorization: Bearer <token>")
     spec = parse_spec(body)
     caller = _owner(request, spec.name.split("/")[0], "starting a federation")
     return _json(coord.start(spec, caller.name))
@@ -97,6 +99,8 @@ def status(request: Request, coord: Coord, namespace: Namespace, name: Name) -> 
         client_of(request, coord, fed)
     else:
         caller = principal(request)
+        if caller.user is None:
+            raise Unauthorized(f"reading federation {fed!r} needs a token (an account's or a client's)")
         if caller.role_in(namespace) is None or "read" not in caller.scopes:
             raise Forbidden(f"reading federation {fed!r} needs read access to namespace {namespace!r}")
     coord.advance(fed)
