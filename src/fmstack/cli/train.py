@@ -185,7 +185,7 @@ def add_class_cmd(
     The new class's head row is the mean of its examples' sentence vectors (a prototype; exact for a
     cosine head, scaled to the trained rows for a linear one). The result is a new model version with
     lineage to REF, loading in transformers like REF; the old classes' weights are untouched.
-    Five to twenty varied examples are typical; docs/fewshot.md has the measured accuracy.
+    Five to twenty varied examples are typical (docs/fewshot.md).
 
     Example: fmstack train add-class acme/intents@production --label card_swallowed --examples new.txt --alias production
     """
