@@ -16,18 +16,11 @@ import torch
 
 from fmstack.hub import Hub
 from fmstack.train.inference import load
-from fmstack.train.run import train
-from fmstack.train.spec import parse_spec
-from tests.interop.conftest import pulled
+from tests.interop.conftest import Trained, pulled
 from tests.train.conftest import texts
 
 ATOL = 1e-4
 TEXTS = texts(12, seed=7)[0]
-
-
-def _train(hub: Hub, base: str, data: str, **fields: Any) -> str:
-    spec = {"task": "classification", "base": base, "data": data, "max_steps": 4, "lr": 1e-2, "seed": 3}
-    return train(hub, parse_spec({**spec, **fields})).output.ref
 
 
 def _fmstack_logits(hub: Hub, ref: str) -> torch.Tensor:
@@ -59,12 +52,12 @@ def _pooled_base(adapter: Path, base: Path) -> Any:
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
 def test_peft_adapter_loads_in_peft_with_fmstacks_predictions(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path, method: str
 ) -> None:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    ref = _train(hub, tiny_bert, topics, method=method)
+    ref = trained.train(method=method)
     adapter, base = pulled(hub, ref, tmp_path), pulled(hub, tiny_bert, tmp_path)
     model = PeftModel.from_pretrained(_pooled_base(adapter, base), adapter)
     _same(_logits(model, AutoTokenizer.from_pretrained(base)), _fmstack_logits(hub, ref))
@@ -94,27 +87,27 @@ def _run_card_snippet(hub: Hub, ref: str, **names: Any) -> Any:
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
 def test_peft_adapter_on_a_cls_head_is_refused_not_half_loaded(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path, method: str
 ) -> None:
     """The issue's report: loaded on BertForSequenceClassification, PEFT skipped every LoRA weight
     with a warning and the model scored at chance. Now PEFT raises."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    adapter = pulled(hub, _train(hub, tiny_bert, topics, method=method), tmp_path)
+    adapter = pulled(hub, trained.train(method=method), tmp_path)
     wrong = AutoModelForSequenceClassification.from_pretrained(pulled(hub, tiny_bert, tmp_path), num_labels=3)
     with pytest.raises(ValueError, match="[Tt]arget"):
         PeftModel.from_pretrained(wrong, adapter)
 
 
 def test_cls_pooled_lora_loads_on_the_standard_head(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path
 ) -> None:
     """``pooling: cls`` trains the architecture's own head: plain PEFT on plain transformers loads it."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    ref = _train(hub, tiny_bert, topics, method="lora", pooling="cls")
+    ref = trained.train(method="lora", pooling="cls")
     adapter, base = pulled(hub, ref, tmp_path), pulled(hub, tiny_bert, tmp_path)
     labels = load(hub, ref).labels
     plain = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
@@ -127,11 +120,11 @@ def test_cls_pooled_lora_loads_on_the_standard_head(
 
 @pytest.mark.parametrize(("method", "head"), [("full", "linear"), ("probe", "linear"), ("full", "cosine")])
 def test_classifier_folder_loads_with_auto_classes(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str, head: str
+    trained: Trained, hub: Hub, tmp_path: Path, method: str, head: str
 ) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    ref = _train(hub, tiny_bert, topics, method=method, head=head)
+    ref = trained.train(method=method, head=head)
     folder = pulled(hub, ref, tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
     _same(_logits(model, AutoTokenizer.from_pretrained(folder)), _fmstack_logits(hub, ref))
@@ -144,11 +137,11 @@ def test_classifier_folder_loads_with_auto_classes(
 
 
 def test_cls_pooled_classifier_is_a_plain_transformers_folder(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+    trained: Trained, hub: Hub, tmp_path: Path
 ) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
 
-    ref = _train(hub, tiny_bert, topics, method="full", pooling="cls")
+    ref = trained.train(method="full", pooling="cls")
     folder = pulled(hub, ref, tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     assert type(model) is BertForSequenceClassification and not (folder / "pooled.py").exists()
@@ -178,15 +171,15 @@ print("LOGITS", json.dumps({"full": logits(full, classifier), "lora": logits(lor
 
 @pytest.mark.slow
 def test_folders_load_where_fmstack_is_not_installed(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path
 ) -> None:
     """In this process fmstack's own registered classes would answer; a fresh interpreter that cannot
     import fmstack runs the code shipped in the folders."""
     import subprocess
     import sys
 
-    full = _train(hub, tiny_bert, topics, method="full", head="cosine")  # the shipped code has both heads
-    lora = _train(hub, tiny_bert, topics, method="lora")
+    full = trained.train(method="full", head="cosine")  # the shipped code has both heads
+    lora = trained.train(method="lora")
     folders = [str(pulled(hub, ref, tmp_path)) for ref in (full, lora, tiny_bert)]
     done = subprocess.run(
         [sys.executable, "-c", STANDALONE, *folders, json.dumps(TEXTS)],
@@ -201,11 +194,11 @@ def test_folders_load_where_fmstack_is_not_installed(
 
 
 def test_adapters_saved_before_the_interop_change_still_load_in_fmstack(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path
 ) -> None:
     """Hub versions are immutable: an adapter saved with PEFT's short target names, the hub ref as its
     base and no classifier config still loads in fmstack, with the same answers."""
-    ref = _train(hub, tiny_bert, topics, method="lora", output="acme/lora")
+    ref = trained.train(method="lora")
     old = pulled(hub, ref, tmp_path)
     config = json.loads((old / "adapter_config.json").read_text())
     config.update(target_modules=["query", "value"], base_model_name_or_path=tiny_bert)
@@ -218,14 +211,14 @@ def test_adapters_saved_before_the_interop_change_still_load_in_fmstack(
 
 @pytest.mark.parametrize("method", ["adapter", "prefix"])
 def test_fmstack_only_adapters_are_refused_by_peft_and_transformers(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+    trained: Trained, hub: Hub, tiny_bert: str, tmp_path: Path, method: str
 ) -> None:
     """Bottleneck adapters and prefixes are fmstack's own layers: no standard tool can run them, so
     their folder has no adapter_config.json for PEFT or transformers to half-load."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    folder = pulled(hub, _train(hub, tiny_bert, topics, method=method), tmp_path)
+    folder = pulled(hub, trained.train(method=method), tmp_path)
     assert (folder / "fmstack_method.json").is_file() and not (folder / "adapter_config.json").exists()
     plain = AutoModelForSequenceClassification.from_pretrained(pulled(hub, tiny_bert, tmp_path), num_labels=3)
     with pytest.raises(ValueError, match="adapter_config.json"):
@@ -236,9 +229,9 @@ def test_fmstack_only_adapters_are_refused_by_peft_and_transformers(
 
 @pytest.mark.parametrize("method", ["adapter", "prefix"])
 def test_fmstack_only_adapters_saved_before_still_load(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, method: str
+    trained: Trained, hub: Hub, tmp_path: Path, method: str
 ) -> None:
-    ref = _train(hub, tiny_bert, topics, method=method, output=f"acme/{method}")
+    ref = trained.train(method=method)
     old = pulled(hub, ref, tmp_path)
     (old / "fmstack_method.json").rename(old / "adapter_config.json")  # the name it had before
     before = hub.push(f"acme/{method}-old", old, "adapter").ref
@@ -246,9 +239,7 @@ def test_fmstack_only_adapters_saved_before_still_load(
 
 
 @pytest.mark.slow  # compress measures latency before and after (~30 s on a loaded 2-core machine)
-def test_onnx_version_runs_in_plain_onnxruntime(
-    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path
-) -> None:
+def test_onnx_version_runs_in_plain_onnxruntime(trained: Trained, hub: Hub, tmp_path: Path) -> None:
     import numpy as np
     import onnxruntime
     from transformers import AutoConfig, AutoTokenizer
@@ -256,7 +247,7 @@ def test_onnx_version_runs_in_plain_onnxruntime(
     from fmstack.compress.pipeline import compress
     from fmstack.compress.spec import CompressSpec
 
-    parent = _train(hub, tiny_bert, topics, method="full")
+    parent = trained.train(method="full")
     version = compress(hub, parent, CompressSpec(optimize=False)).version
     assert version is not None
     folder = pulled(hub, version.ref, tmp_path)
