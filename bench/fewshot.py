@@ -179,10 +179,10 @@ def main() -> int:
         "--validation-per-class", type=int, default=3, help="validation rows per class, from train"
     )
     parser.add_argument(
-        "--setfit-epochs", default="4", help="contrastive passes; several: each is run (choose on dev)"
+        "--setfit-epochs", default="1", help="contrastive passes; several: each is run (choose on dev)"
     )
     parser.add_argument("--setfit-lr", type=float, default=2e-5)
-    parser.add_argument("--epochs", type=int, default=3, help="head epochs")
+    parser.add_argument("--epochs", type=int, default=30, help="head epochs (cheap: cached features)")
     parser.add_argument("--lr", type=float, default=3e-3, help="head learning rate")
     parser.add_argument("--head", choices=("linear", "cosine"), default="cosine")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -55,13 +55,15 @@ class TrainSpec(BaseModel):
     adapter_size: int = Field(64, ge=1, description="Bottleneck adapter width.")
     prefix_length: int = Field(16, ge=1, description="Prefix tuning: prefix vectors per layer.")
     setfit_epochs: int = Field(
-        4,
+        1,
         ge=1,
         description="SetFit: passes of contrastive tuning of the encoder over the labelled rows, before "
         "the head trains for --epochs.",
     )
     setfit_lr: float = Field(
-        2e-5, gt=0, description="SetFit: learning rate of the encoder's contrastive tuning (--lr is the head's)."
+        2e-5,
+        gt=0,
+        description="SetFit: learning rate of the encoder's contrastive tuning (--lr is the head's).",
     )
     # task options
     pooling: Literal["mean", "cls"] = Field(
