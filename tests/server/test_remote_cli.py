@@ -1,6 +1,7 @@
-"""``fmstack login/whoami/logout`` against a real server process, and what its log holds afterwards.
+"""``fmstack login/whoami/logout`` against a real server process, whom it names as a token's owner, and
+what its log holds afterwards.
 
-One server for both: a start costs seconds, and the log check then also covers the logins' requests."""
+One server for all of it: a start costs seconds, and the log check then also covers the logins' requests."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ def test_login_whoami_logout_then_no_token_or_authorization_header_is_in_the_log
     hub_server: RunningHub, tmp_path: Path
 ) -> None:
     _login_whoami_logout_with_a_token_from_stdin(hub_server, tmp_path)
+    answer = httpx.get(f"{hub_server.url}/api/v1/whoami", headers=hub_server.headers())
+    assert answer.status_code == 200  # the real process knows whose token it is
+    body = answer.json()
+    assert body["user"] == "admin" and body["is_admin"] is True
+    assert body["scopes"] == ["admin", "read", "write"]
     bad = "fmk_0123456789ab_" + "b" * 43
     for token in (hub_server.token, bad, "garbage-token-value"):
         httpx.get(f"{hub_server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
