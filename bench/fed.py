@@ -3,6 +3,8 @@ against centralised LoRA with the same total epochs, FedProx against FedAvg on t
 per client per round against the full model, and client-level DP at a target epsilon.
 
     .venv/bin/python bench/fed.py --train-rows 2000 --rounds 5 --methods central,fedavg,fedprox,dp
+    # the configuration measured on a heavily loaded 2-core machine (bench/README.md)
+    .venv/bin/python bench/fed.py --classes 20 --train-rows 400 --val-rows 100 --test-rows 200 --rounds 2 --lr 5e-3
 
 The rounds run in this process with the code the coordinator and the clients run
 (``federated.local.LocalModel.train`` on each client's share, ``federated.rounds.server_step`` on the
@@ -38,6 +40,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_data_flag(parser)
+    parser.add_argument("--classes", type=int, default=0, help="keep the first K intents, sorted (0: all 77)")
     parser.add_argument(
         "--train-rows", type=int, default=2000, help="stratified sample of train.csv (0: all)"
     )
@@ -105,9 +108,11 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
 
     rng = random.Random(args.seed)
     train_all = _rows(args.data / "train.csv")
+    kept = set(sorted({c for _, c in train_all})[: args.classes or None])
+    train_all = [r for r in train_all if r[1] in kept]
     train, rest = _stratified(train_all, args.train_rows, rng)
     val, _ = _stratified(rest or train_all, args.val_rows, rng)
-    test, _ = _stratified(_rows(args.data / "test.csv"), args.test_rows, rng)
+    test, _ = _stratified([r for r in _rows(args.data / "test.csv") if r[1] in kept], args.test_rows, rng)
     labels = sorted({c for _, c in train_all})
     hub = Hub(Settings.at(home))
     import_builtin(hub)
@@ -152,23 +157,33 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "base_safetensors_bytes": base_bytes,
     }
     methods = args.methods.split(",")
+
+    def done(name: str) -> None:  # each result as soon as it is in: a long run leaves what it finished
+        print(f"{name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(out, indent=2) + "\n")
+
     if "central" in methods:
         spec = parse_spec(
             {**spec_raw, "local": {**spec_raw["local"], "epochs": args.rounds * args.local_epochs}}
         )
         out["central"] = central(hub, spec, data, home / "central")
+        done("central")
     norms: list[float] = []
     if "fedavg" in methods:
         out["fedavg"] = federated(hub, parse_spec(spec_raw), shares, home / "fedavg", norms)
+        done("fedavg")
     if "fedprox" in methods:
         out["fedprox"] = federated(
             hub, parse_spec({**spec_raw, "strategy": "fedprox", "mu": args.mu}), shares, home / "fedprox", []
         )
+        done("fedprox")
     if "dp" in methods:
         clip = args.clip or (sorted(norms)[len(norms) // 2] if norms else 1.0)
         dp = {"clip": clip, "target_epsilon": args.epsilon, "population": args.clients}
         out["dp"] = federated(hub, parse_spec({**spec_raw, "dp": dp}), shares, home / "dp", [])
         out["dp"]["clip"] = clip
+        done("dp")
     _summarise(out)
     hub.close()
     return out

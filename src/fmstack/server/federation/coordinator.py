@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import shutil
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import safetensors
 import sqlalchemy.exc
@@ -39,11 +37,13 @@ from fmstack.hub import Hub
 from fmstack.hub.refs import parse_repo
 from fmstack.hub.scratch import scratch_dir
 from fmstack.server.federation import tokens
+from fmstack.server.federation.entities import FederationStatus, RoundInfo, Task, UpdateOutcome
+from fmstack.server.federation.publish import card, client_means, copy_version
 from fmstack.server.federation.schema import FedClientRow, FederationRow, FedRoundRow, FedUpdateRow
 from fmstack.server.tokens import digest
 
 log = logging.getLogger("fmstack.federated")
-_CLIENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _BAD_TOKEN = "the federation token is not valid here (wrong, revoked, or for another federation)"
 # One aggregation at a time per federation in this process (a second would redo the same work).
 _LOCKS: dict[str, threading.Lock] = {}
@@ -56,57 +56,6 @@ def now() -> datetime:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Task:
-    """What a client should do now: ``train`` round N from its global adapter, ``wait``, or stop (``done``)."""
-
-    action: str  # "train" | "wait" | "done"
-    round: int
-    spec: dict[str, Any]
-    global_ref: str | None
-    deadline: datetime | None
-    message: str = ""
-    base_digest: str = ""  # content digest of the base model: the client's copy must match
-
-
-@dataclass(frozen=True)
-class UpdateOutcome:
-    status: str  # "accepted" | "rejected" | "late"
-    round: int
-    reason: str = ""
-    norm: float | None = None
-    update_ref: str | None = None
-    run_id: int | None = None
-
-
-@dataclass(frozen=True)
-class RoundInfo:
-    number: int
-    status: str
-    input_ref: str | None
-    output_ref: str | None
-    run_id: int | None
-    opened_at: datetime
-    deadline_at: datetime
-    closed_at: datetime | None
-    metrics: dict[str, Any]
-    note: str
-    updates: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FederationStatus:
-    name: str
-    owner: str
-    status: str
-    round: int
-    global_ref: str | None
-    spec: dict[str, Any]
-    clients: list[str]
-    rounds: list[RoundInfo]
-    epsilon: float | None
 
 
 class Coordinator:
@@ -158,9 +107,7 @@ class Coordinator:
 
     def add_client(self, name: str, client: str) -> str:
         """A token for ``client`` in federation ``name`` (shown once; a new one replaces the old)."""
-        import re
-
-        if not re.fullmatch(_CLIENT_NAME, client):
+        if not _CLIENT_NAME.fullmatch(client):
             raise InvalidInput(
                 f"bad client name {clip(client)!r}: letters, digits, '.', '_', '-' (at most 100)"
             )
@@ -303,7 +250,7 @@ class Coordinator:
         }
         run_id = self.hub.runs.start("fed-client", run_spec, inputs=[input_ref])
         with scratch_dir(self.hub.settings.home, "fed") as tmp:
-            _copy_version(global_dir, tmp)
+            copy_version(global_dir, tmp)
             (tmp / WEIGHTS).write_bytes(data)
             version = self.hub.push(
                 f"{spec.name}-updates",
@@ -370,19 +317,19 @@ class Coordinator:
             self.hub.runs.recorded("fed-round", run_spec, inputs=[input_ref, *refs]) as run_id,
             scratch_dir(self.hub.settings.home, "fed") as tmp,
         ):
-            _copy_version(global_dir, tmp)
+            copy_version(global_dir, tmp)
             (tmp / WEIGHTS).unlink()
             save_file(
                 {k: v.contiguous() for k, v in result.weights.items()}, str(tmp / WEIGHTS), {"format": "pt"}
             )
             metrics = dict(result.metrics) | self._evaluate(spec, tmp)
-            metrics |= _client_means(accepted)
+            metrics |= client_means(accepted)
             version = self.hub.push(
                 spec.name,
                 tmp,
                 "adapter",
                 message=f"federated round {number} ({spec.strategy}, {len(accepted)} clients)",
-                card=_card(spec, number, metrics, accepted),
+                card=card(spec, number, metrics, accepted),
                 run_id=run_id,
             )
             self.hub.runs.log_metrics(run_id, number, metrics)
@@ -595,17 +542,6 @@ def _lock(name: str) -> Iterator[None]:
         yield
 
 
-def _copy_version(source: Path, dest: Path) -> None:
-    """A version's files into a writable folder (checkouts are read-only; copyfile drops the mode)."""
-    for path in source.rglob("*"):
-        target = dest / path.relative_to(source)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-
-
 def _problem(
     data: bytes, global_: dict[str, torch.Tensor], max_norm: float | None
 ) -> tuple[str | None, float | None]:
@@ -614,23 +550,3 @@ def _problem(
     except (safetensors.SafetensorError, ValueError, RuntimeError) as exc:
         return f"not a safetensors file of tensors: {clip(exc)}", None
     return validate.problem(local, global_, max_norm)
-
-
-def _client_means(accepted: list[FedUpdateRow]) -> dict[str, float]:
-    """The example-weighted mean of each metric the clients reported (their local train loss...)."""
-    total = sum(u.examples for u in accepted) or 1
-    names = {k for u in accepted for k, v in u.metrics.items() if isinstance(v, int | float)}
-    return {
-        f"client_{k}": sum(float(u.metrics.get(k, 0.0)) * u.examples for u in accepted) / total for k in names
-    }
-
-
-def _card(spec: FederationSpec, number: int, metrics: dict[str, float], accepted: list[FedUpdateRow]) -> str:
-    rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items()))
-    who = ", ".join(f"{u.client} ({u.examples} examples)" for u in accepted)
-    return (
-        f"# {spec.name}: federated round {number} of {spec.rounds}\n\n"
-        f"{spec.method} adapter on `{spec.base}`, aggregated with {spec.strategy} from {who}.\n"
-        f"The clients' data never left them; their updates are versions of `{spec.name}-updates`.\n\n"
-        f"| metric | value |\n| --- | --- |\n{rows}\n"
-    )

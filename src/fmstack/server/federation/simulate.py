@@ -25,7 +25,8 @@ from fmstack.federated.spec import FederationSpec
 from fmstack.hub import Hub
 from fmstack.hub.scratch import scratch_dir
 from fmstack.server.app import create_app, open_hub
-from fmstack.server.federation.coordinator import Coordinator, FederationStatus
+from fmstack.server.federation.coordinator import Coordinator
+from fmstack.server.federation.entities import FederationStatus
 from fmstack.server.settings import ServerSettings
 from fmstack.settings import Settings
 
