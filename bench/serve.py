@@ -4,6 +4,7 @@
     .venv/bin/python bench/serve.py --seconds 5 --concurrency 32 --no-st
     .venv/bin/python bench/serve.py --int8 --goodput --deadline 1 --overload 2   # goodput under overload
     .venv/bin/python bench/serve.py --int8 --concurrency 32 --no-st --baseline-src /tmp/before  # A/B
+    .venv/bin/python bench/serve.py --logging --concurrency 32 --seconds 4 --repeats 6  # prediction log cost
 
 ``--baseline-src DIR`` also serves the last model with the fmstack of another source tree (for instance
 ``git archive HEAD~1 src | tar -x -C /tmp/before``), measured in the same slices as ``before <model>``.
@@ -38,6 +39,10 @@ Ratios of two targets are also taken slice by slice (the same stretch of time) a
 median of the slices and their range. The embedding comparison with sentence-transformers ``encode``
 (fp32, and with ``--int8`` its model quantised by ``quantize_dynamic``) runs ``--st-rounds`` alternating
 rounds of every runtime and reports medians and ranges the same way.
+
+``--logging`` serves one classifier (MiniLM with a 77-label head, ONNX fp32) twice, without and with
+``--log-predictions 1``, and measures ``/v1/classify`` requests/s of both in ``--repeats`` rounds whose
+order alternates, reporting the per-round ratio logging / plain (median and range; goal >= 0.95x).
 
 Texts: BANKING77's test split when ../shared/datasets/banking77 exists, else generated sentences.
 Goals at concurrency 32: fmstack >= 8x naive requests/s, >= 0.85 of offline, p99 <= 2x p50; embedding
@@ -161,6 +166,7 @@ async def run_level(
     concurrency: int,
     seconds: float,
     max_requests: int,
+    path: str = "/v1/embeddings",
 ) -> Sample:
     parsed = httpx.URL(url)
     latencies: list[float] = []
@@ -185,7 +191,7 @@ async def run_level(
                 body = bodies[(issued + index * 7919) % len(bodies)]
                 issued += 1
                 start = time.perf_counter()
-                status = await conn.post("/v1/embeddings", body)
+                status = await conn.post(path, body)
                 now = time.perf_counter()
                 if status == 200:  # a refusal (429) or a timeout (504) is no throughput
                     answered_at.append(now)
@@ -662,12 +668,19 @@ def _export(hub: object, base_ref: str, precision: str) -> Variant:
 
 
 def measure(
-    url: str, ref: str, texts: Sequence[str], c: int, seconds: float, max_requests: int, pid: int
+    url: str,
+    ref: str,
+    texts: Sequence[str],
+    c: int,
+    seconds: float,
+    max_requests: int,
+    pid: int,
+    path: str = "/v1/embeddings",
 ) -> Sample:
     """One stretch of load at concurrency ``c``, with the server's CPU time over it."""
     process = psutil.Process(pid)
     total, loop = cpu_seconds(process)
-    sample = load(run_level(url, ref, texts, c, seconds, max_requests))
+    sample = load(run_level(url, ref, texts, c, seconds, max_requests, path))
     total_after, loop_after = cpu_seconds(process)
     sample.cpu_s, sample.loop_cpu_s = total_after - total, loop_after - loop
     return sample
@@ -805,6 +818,12 @@ def main() -> None:
         action="store_true",
         help="Instead of the levels: capacity, then --overload times it open-loop with a --deadline.",
     )
+    parser.add_argument(
+        "--logging",
+        action="store_true",
+        help="Instead of the levels: /v1/classify throughput with --log-predictions 1 against without, "
+        "two servers of one classifier in --repeats alternating rounds at each --concurrency.",
+    )
     parser.add_argument("--deadline", type=float, default=1.0, help="Goodput: each request's deadline, s.")
     parser.add_argument("--overload", type=float, default=2.0, help="Goodput: arrivals per capacity.")
     parser.add_argument("--repeats", type=int, default=3, help="Goodput: rounds, servers alternating.")
@@ -828,6 +847,9 @@ def main() -> None:
             print(
                 f"machine: {os.cpu_count()} cores (shared), load average {os.getloadavg()[0]:.2f}; texts: {source}"
             )
+            if args.logging:
+                logging_overhead(hub, args, env, texts, Path(home))
+                return
             variants, folder = prepare_models(hub, args.runtime, args.int8)
             for v in variants:
                 print(f"model {v.name}: {v.what}", flush=True)
@@ -970,6 +992,78 @@ def goodput(variant: Variant, args: argparse.Namespace, env: dict[str, str], tex
     report_goodput(runs)
     if args.out:
         args.out.write_text(json.dumps([asdict(o) for o in runs], indent=2))
+
+
+def classifier(hub: object) -> str:
+    """The built-in MiniLM with a 77-label classification head (random: throughput does not care),
+    exported to ONNX fp32 by fmstack compress: what a served intent classifier looks like."""
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from fmstack.compress.pipeline import compress
+    from fmstack.compress.spec import CompressSpec
+    from fmstack.hub import Hub
+    from fmstack.hub.importers import import_builtin
+
+    assert isinstance(hub, Hub)
+    base = hub.checkout(import_builtin(hub).ref)
+    labels = [f"intent_{i}" for i in range(77)]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+            if (base / name).is_file():
+                shutil.copy(base / name, Path(tmp) / name)
+        pushed = hub.push("bench/classifier", tmp, "model")
+    result = compress(hub, pushed.ref, CompressSpec(output="bench/classifier-onnx", latency_runs=1))
+    return result.version.ref if result.version is not None else pushed.ref
+
+
+def logging_overhead(
+    hub: object, args: argparse.Namespace, env: dict[str, str], texts: Sequence[str], home: Path
+) -> None:
+    """``--logging``: the same classifier served twice, without and with ``--log-predictions 1`` (every
+    prediction written), measured in alternating rounds (the order flips each round) at each level."""
+    ref = classifier(hub)
+    print(f"model {ref}: MiniLM + 77-label head, ONNX fp32", flush=True)
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    urls: dict[str, str] = {}
+    try:
+        for name, extra in (
+            ("plain", []),
+            ("logging", ["--log-predictions", "1", "--log-dir", str(home / "log")]),
+        ):
+            servers[name], urls[name] = start_fmstack(ref, args, env, extra=extra)
+            load(run_level(urls[name], ref, texts, 4, 2.0, 200, "/v1/classify"))  # warm up
+        result: dict[str, Any] = {}
+        for c in args.concurrency:
+            rounds: dict[str, list[float]] = {name: [] for name in servers}
+            for r in range(args.repeats):
+                order = list(servers) if r % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    pid = servers[name].pid
+                    sample = measure(
+                        urls[name], ref, texts, c, args.seconds, args.max_requests, pid, "/v1/classify"
+                    )
+                    rounds[name].append(sample.answered / sample.seconds if sample.seconds else 0.0)
+            ratios = [a / b for a, b in zip(rounds["logging"], rounds["plain"], strict=True) if b]
+            result[str(c)] = {"rounds": rounds, "ratios": ratios}
+            print(
+                f"concurrency {c}: plain {spread(rounds['plain'])} req/s, logging {spread(rounds['logging'])} "
+                f"req/s; logging / plain {statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f}) "
+                f"over {args.repeats} rounds (goal >= 0.95x); load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+    finally:
+        for proc in servers.values():
+            stop(proc)
+    logged = sum(1 for _ in (home / "log").rglob("*.arrow"))
+    print(f"log segments written: {logged}")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
 
 
 def start_fmstack(
