@@ -247,7 +247,7 @@ def test_onnx_version_runs_in_plain_onnxruntime(trained: Trained, hub: Hub, tmp_
     from fmstack.compress.pipeline import compress
     from fmstack.compress.spec import CompressSpec
 
-    parent = trained.train(method="full")
+    parent = trained.train(method="full", head="linear")  # the classifier row's version
     version = compress(hub, parent, CompressSpec(optimize=False)).version
     assert version is not None
     folder = pulled(hub, version.ref, tmp_path)
