@@ -1,5 +1,5 @@
 """A real hub server for tests: ``fmstack server start`` (uvicorn) in a subprocess on a free port, with
-its own FMSTACK_HOME and an administrator created by ``fmstack server create-admin --json``.
+its own FMSTACK_HOME and an administrator created as ``fmstack server create-admin`` does.
 
 ``hub_server`` yields a running server with the default settings; ``start_hub_server(**options)``
 starts more (other flags, several on one database). Each is stopped (SIGTERM, then SIGKILL) at the end.
@@ -8,7 +8,6 @@ starts more (other flags, several on one database). Each is stopped (SIGTERM, th
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -24,9 +23,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from fmstack.errors import Conflict
 from fmstack.hub import Hub
 from fmstack.server.accounts import Accounts
-from fmstack.server.app import create_app
+from fmstack.server.app import create_app, open_hub
 from fmstack.server.settings import ServerSettings
 from fmstack.settings import Settings
 from tests.hub.conftest import postgres_database, s3_store_url, seaweed
@@ -109,6 +109,20 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"the hub server did not start in {STARTUP_S} s: {log.read_text()[-3000:]}")
 
 
+def create_admin(env: dict[str, str], name: str) -> str:
+    """What ``fmstack server create-admin --name NAME`` does, on the hub ``env`` names, in this process (an
+    interpreter start per server costs more than the rest; tests/server/test_cli.py runs the command).
+    Returns the admin token, or "" when the name is taken (a second server on the same database)."""
+    hub, accounts = open_hub(ServerSettings(hub=Settings.from_env(env)))
+    try:
+        accounts.add(name, "user", admin=True)
+        return accounts.create_token(name, ["admin"], name="created with create-admin").token
+    except Conflict:
+        return ""
+    finally:
+        hub.close()
+
+
 def launch(
     home: Path,
     *flags: str,
@@ -121,11 +135,7 @@ def launch(
     env = hub_env(home, database_url)
     if store_url is not None:
         env["FMSTACK_STORE_URL"] = store_url
-    token = ""
-    if admin is not None:
-        made = fmstack(env, "server", "create-admin", "--name", admin, "--json", check=False)
-        if made.returncode == 0:
-            token = json.loads(made.stdout)["token"]
+    token = "" if admin is None else create_admin(env, admin)
     port = port or free_port()
     log = home.parent / f"server-{port}-{time.monotonic_ns()}.log"
     home.mkdir(parents=True, exist_ok=True)
