@@ -61,6 +61,7 @@ SET_OPTIONS = {
     "head_lr": 1e-3,
     "label_smoothing": 0.1,
     "rdrop": 1.0,
+    "class_weights": "balanced",
     "pooling": "cls",
     "normalize": False,
     "temperature": 0.1,
