@@ -38,6 +38,11 @@ GROUPS: dict[str, tuple[str, str]] = {
         "examples (add-class), and pretrain (MLM, CLM).",
     ),
     "runs": ("fmstack.cli.runs", "Runs that produced versions: ls, show (spec, metrics, environment), logs."),
+    "monitor": (
+        "fmstack.cli.monitor",
+        "What served versions did: reports with drift scores and plots; feedback exported as datasets.",
+    ),
+    "loop": ("fmstack.cli.loop", "Retrain on feedback, gate against production, move the alias: run."),
     "edge": (
         "fmstack.cli.edge",
         "Devices: signing keys, publish ONNX versions to channels (TUF), the fleet, rollback.",
@@ -97,6 +102,8 @@ REMOTE_READY = frozenset(
         "eval",
         "generate",
         "serve",
+        "monitor",
+        "loop",
         "edge",
         "fed",
     }
