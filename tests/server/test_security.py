@@ -43,6 +43,22 @@ WRITES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/runs/{run_id}/finish"): {"status": "succeeded"},
 }
 REPO_WRITES = {key: body for key, body in WRITES.items() if "{namespace}" in key[1]}
+# Write routes with access rules of their own; their areas' tests check those rules (tests/federated,
+# tests/edge). Here: each is listed, and an anonymous call is refused before anything is looked at.
+# Devices may report anonymously on a public channel, so there a missing channel answers 404, as a
+# private one does.
+OTHER_WRITES: dict[tuple[str, str], tuple[int, dict[str, Any] | None]] = {
+    ("POST", "/api/v1/federations"): (401, {"name": "acme/fed"}),
+    ("POST", "/api/v1/federations/{namespace}/{name}/clients"): (401, {"client": "c1"}),
+    ("POST", "/api/v1/federations/{namespace}/{name}/stop"): (401, None),
+    # a client token of that federation (fmf_...)
+    ("POST", "/api/v1/federations/{namespace}/{name}/rounds/{number}/updates?examples=1"): (401, None),
+    ("POST", "/api/v1/edge/channels/{channel}/publish"): (
+        401,
+        {"targets": "", "snapshot": "", "timestamp": ""},
+    ),
+    ("POST", "/api/v1/edge/channels/{channel}/devices/{device_id}"): (404, {}),
+}
 
 
 def _url(template: str, repo: str, run_id: int = 1) -> str:
@@ -72,7 +88,15 @@ def test_the_table_lists_every_write_route(app_hub: AppHub) -> None:
         for method in operations
         if method in {"post", "put", "patch", "delete"}
     }
-    assert writes == {key for key in WRITES if key[0] != "GET"}
+    listed = {key for key in WRITES if key[0] != "GET"} | {(m, p.split("?")[0]) for m, p in OTHER_WRITES}
+    assert writes == listed
+
+
+def test_routes_with_rules_of_their_own_refuse_anonymous_calls(app_hub: AppHub) -> None:
+    values = {"namespace": "acme", "name": "fed", "number": 1, "channel": "stable", "device_id": "d1"}
+    for (method, template), (status, body) in OTHER_WRITES.items():
+        answer = _call(app_hub.client, method, template.format(**values), body, None)
+        assert answer.status_code == status, (method, template, answer.text)
 
 
 def test_a_read_token_gets_403_on_every_write_route(app_hub: AppHub, tmp_path: Path) -> None:
@@ -164,6 +188,12 @@ def test_uploads_stream_past_the_json_limit_under_their_own(small_body_app: AppH
 
 
 # Every read route that takes a repo, filled in for version 1 of a model repo.
+# Federation reads take an account's or a federation client's token (tests/federated checks both).
+FEDERATION_READS = (
+    "/api/v1/federations/{namespace}/{name}",
+    "/api/v1/federations/{namespace}/{name}/task",
+    "/api/v1/federations/{namespace}/{name}/rounds/{number}/global",
+)
 REPO_READS = (
     "/api/v1/repos/{namespace}/{name}",
     "/api/v1/repos/{namespace}/{name}/versions/{rev}",
@@ -187,7 +217,7 @@ REPO_READS = (
 def test_the_read_table_lists_every_route_that_takes_a_repo(app_hub: AppHub) -> None:
     schema = app_hub.client.get("/openapi.json").json()
     reads = {path for path, operations in schema["paths"].items() if "get" in operations and "{name}" in path}
-    assert reads == set(REPO_READS)
+    assert reads == set(REPO_READS) | set(FEDERATION_READS)
 
 
 def _read(client: TestClient, method: str, url: str, token: str | None) -> Any:
