@@ -164,9 +164,11 @@ def serve(
         import sys
 
         from fmstack.serve import replicas as balanced
+        from fmstack.settings import Settings
 
         say = lambda line: err_console.print(line, highlight=False)  # noqa: E731
-        raise typer.Exit(balanced.run(sys.argv[1:], replicas, host, port, request_timeout, say))
+        home = Settings.from_env().home
+        raise typer.Exit(balanced.run(sys.argv[1:], replicas, host, port, request_timeout, home, say))
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f" on http://{host}:{port}" if port else ""
     err_console.print(f"serving {', '.join(refs)}{where} (Ctrl+C or SIGTERM to stop)", highlight=False)

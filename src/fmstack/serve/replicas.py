@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from fmstack.errors import Unavailable, Unsupported
+from fmstack.hub.scratch import scratch_dir
 
 READY_TIMEOUT_S = 600.0  # a replica loads its models before /readyz answers 200
 
@@ -98,10 +98,18 @@ def free_port() -> int:
 
 
 def run(
-    argv: list[str], replicas: int, host: str, port: int, timeout_s: float, say: Callable[[str], None] = print
+    argv: list[str],
+    replicas: int,
+    host: str,
+    port: int,
+    timeout_s: float,
+    home: Path,
+    say: Callable[[str], None] = print,
 ) -> int:
     """Start the replicas, wait until each is ready, then HAProxy on ``host:port``; on SIGTERM or
-    Ctrl+C, HAProxy stops taking connections and every replica drains; returns the exit code."""
+    Ctrl+C, HAProxy stops taking connections and every replica drains; returns the exit code.
+    HAProxy's config lives in a scratch folder under ``home`` (``fmstack hub gc`` removes a killed
+    run's)."""
     haproxy = haproxy_binary()
     if haproxy is None:
         raise Unsupported(
@@ -119,7 +127,7 @@ def run(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     balancer: subprocess.Popen[bytes] | None = None
-    with tempfile.TemporaryDirectory(prefix="fmstack-haproxy-") as tmp:
+    with scratch_dir(home, "haproxy") as tmp:
         try:
             _wait_ready(children, ports, lambda: stopping)
             config = Path(tmp) / "haproxy.cfg"
