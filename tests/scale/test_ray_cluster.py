@@ -275,4 +275,9 @@ def test_the_deploy_topology_runs_natively(
         assert "2 replicas" in serve_log.read_text()
     finally:
         codes = [_stop(serve) if serve is not None else 0, _stop(hub)]
-    assert codes == [0, 0], serve_log.read_text()[-2000:] + hub_log.read_text()[-2000:]
+    # fmstack serve drains and exits 0; the hub server is plain uvicorn, which shuts down gracefully and
+    # then re-raises the SIGTERM it caught, so its parent sees "terminated by SIGTERM" (as systemd and
+    # Kubernetes expect), not a crash.
+    assert codes in ([0, 0], [0, -signal.SIGTERM]), (
+        serve_log.read_text()[-2000:] + hub_log.read_text()[-2000:]
+    )

@@ -29,9 +29,9 @@ from fmstack.server.accounts import Accounts
 from fmstack.server.app import create_app, open_hub
 from fmstack.server.settings import ServerSettings
 from fmstack.settings import Settings
-from tests.hub.conftest import postgres_database, s3_store_url, seaweed
+from tests.hub.conftest import postgres_database, s3_store_url
 
-__all__ = ["postgres_database", "s3_store_url", "seaweed"]  # the fixtures, shared with tests/hub
+__all__ = ["postgres_database", "s3_store_url"]  # the fixtures, shared with tests/hub
 
 STARTUP_S = 60.0  # a cold start imports FastAPI, SQLAlchemy and Alembic on a busy 2-core machine
 

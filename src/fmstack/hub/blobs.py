@@ -290,6 +290,10 @@ S3_OPTIONS: dict[str, Any] = {
         "read_timeout": 120,
     },
     "use_listings_cache": False,
+    # fsspec reuses one filesystem per set of options, but the endpoint and credentials come from the
+    # environment: without this a store opened after AWS_ENDPOINT_URL changed would talk to the old
+    # server (seen in the test suite: blobs pushed to one SeaweedFS, looked for in another).
+    "skip_instance_cache": True,
 }
 # A blob larger than two parts goes up as a multipart upload of PART-sized parts, MAX_PARTS_AT_ONCE
 # at a time, so an upload holds at most PART * MAX_PARTS_AT_ONCE bytes in memory (s3fs's default
