@@ -3,6 +3,9 @@ real server process names a token's owner is checked on the process of tests/ser
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import AppHub
@@ -27,3 +30,11 @@ def test_an_internal_error_is_a_500_that_tells_nothing(app_hub: AppHub) -> None:
     app_hub.client.app.add_api_route("/broken", broken)  # type: ignore[attr-defined]
     answer = TestClient(app_hub.client.app, raise_server_exceptions=False).get("/broken")
     assert answer.status_code == 500 and "secret" not in answer.text
+
+
+def test_the_server_starts_without_importing_torch() -> None:
+    # Each server process (and worker) would pay ~3 s and ~220 MB for torch; only the federation
+    # coordinator needs it, and it is imported by the first federation request.
+    code = "import sys, fmstack.server.app; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

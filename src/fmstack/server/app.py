@@ -18,6 +18,7 @@ from fmstack.server import dashboard, hf_api, http_errors
 from fmstack.server.accounts import Accounts
 from fmstack.server.body_limit import BodyLimit
 from fmstack.server.db import SERVER_MIGRATIONS
+from fmstack.server.federation import routes as federation_routes
 from fmstack.server.ratelimit import FailureLimiter
 from fmstack.server.routes import accounts, edge, metadata, repos, runs, transfer
 from fmstack.server.settings import ServerSettings
@@ -37,11 +38,6 @@ def open_hub(settings: ServerSettings) -> tuple[Hub, Accounts]:
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    # Imported here, not at the top: the federation coordinator needs torch and the training engine
-    # (seconds to import), and the administrator's commands (`fmstack server user add`, ...) import this
-    # module only for open_hub.
-    from fmstack.server.federation import routes as federation_routes
-
     settings = settings or ServerSettings()
     hub, accounts_store = open_hub(settings)
 

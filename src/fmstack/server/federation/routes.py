@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
@@ -22,11 +22,17 @@ from fmstack.errors import Forbidden, InvalidInput, Unauthorized
 from fmstack.federated.spec import parse_spec
 from fmstack.hub.entities import to_jsonable
 from fmstack.server.access import Principal, principal
-from fmstack.server.federation.coordinator import Coordinator
 from fmstack.server.federation.tokens import is_federation_token
 from fmstack.server.http_errors import UploadTooLarge
 from fmstack.server.paths import repo_of
 from fmstack.server.ratelimit import FailureLimiter
+
+if TYPE_CHECKING:
+    from fmstack.server.federation.coordinator import Coordinator
+else:
+    # The coordinator aggregates with torch (3 s and 220 MB per process to import): the first federation
+    # request imports it, not every server start. FastAPI reads these annotations at run time.
+    Coordinator = Any
 
 router = APIRouter(prefix="/api/v1/federations")
 Namespace = Annotated[str, Path(max_length=100)]
@@ -39,7 +45,9 @@ class ClientBody(BaseModel):
 
 
 def coordinator(request: Request) -> Coordinator:
-    return Coordinator(request.app.state.hub)
+    from fmstack.server.federation.coordinator import Coordinator as Impl  # torch: see above
+
+    return Impl(request.app.state.hub)
 
 
 Coord = Annotated[Coordinator, Depends(coordinator)]
