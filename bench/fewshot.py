@@ -176,12 +176,15 @@ def main() -> int:
     parser.add_argument("--shots", default="10,5", help="rows per class to train on, comma-separated")
     parser.add_argument("--seeds", default="0,1,2", help="draws of the k rows (and of the training)")
     parser.add_argument(
-        "--validation-per-class", type=int, default=3, help="validation rows per class, from train"
+        "--validation-per-class",
+        type=int,
+        default=10,
+        help="validation rows per class, from train (10: 770 rows, where one row is 0.13 points)",
     )
     parser.add_argument(
         "--setfit-epochs", default="1", help="contrastive passes; several: each is run (choose on dev)"
     )
-    parser.add_argument("--setfit-lr", type=float, default=2e-5)
+    parser.add_argument("--setfit-lr", type=float, default=5e-5)
     parser.add_argument("--epochs", type=int, default=30, help="head epochs (cheap: cached features)")
     parser.add_argument("--lr", type=float, default=3e-3, help="head learning rate")
     parser.add_argument("--head", choices=("linear", "cosine"), default="cosine")
