@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,12 @@ def postgres_url() -> str | None:
     return url
 
 
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database named ``PREFIX_<random>``; dropped on exit."""
     url = make_url(postgres_url() or "")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"fmstack_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -50,6 +51,13 @@ def postgres_database() -> Iterator[str]:
     finally:
         _drop(admin, name)
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    with fresh_database("fmstack_test") as url:
+        yield url
 
 
 def _drop(admin: Engine, name: str) -> None:

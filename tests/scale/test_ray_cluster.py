@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +25,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from fmstack.hub import Hub
 from fmstack.hub.blobs import FsspecBlobStore
 from fmstack.hub.maintenance import fsck
 from fmstack.serve.replicas import haproxy_binary
 from fmstack.settings import Settings
-from tests.hub.conftest import _drop, postgres_url
+from tests.hub.conftest import fresh_database
 from tests.raycluster import DRIVER_ENV, RayCluster, can_hide_folders, ray_cluster
 from tests.seaweed import SeaweedS3, free_ports
 from tests.serve.conftest import build_classifier
@@ -58,16 +55,8 @@ class Scale:
 
 @pytest.fixture(scope="module")
 def postgres_db() -> Iterator[str]:
-    url = make_url(postgres_url() or "")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"fmstack_scale_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _drop(admin, name)
-        admin.dispose()
+    with fresh_database("fmstack_scale") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
