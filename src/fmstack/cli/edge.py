@@ -20,7 +20,7 @@ from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.cli.remote import open_hub
-from fmstack.edge.bundle import build_bundle
+from fmstack.edge.bundle import DEFAULT_MAX_LATENCY_MS, DEFAULT_TOLERANCE, build_bundle
 from fmstack.edge.keys import KeyFolder, init_keys, rotate_online_key
 from fmstack.edge.repository import (
     DEFAULT_EXPIRES_DAYS,
@@ -225,11 +225,11 @@ def publish(
     tolerance: Annotated[
         float,
         typer.Option("--tolerance", min=0, help="Largest difference from a golden output a device accepts."),
-    ] = 0.01,
+    ] = DEFAULT_TOLERANCE,
     max_latency_ms: Annotated[
         float,
         typer.Option("--max-latency-ms", min=1, help="Slowest single-text prediction a device accepts."),
-    ] = 1000.0,
+    ] = DEFAULT_MAX_LATENCY_MS,
     expires_days: Annotated[
         int,
         typer.Option(
@@ -273,7 +273,16 @@ def rollback(
     previous = next((b for b in bundles if b["ref"] != current), None)
     if previous is None:
         raise NotFound(f"channel {channel!r} has no earlier version than {current} to roll back to")
-    answer = _publish(previous["ref"], channel, 100, _keys(keys), None, 0.01, 1000.0, expires_days)
+    answer = _publish(
+        previous["ref"],
+        channel,
+        100,
+        _keys(keys),
+        None,
+        DEFAULT_TOLERANCE,
+        DEFAULT_MAX_LATENCY_MS,
+        expires_days,
+    )
     emit(answer, json_output, lambda: _published(answer))
 
 

@@ -30,6 +30,10 @@ from fmstack.servable import read_descriptor
 MANIFEST = "bundle.json"
 GOLDEN = "golden.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# The health check's bounds when the publisher gives none (fmstack_edge's Health has the same defaults
+# for bundles without them).
+DEFAULT_TOLERANCE = 0.01  # largest difference from a golden output
+DEFAULT_MAX_LATENCY_MS = 1000.0  # slowest single-text prediction
 # Texts of the health check when the publisher gives none: varied lengths, punctuation and digits, so
 # that tokenisation, padding and pooling are all exercised.
 DEFAULT_GOLDEN = [
@@ -110,8 +114,8 @@ def build_bundle(
     rollout: int,
     predictor: Predictor,
     golden: list[str] | None = None,
-    tolerance: float = 0.01,
-    max_latency_ms: float = 1000.0,
+    tolerance: float = DEFAULT_TOLERANCE,
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS,
 ) -> Bundle:
     """The targets of bundle ``version`` of ``channel`` from the ONNX version ``ref`` in ``folder``."""
     if not 0 <= rollout <= 100:
