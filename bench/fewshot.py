@@ -47,7 +47,8 @@ def read_rows(path: Path) -> list[tuple[str, str]]:
 def draw(
     rows: list[tuple[str, str]], shots: int, per_class_val: int, seed: int
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """k rows per class for training and ``per_class_val`` other rows per class for validation."""
+    """k rows per class for training and ``per_class_val`` other rows per class for validation; the
+    rest of train.csv is the pool that ``--unlabeled`` gives setfit without its labels."""
     rng = random.Random(seed)
     by_class: dict[str, list[str]] = {}
     for text, label in rows:
@@ -64,20 +65,21 @@ def push_split_set(
     hub: Any, root: Path, name: str, parts: dict[str, list[tuple[str, str]]], labels: list[str]
 ) -> str:
     """A dataset version with splits train, dev (validation, not named so: the loop would score it on
-    its own) and test."""
+    its own) and test; texts alone when ``labels`` is empty (the unlabelled pool)."""
     from fmstack.data import format as dataformat
 
     folder = root / name
     folder.mkdir()
+    columns = ["text", "label"] if labels else ["text"]
+
+    def table(rows: list[tuple[str, str]]) -> pa.Table:
+        return pa.table({"text": [t for t, _ in rows], "label": [c for _, c in rows]}).select(columns)
+
     splits = {
-        split: dataformat.write_split(
-            folder, split, [pa.table({"text": [t for t, _ in rows], "label": [c for _, c in rows]})]
-        )
-        for split, rows in parts.items()
-        if rows
+        split: dataformat.write_split(folder, split, [table(rows)]) for split, rows in parts.items() if rows
     }
     dataformat.write_manifest(
-        folder, dataformat.DatasetManifest(splits=splits, columns=["text", "label"], labels=labels)
+        folder, dataformat.DatasetManifest(splits=splits, columns=columns, labels=labels)
     )
     return hub.push(f"bench/{name}", folder, "dataset").ref
 
@@ -130,7 +132,9 @@ def baseline(
     return row
 
 
-def run_setfit(hub: Any, data: str, args: argparse.Namespace, epochs: int, seed: int) -> dict[str, Any]:
+def run_setfit(
+    hub: Any, data: str, unlabeled: str | None, args: argparse.Namespace, epochs: int, seed: int
+) -> dict[str, Any]:
     from fmstack.train.evaluate import evaluate
     from fmstack.train.inference import load
     from fmstack.train.run import train
@@ -150,6 +154,8 @@ def run_setfit(hub: Any, data: str, args: argparse.Namespace, epochs: int, seed:
             "batch_size": args.batch_size,
             "max_length": args.max_length,
             "seed": seed,
+            "label_names_as_examples": args.label_names,
+            "unlabeled": unlabeled,
             "output": f"bench/setfit-{seed}-{epochs}",
         }
     )
@@ -159,7 +165,8 @@ def run_setfit(hub: Any, data: str, args: argparse.Namespace, epochs: int, seed:
     loaded, folder = load(hub, result.output.ref), hub.checkout(data)
     row: dict[str, Any] = {
         "method": "setfit",
-        "setting": f"setfit_epochs={epochs} setfit_lr={args.setfit_lr:g} head={args.head} epochs={args.epochs} lr={args.lr:g}",
+        "setting": f"setfit_epochs={epochs} setfit_lr={args.setfit_lr:g} head={args.head} epochs={args.epochs} "
+        f"lr={args.lr:g}" + " label_names" * args.label_names + " unlabeled" * bool(unlabeled),
         "train_wall_s": wall,
         "dev_accuracy": evaluate(loaded, folder, "dev")["accuracy"],
     }
@@ -190,6 +197,16 @@ def main() -> int:
     parser.add_argument("--head", choices=("linear", "cosine"), default="cosine")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument(
+        "--label-names",
+        action="store_true",
+        help="setfit --label-names-as-examples: each intent's name ('card_arrival') as one more row",
+    )
+    parser.add_argument(
+        "--unlabeled",
+        action="store_true",
+        help="setfit --unlabeled: the train rows not drawn (neither shots nor validation), labels dropped",
+    )
     parser.add_argument("--test-every", type=int, default=1, help="score every n-th test row (1: all 3,080)")
     parser.add_argument(
         "--score-test", action="store_true", help="score test.csv (once, with chosen settings)"
@@ -235,8 +252,18 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                     {"train": train, "dev": val, "test": test},
                     labels,
                 )
+                unlabeled = None
+                if args.unlabeled:
+                    drawn = {t for t, _ in train + val}
+                    pool = [(t, "") for t, _ in train_rows if t not in drawn]  # labels dropped below
+                    unlabeled = push_split_set(
+                        hub, Path(tmp), f"b77-pool-{shots}shot-{seed}", {"train": pool}, []
+                    )
                 rows = [baseline(encode, train, val, test if args.score_test else None)]
-                rows += [run_setfit(hub, data, args, int(e), seed) for e in args.setfit_epochs.split(",")]
+                rows += [
+                    run_setfit(hub, data, unlabeled, args, int(e), seed)
+                    for e in args.setfit_epochs.split(",")
+                ]
                 for row in rows:
                     row |= {"shots": shots, "seed": seed, "load_avg_1m": os.getloadavg()[0]}
                     results.append(row)

@@ -17,9 +17,16 @@ from fmstack.cli.main import main
 from fmstack.errors import InvalidInput
 from fmstack.hub import Hub
 from fmstack.train.inference import load
-from fmstack.train.methods.contrastive_encoder import PER_CLASS, balanced_batches, tune_encoder
+from fmstack.train.methods.contrastive_encoder import (
+    LABELLED_REPEATS,
+    PER_CLASS,
+    balanced_batches,
+    self_training_rows,
+    tune_encoder,
+)
+from fmstack.train.prepare import label_name_text
 from fmstack.train.spec import parse_spec
-from tests.train.conftest import texts
+from tests.train.conftest import push_dataset, push_text, texts
 
 
 def test_batches_are_whole_class_groups_and_cover_every_row_once() -> None:
@@ -59,6 +66,38 @@ def test_rules_name_the_options_setfit_cannot_honour() -> None:
         parse_spec({**base, "task": "embedding"})
 
 
+def test_another_methods_options_are_refused_not_ignored() -> None:
+    base = {"task": "classification", "base": "a/b", "data": "a/d"}
+    with pytest.raises(InvalidInput) as info:
+        parse_spec(
+            {**base, "method": "full", "unlabeled": "a/u", "label_names_as_examples": True, "lora_r": 4}
+        )
+    message = str(info.value)
+    assert "unlabeled: applies to setfit only; method 'full' has no unlabeled" in message
+    assert "label_names_as_examples: applies to setfit only" in message
+    assert "lora_r: applies to lora only" in message
+    parse_spec({**base, "method": "setfit", "unlabeled": "a/u", "label_names_as_examples": True})
+
+
+def test_label_names_read_as_words() -> None:
+    assert label_name_text("card_arrival") == "card arrival"
+    assert label_name_text("  top-up__failed ") == "top up failed"
+
+
+def test_self_training_labels_the_unlabelled_rows_by_the_teacher() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(3, 8) * 4
+    labelled = [
+        {"features": centres[c] + 0.3 * torch.randn(8, generator=g), "label": c} for c in (0, 0, 1, 1, 2, 2)
+    ]
+    truth = [i % 3 for i in range(30)]
+    unlabelled = [{"features": centres[c] + 0.3 * torch.randn(8, generator=g)} for c in truth]
+    rows = self_training_rows(labelled, unlabelled)
+    assert len(rows) == LABELLED_REPEATS * len(labelled) + len(unlabelled)
+    assert [r["label"] for r in rows[-30:]] == truth  # well separated: the teacher gets every one
+    assert all(torch.equal(r["features"], u["features"]) for r, u in zip(rows[-30:], unlabelled, strict=True))
+
+
 def test_finetune_setfit_end_to_end_loads_in_transformers(
     hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,3 +119,49 @@ def test_finetune_setfit_end_to_end_loads_in_transformers(
     with torch.no_grad():
         assert torch.allclose(plain(**batch).logits, ours(**batch).logits, atol=1e-5)
     assert plain.config.id2label == {0: "food", 1: "money", 2: "sport"}
+
+
+def test_setfit_with_label_names_and_unlabelled_texts(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Self-training on a text-only dataset and the names as rows, through the CLI: the run records
+    the unlabelled dataset as an input, and the version's lineage names it beside the data."""
+    pool = push_text(hub, tmp_path, n=60)
+    args = [
+        "train",
+        "finetune",
+        "--method",
+        "setfit",
+        "--base",
+        tiny_bert,
+        "--data",
+        topics,
+        "--head",
+        "cosine",
+    ]
+    args += ["--setfit-epochs", "3", "--setfit-lr", "1e-3", "-b", "16", "--lr", "1e-2", "--epochs", "2"]
+    args += ["--unlabeled", pool, "--label-names-as-examples", "--output", "acme/few", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    run = hub.runs.get(out["run_id"])
+    assert run.spec["unlabeled"] == "test/text:1" and run.spec["label_names_as_examples"] is True
+    parents = {p.ref for p in hub.lineage("acme/few:1").upstream.parents}
+    assert {"test/text:1", "test/topics:1"} <= parents
+    # 64 labelled rows + 3 names, 3 times each, and 60 pseudo-labelled: 2 epochs of 16 whole batches
+    assert out["steps"] == 2 * ((LABELLED_REPEATS * 67 + 60) // 16)
+    assert out["metrics"]["accuracy"] >= 0.6
+
+
+def test_unlabelled_data_without_texts_is_refused_before_a_run(
+    hub: Hub, tiny_bert: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+
+    ids = push_dataset(hub, tmp_path, "test/ids", {"train": pa.table({"input_ids": [[1, 2, 3]]})})
+    args = ["train", "finetune", "--method", "setfit", "--base", tiny_bert, "--data", topics]
+    assert main([*args, "--unlabeled", ids]) == 1
+    err = capsys.readouterr().err
+    assert "--unlabeled: test/ids:1 needs a train split with a text column" in err
+    assert hub.runs.recent() == []
+    assert main([*args, "--unlabeled", tiny_bert]) == 1
+    assert "--unlabeled" in capsys.readouterr().err

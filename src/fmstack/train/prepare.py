@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pyarrow as pa
 import torch
 from torch import nn
 from transformers import AutoTokenizer
@@ -22,7 +23,10 @@ from fmstack.train.context import TaskContext, with_tokenizer
 from fmstack.train.registry import Method
 from fmstack.train.spec import TrainSpec
 from fmstack.train.tasks.classification import balanced_weights
+from fmstack.train.tasks.encode import token_rows
 from fmstack.transformers_logs import quiet_transformers
+
+MAX_UNLABELED = 200_000  # --unlabeled rows; a few thousand is what self-training needs
 
 
 @dataclass
@@ -87,6 +91,30 @@ def tokenizer_source(hub: HubApi, spec: TrainSpec, manifest: dataformat.DatasetM
     return hub.checkout(ref)
 
 
+def label_name_text(label: str) -> str:
+    """A label's name as a sentence: 'card_arrival' and 'card-arrival' read 'card arrival'."""
+    return " ".join(label.replace("_", " ").replace("-", " ").split())
+
+
+def label_name_rows(task: ModuleType, tokenizer: Any, ctx: TaskContext) -> list[dict[str, Any]]:
+    """One labelled row per class whose text is the class's name (``--label-names-as-examples``)."""
+    named = [label for label in ctx.labels if label_name_text(label)]
+    table = pa.table({"text": [label_name_text(label) for label in named], "label": named})
+    return task.encode(table, tokenizer, ctx)  # type: ignore[no-any-return]
+
+
+def unlabeled_rows(hub: HubApi, ref: str, tokenizer: Any, max_length: int) -> list[dict[str, Any]]:
+    """The ``--unlabeled`` dataset's train texts, tokenised and without a ``label`` key: that is how
+    setfit's ``training_view`` tells them from the labelled rows."""
+    table = dataformat.read_split(hub.checkout(ref), "train")
+    if table.num_rows > MAX_UNLABELED:
+        raise InvalidInput(
+            f"--unlabeled: {ref} has {table.num_rows:,} rows; self-training reads at most "
+            f"{MAX_UNLABELED:,} (each is encoded twice on this machine): sample it down first"
+        )
+    return token_rows(table.select(["text"]), tokenizer, max_length, "unlabeled")
+
+
 def prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
     """The spec's model, tokenizer and rows; transformers' load notes and bars are quiet meanwhile
     ("newly initialised head" is expected when fine-tuning)."""
@@ -118,6 +146,10 @@ def _prepare(hub: HubApi, spec: TrainSpec) -> Prepared:
             )
         weights = balanced_weights([r["label"] for r in train_rows], len(ctx.labels))
         ctx = dataclasses.replace(ctx, class_weights=weights)
+    if spec.label_names_as_examples:
+        train_rows += label_name_rows(task, tokenizer, ctx)
+    if spec.unlabeled:
+        train_rows += unlabeled_rows(hub, spec.unlabeled, tokenizer, ctx.max_length)
     eval_split = pick_eval_split(spec, manifest)
     eval_rows = task.encode(dataformat.read_split(data_dir, eval_split), tokenizer, ctx) if eval_split else []
     return Prepared(spec, task, method, model, tokenizer, ctx, train_rows, eval_rows, eval_split, base_dir)

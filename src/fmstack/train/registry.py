@@ -93,6 +93,11 @@ def tasks_reading(option: str) -> tuple[str, ...]:
     return tuple(name for name, t in TASKS.items() if option in t.options)
 
 
+def methods_reading(option: str) -> tuple[str, ...]:
+    """The methods that declare the spec field ``option`` among their options, in registry order."""
+    return tuple(name for name, m in METHODS.items() if option in m.options)
+
+
 def methods_for(task_name: str) -> tuple[str, ...]:
     """The methods that declare ``task_name`` among their tasks, in registry order."""
     return tuple(name for name, m in METHODS.items() if task_name in m.tasks)

@@ -21,6 +21,7 @@ INPUTS: dict[str, tuple[Kind, str]] = {
     "base": ("model", "--base"),
     "data": ("dataset", "--data"),
     "tokenizer": ("model", "--tokenizer"),
+    "unlabeled": ("dataset", "--unlabeled"),
 }
 
 
@@ -60,6 +61,13 @@ def check_data(hub: HubApi, spec: TrainSpec) -> None:
             f"--data: classification needs labels, and the dataset {spec.data} has none; ingest it with "
             "--label-column, or train a task without labels (--task embedding, mlm or clm)"
         )
+    if spec.unlabeled:
+        unlabeled = dataformat.read_manifest(hub.checkout(spec.unlabeled))
+        if "train" not in unlabeled.splits or "text" not in unlabeled.columns:
+            raise InvalidInput(
+                f"--unlabeled: {spec.unlabeled} needs a train split with a text column (it has splits: "
+                f"{', '.join(unlabeled.splits) or 'none'}; columns: {', '.join(unlabeled.columns) or 'none'})"
+            )
 
 
 def train(hub: HubApi, spec: TrainSpec, report: Reporter | None = None) -> TrainResult:
@@ -79,7 +87,7 @@ def train(hub: HubApi, spec: TrainSpec, report: Reporter | None = None) -> Train
         from fmstack.train.ray_executor import connect_ray
 
         connect_ray(hub.settings)  # every Ray node must reach the hub: checked before a run is opened
-    inputs = [r for r in (spec.base, spec.data, spec.tokenizer) if r]
+    inputs = [getattr(spec, field) for field in INPUTS if getattr(spec, field)]
     # The record names the rates used, not "the method's default" (null).
     recorded = {**spec.model_dump(), "lr": spec.learning_rate, "head_lr": spec.head_learning_rate}
     # Recorded from the start: an error, Ctrl-C or SIGTERM marks the run failed with the reason; the

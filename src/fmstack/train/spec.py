@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,6 +65,18 @@ class TrainSpec(BaseModel):
         5e-5,  # chosen on a BANKING77 10-shot validation split: bench/README.md, "Few-shot"
         gt=0,
         description="SetFit: learning rate of the encoder's contrastive tuning (--lr is the head's).",
+    )
+    label_names_as_examples: bool = Field(
+        False,
+        description="SetFit: each label's name ('card_arrival' reads 'card arrival') joins its class as "
+        "one more labelled row, in both phases. Helps when the names describe the classes; leave it off "
+        "for codes such as '0' or 'A12'.",
+    )
+    unlabeled: str | None = Field(
+        None,
+        description="SetFit: a dataset version of unlabelled texts from the same domain (its train "
+        "split's text column; labels there are ignored), e.g. from 'fmstack monitor export'. Self-"
+        "training: a teacher on the tuned encoder labels them, and the head trains on them too.",
     )
     # task options
     pooling: Literal["mean", "cls"] = Field(
@@ -185,20 +198,25 @@ def _rules(values: dict[str, Any]) -> list[str]:
             problems.append(f"method: {method!r} does not apply to task {task!r} (use one of: {ok})")
         problems += plugin.rules(values)
     problems += _source_rules(values)
+    if method in registry.METHODS:
+        problems += _options_of_others("method", method, registry.methods_reading, values)
     if task in registry.TASKS:
-        problems += _options_of_other_tasks(task, values) + registry.TASKS[task].rules(values)
+        problems += _options_of_others("task", task, registry.tasks_reading, values)
+        problems += registry.TASKS[task].rules(values)
     return problems
 
 
-def _options_of_other_tasks(task: str, values: dict[str, Any]) -> list[str]:
-    """An option that only other tasks read (their modules' ``options``), set away from its default,
-    is a mistake the run would silently ignore."""
+def _options_of_others(
+    kind: str, chosen: str, readers: Callable[[str], tuple[str, ...]], values: dict[str, Any]
+) -> list[str]:
+    """An option that only other tasks (or methods) read, their modules' ``options``, set away from
+    its default, is a mistake the run would silently ignore."""
     problems: list[str] = []
     for option, field in TrainSpec.model_fields.items():
-        owners = registry.tasks_reading(option)
-        if owners and task not in owners and values.get(option, field.default) != field.default:
+        owners = readers(option)
+        if owners and chosen not in owners and values.get(option, field.default) != field.default:
             problems.append(
-                f"{option}: applies to {' and '.join(owners)} only; task {task!r} has no {option}"
+                f"{option}: applies to {' and '.join(owners)} only; {kind} {chosen!r} has no {option}"
             )
     return problems
 

@@ -57,4 +57,7 @@ def featurize(
             feats.update(zip(ids, captured[0], strict=True))
     finally:
         hook.remove()
-    return [{"features": feats[i], "label": r["label"]} for i, r in enumerate(rows)]
+    # Unlabelled rows (setfit's --unlabeled) stay without a label.
+    return [
+        {"features": feats[i]} | ({"label": r["label"]} if "label" in r else {}) for i, r in enumerate(rows)
+    ]

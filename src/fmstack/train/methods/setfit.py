@@ -5,6 +5,10 @@
 2. the classifier head starts from the class prototypes (the mean pooled vector of each class) and
    trains on the tuned encoder's cached features, like the probe (``--epochs`` at ``--lr``).
 
+With ``--label-names-as-examples`` each class's name is one more labelled row (``prepare.py``); with
+``--unlabeled REF`` the head also learns from unlabelled in-domain texts labelled by a teacher
+(self-training, one round). On BANKING77 at 5 shots the two add about 5 points on validation.
+
 The output is a model version: the tuned encoder and its head, an ordinary (mean-pooled) transformers
 classifier that serve, eval and compress take like any other. ``contrastive_encoder.py`` holds the
 torch side and says why this is built on fmstack's engine rather than on the ``setfit`` package.
@@ -28,7 +32,7 @@ adapter_format = None
 tasks = ("classification",)  # the contrastive phase needs labels
 default_lr = 3e-3  # the head's, from prototypes; the encoder's is --setfit-lr
 default_head_lr = None  # the head is all the loop trains: --lr is its rate
-options: tuple[str, ...] = ("setfit_epochs", "setfit_lr")
+options: tuple[str, ...] = ("setfit_epochs", "setfit_lr", "label_names_as_examples", "unlabeled")
 
 
 def rules(values: Mapping[str, Any]) -> list[str]:
@@ -57,15 +61,24 @@ def training_view(
     spec: Any,
 ) -> tuple[nn.Module, list[Any], list[Any]]:
     """Phase 1 here (the encoder, in place), then the probe's view for phase 2: the head alone on the
-    tuned encoder's cached features, started from the class prototypes."""
+    tuned encoder's cached features, started from the class prototypes. Rows without a ``label``
+    are ``--unlabeled`` texts (``prepare.unlabeled_rows``): phase 1 skips them, and the head trains on
+    them with a teacher's labels (self-training, ``contrastive_encoder.self_training_rows``)."""
     from fmstack.train.methods.cached_features import HeadOnly, featurize
-    from fmstack.train.methods.contrastive_encoder import encoder_of, start_from_prototypes, tune_encoder
+    from fmstack.train.methods.contrastive_encoder import (
+        encoder_of,
+        self_training_rows,
+        start_from_prototypes,
+        tune_encoder,
+    )
 
+    labelled = [r for r in rows if "label" in r]
+    unlabelled = [r for r in rows if "label" not in r]
     model.to(device)
     encoder = encoder_of(model)
     tune_encoder(
         encoder,
-        rows,
+        labelled,
         collate,
         device,
         epochs=spec.setfit_epochs,
@@ -73,9 +86,11 @@ def training_view(
         batch_size=spec.batch_size,
         seed=spec.seed,
     )
-    rows = featurize(model, rows, collate, device)
+    rows = featurize(model, labelled, collate, device)
     eval_rows = featurize(model, eval_rows, collate, device) if eval_rows else []
     start_from_prototypes(model.classifier, rows, int(model.config.num_labels))  # type: ignore[union-attr, arg-type]
+    if unlabelled:
+        rows = self_training_rows(rows, featurize(model, unlabelled, collate, device))
     return HeadOnly(model), rows, eval_rows
 
 

@@ -129,6 +129,8 @@ def collate(rows: list[dict[str, Any]], ctx: TaskContext) -> dict[str, torch.Ten
         batch = {"features": torch.stack([r["features"] for r in rows])}
     else:
         batch = encoder_inputs(rows, "input_ids", ctx.pad_id)
+    if "label" not in rows[0]:  # setfit's --unlabeled texts, on their way to cached features
+        return batch
     if ctx.multi_label:
         hot = torch.zeros(len(rows), len(ctx.labels))
         for i, r in enumerate(rows):
