@@ -7,7 +7,8 @@
 
 With ``--label-names-as-examples`` each class's name is one more labelled row (``prepare.py``); with
 ``--unlabeled REF`` the head also learns from unlabelled in-domain texts labelled by a teacher
-(self-training, one round). On BANKING77 at 5 shots the two add about 5 points on validation.
+(self-training, one round). On BANKING77 at 5 shots the two add 4 points on validation
+(bench/README.md, "Few-shot").
 
 The output is a model version: the tuned encoder and its head, an ordinary (mean-pooled) transformers
 classifier that serve, eval and compress take like any other. ``contrastive_encoder.py`` holds the
