@@ -15,6 +15,7 @@ from fmstack.cli.main import main
 from fmstack.edge.bundle import build_bundle
 from fmstack.edge.keys import KeyFolder, init_keys
 from fmstack.edge.repository import ChannelVersions, sign_update
+from fmstack.errors import Conflict
 from tests.edge.conftest import LiveHub, agent_config
 
 
@@ -60,6 +61,11 @@ def test_publish_install_report_rollback(
         keys_dir,
     )
     assert agent.poll().startswith("installed bundle 2")
+    # The channel pins the version it serves: removing it is refused, so gc keeps what devices download.
+    hub = live_hub.hub  # type: ignore[attr-defined]
+    assert hub.info("acme/cls:2").aliases == ["edge-stable"] and hub.info("acme/cls:1").aliases == []
+    with pytest.raises(Conflict, match="edge-stable"):
+        hub.rm("acme/cls:2")
     fleet = fmstack(capsys, "edge", "devices", "--channel", "stable")
     assert [(d["device_id"], d["version"], d["health"]) for d in fleet] == [("device-1", 2, "ok")]  # type: ignore[index]
 
@@ -67,6 +73,7 @@ def test_publish_install_report_rollback(
     assert rolled["bundle"]["version"] == 3 and rolled["bundle"]["ref"] == "acme/cls:1"
     assert agent.poll().startswith("installed bundle 3")
     assert agent.served.get().version == "acme/cls:1"  # type: ignore[union-attr]
+    assert hub.info("acme/cls:1").aliases == ["edge-stable"] and hub.info("acme/cls:2").aliases == []
 
     # A publish signed with keys the channel's root does not name: refused before anything is stored.
     other = KeyFolder.at(tmp_path / "other-keys")
@@ -98,3 +105,8 @@ def test_publish_install_report_rollback(
     assert agent.poll() == "bundle 3 is current"
     code = main(["edge", "refresh", "--channel", "stable", "--keys", str(other.folder)])
     assert code == 1 and "not signed by any of this key folder's keys" in capsys.readouterr().err
+
+    # The channel moves to another repo of its namespace: the pin moves with it.
+    hub.push("acme/other", versions["cls"], "model")
+    fmstack(capsys, "edge", "publish", "acme/other:1", "--channel", "stable", "--keys", keys_dir)
+    assert hub.info("acme/other:1").aliases == ["edge-stable"] and hub.info("acme/cls:1").aliases == []

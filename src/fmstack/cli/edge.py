@@ -20,7 +20,7 @@ from rich.table import Table
 
 from fmstack.cli.output import JsonFlag, console, emit
 from fmstack.cli.remote import open_hub
-from fmstack.edge.bundle import DEFAULT_MAX_LATENCY_MS, DEFAULT_TOLERANCE, build_bundle
+from fmstack.edge.bundle import CHANNEL_PATTERN, DEFAULT_MAX_LATENCY_MS, DEFAULT_TOLERANCE, build_bundle
 from fmstack.edge.keys import KeyFolder, init_keys, rotate_online_key
 from fmstack.edge.repository import (
     DEFAULT_EXPIRES_DAYS,
@@ -51,7 +51,7 @@ RootKey = Annotated[
     ),
 ]
 ChannelOpt = Annotated[str, typer.Option("--channel", "-c", help="The channel, e.g. stable.")]
-_CHANNEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_CHANNEL = re.compile(CHANNEL_PATTERN)
 
 
 def _keys(folder: Path | None, root_key: Path | None = None) -> KeyFolder:
@@ -71,7 +71,7 @@ def _client() -> HubClient:
 def _channel(name: str) -> str:
     if not _CHANNEL.match(name):
         raise InvalidInput(
-            f"bad channel name {name!r}: lowercase letters, digits, '.', '_', '-' (at most 64)"
+            f"bad channel name {name!r}: lowercase letters, digits, '.', '_', '-' (at most 59)"
         )
     return name
 

@@ -28,6 +28,8 @@ from fmstack.errors import InvalidInput
 from fmstack.servable import read_descriptor
 
 MANIFEST = "bundle.json"
+# A channel's name; at most 59 characters, so that its pin alias (``pin_alias``) is a valid alias.
+CHANNEL_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,58}$"
 GOLDEN = "golden.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # The health check's bounds when the publisher gives none (fmstack_edge's Health has the same defaults
@@ -140,3 +142,10 @@ def build_bundle(
     }
     targets.append(_data_target(MANIFEST, json.dumps(manifest, indent=2).encode()))
     return Bundle(version, targets)
+
+
+def pin_alias(channel: str) -> str:
+    """The alias the hub server sets on the version a channel serves (``edge-stable``): while it points
+    there, ``fmstack hub rm`` refuses to remove the version, so ``gc`` cannot delete the blobs devices
+    download."""
+    return f"edge-{channel}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import re
@@ -28,7 +29,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from fmstack.edge.bundle import MANIFEST
+from fmstack.edge.bundle import CHANNEL_PATTERN, MANIFEST, pin_alias
 from fmstack.edge.verify import LARGEST_VERSION, check_update
 from fmstack.errors import Forbidden, InvalidInput, NotFound, Unauthorized, clip
 from fmstack.hub import Hub
@@ -39,7 +40,7 @@ from fmstack.server.edge.store import BundleRecord, Channel, DeviceReport, EdgeS
 
 router = APIRouter(prefix="/api/v1/edge/channels")
 Caller = Annotated[Principal, Depends(principal)]
-ChannelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+ChannelName = Annotated[str, Path(pattern=CHANNEL_PATTERN)]
 DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 _METADATA = re.compile(
     r"^(?:(?P<version>[1-9][0-9]{0,17})\.(?P<role>root|snapshot|targets)|(?P<ts>timestamp))\.json$"
@@ -167,6 +168,8 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
         )
     targets, snapshot, timestamp = signed
     record = Publish(update, roots, targets, snapshot, timestamp, files, None if refresh else bundle)
+    if not refresh:  # pinned before it is published: a crash between leaves a pin, never a bare version
+        _pin(hub, channel, bundle.ref, last[0].ref if last else None)
     store.publish(channel, ref.namespace, ref.repo, caller.name, record)
     shown = last[0] if refresh else bundle
     accounts: Accounts = request.app.state.accounts
@@ -179,6 +182,17 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
         "bundle": _bundle_json(shown),
         "versions": store.versions(store.get(channel)).__dict__,
     }
+
+
+def _pin(hub: Hub, channel: str, ref: str, previous: str | None) -> None:
+    """Point the channel's pin alias at the version it now serves (its files are what devices
+    download: ``hub rm`` refuses a version an alias points at, so ``gc`` keeps them), and take it
+    off the previous bundle's repo when the channel moved to another repo."""
+    alias = pin_alias(channel)
+    hub.tag(ref, alias)
+    if previous is not None and parse_ref(previous).repo != parse_ref(ref).repo:
+        with contextlib.suppress(NotFound):  # the old repo, or its alias, was removed since
+            hub.untag(parse_ref(previous).repo, alias)
 
 
 def _manifest(targets: dict[str, tuple[str, int]], uploaded: dict[str, bytes]) -> dict[str, Any]:
