@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmstack.edge.bundle import CHANNEL_PATTERN, MANIFEST, pin_alias
 from fmstack.edge.verify import LARGEST_VERSION, check_update
-from fmstack.errors import Forbidden, InvalidInput, NotFound, Unauthorized, clip
+from fmstack.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, clip
 from fmstack.hub import Hub
 from fmstack.hub.refs import parse_ref
 from fmstack.server.access import Principal, principal, require_read, require_write
@@ -170,7 +170,12 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
     record = Publish(update, roots, targets, snapshot, timestamp, files, None if refresh else bundle)
     if not refresh:  # pinned before it is published: a crash between leaves a pin, never a bare version
         _pin(hub, channel, bundle.ref, last[0].ref if last else None)
-    store.publish(channel, ref.namespace, ref.repo, caller.name, record)
+    try:
+        store.publish(channel, ref.namespace, ref.repo, caller.name, record)
+    except Conflict:  # another publish got there first: the pin follows what the channel serves
+        if (now := store.bundles(store.get(channel), 1)) and not refresh:
+            _pin(hub, channel, now[0].ref, bundle.ref)
+        raise
     shown = last[0] if refresh else bundle
     accounts: Accounts = request.app.state.accounts
     source = request.client.host if request.client else ""
