@@ -173,7 +173,8 @@ def publish(request: Request, caller: Caller, channel: ChannelName, body: Publis
     try:
         store.publish(channel, ref.namespace, ref.repo, caller.name, record)
     except Conflict:  # another publish got there first: the pin follows what the channel serves
-        if (now := store.bundles(store.get(channel), 1)) and not refresh:
+        serving = store.channel(channel)
+        if not refresh and serving is not None and (now := store.bundles(serving, 1)):
             _pin(hub, channel, now[0].ref, bundle.ref)
         raise
     shown = last[0] if refresh else bundle

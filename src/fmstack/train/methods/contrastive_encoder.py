@@ -138,8 +138,7 @@ def self_training_rows(
     from sklearn.linear_model import LogisticRegression
 
     def unit(rows: list[dict[str, Any]]) -> Any:
-        features = torch.stack([r["features"] for r in rows]).double()
-        return (features / features.norm(dim=-1, keepdim=True).clamp(min=1e-12)).numpy()
+        return nn.functional.normalize(torch.stack([r["features"] for r in rows]).double(), dim=-1).numpy()
 
     labels = [int(r["label"]) for r in labelled]
     teacher = LogisticRegression(C=TEACHER_C, max_iter=3000).fit(unit(labelled), labels)
