@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,8 +21,12 @@ from fmstack.train.inference import load
 from fmstack.train.methods.contrastive_encoder import (
     LABELLED_REPEATS,
     PER_CLASS,
+    TEACHER_C,
     balanced_batches,
+    fit_teacher,
+    guesses,
     self_training_rows,
+    train_student,
     tune_encoder,
 )
 from fmstack.train.prepare import label_name_text
@@ -54,6 +59,29 @@ def test_contrastive_tuning_pulls_a_class_together(hub: Hub, tiny_bert: str, top
 
     losses = tune_encoder(encoder, rows, collate, "cpu", epochs=6, lr=1e-2, batch_size=12, seed=0)
     assert losses[-1] < losses[0] * 0.8, losses
+
+
+def test_the_student_pass_fits_the_encoder_to_the_guesses(hub: Hub, tiny_bert: str, topics: str) -> None:
+    """The noisy-student step trains the encoder (not only its temporary head) on the labels given."""
+    from fmstack.train.prepare import prepare
+
+    prep = prepare(
+        hub, parse_spec({"task": "classification", "method": "setfit", "base": tiny_bert, "data": topics})
+    )
+    encoder = prep.model.encoder  # type: ignore[union-attr]
+    rows = prep.train_rows[:32]
+    head = torch.nn.Linear(int(prep.model.config.hidden_size), 3)  # type: ignore[union-attr, arg-type]
+    before = [p.detach().clone() for p in encoder.parameters() if p.requires_grad]
+
+    def collate(r: list[dict[str, object]]) -> dict[str, torch.Tensor]:
+        return prep.task.collate(r, prep.ctx)  # type: ignore[no-any-return]
+
+    losses = [
+        train_student(encoder, rows, head, collate, "cpu", batch_size=8, seed=0, lr=3e-3) for _ in range(8)
+    ]
+    assert losses[-1] < losses[0] * 0.8, losses
+    after = [p for p in encoder.parameters() if p.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
 
 
 def test_rules_name_the_options_setfit_cannot_honour() -> None:
@@ -92,10 +120,30 @@ def test_self_training_labels_the_unlabelled_rows_by_the_teacher() -> None:
     ]
     truth = [i % 3 for i in range(30)]
     unlabelled = [{"features": centres[c] + 0.3 * torch.randn(8, generator=g)} for c in truth]
-    rows = self_training_rows(labelled, unlabelled)
+    rows = self_training_rows(labelled, unlabelled, 3)
     assert len(rows) == LABELLED_REPEATS * len(labelled) + len(unlabelled)
     assert [r["label"] for r in rows[-30:]] == truth  # well separated: the teacher gets every one
     assert all(torch.equal(r["features"], u["features"]) for r, u in zip(rows[-30:], unlabelled, strict=True))
+
+
+@pytest.mark.parametrize("present", [(0, 1, 2), (0, 2)])
+def test_the_teacher_as_a_layer_predicts_like_the_regression(present: tuple[int, ...]) -> None:
+    """The teacher is scikit-learn's fit carried into torch (it is also the student's first head):
+    the same predictions, binary fits (one row of coefficients) included, and a class without rows
+    (1, in the binary case) never guessed."""
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(0)
+    rows: list[dict[str, Any]] = [
+        {"features": torch.randn(6, generator=g) + 2 * torch.eye(3, 6)[c], "label": c} for c in present * 8
+    ]
+    probe = [{"features": torch.randn(6, generator=g)} for _ in range(200)]
+    teacher = fit_teacher(rows, 3)
+    unit = torch.nn.functional.normalize(torch.stack([r["features"] for r in rows]).double(), dim=-1)
+    fit = LogisticRegression(C=TEACHER_C, max_iter=3000).fit(unit.numpy(), [r["label"] for r in rows])
+    probe_unit = torch.nn.functional.normalize(torch.stack([r["features"] for r in probe]).double(), dim=-1)
+    assert guesses(teacher, probe) == fit.predict(probe_unit.numpy()).tolist()
+    assert set(guesses(teacher, probe)) <= set(present)
 
 
 def test_finetune_setfit_end_to_end_loads_in_transformers(

@@ -6,9 +6,10 @@
    trains on the tuned encoder's cached features, like the probe (``--epochs`` at ``--lr``).
 
 With ``--label-names-as-examples`` each class's name is one more labelled row (``prepare.py``); with
-``--unlabeled REF`` the head also learns from unlabelled in-domain texts labelled by a teacher
-(self-training, one round). On BANKING77 at 5 shots the two add 4 points on validation
-(bench/README.md, "Few-shot").
+``--unlabeled REF`` unlabelled in-domain texts join in one round of self-training: a teacher labels
+them, the encoder takes one pass of cross-entropy over labelled rows and guesses (the "noisy student"
+step), and the head then trains on both (bench/README.md, "Few-shot", has what each step adds on
+BANKING77).
 
 The output is a model version: the tuned encoder and its head, an ordinary (mean-pooled) transformers
 classifier that serve, eval and compress take like any other. ``contrastive_encoder.py`` holds the
@@ -17,6 +18,7 @@ torch side and says why this is built on fmstack's engine rather than on the ``s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ from fmstack.train.methods import shared
 
 if TYPE_CHECKING:
     from torch import nn
+
+log = logging.getLogger("fmstack.train")
 
 name = "setfit"
 is_adapter = False
@@ -63,20 +67,27 @@ def training_view(
 ) -> tuple[nn.Module, list[Any], list[Any]]:
     """Phase 1 here (the encoder, in place), then the probe's view for phase 2: the head alone on the
     tuned encoder's cached features, started from the class prototypes. Rows without a ``label``
-    are ``--unlabeled`` texts (``prepare.unlabeled_rows``): phase 1 skips them, and the head trains on
-    them with a teacher's labels (self-training, ``contrastive_encoder.self_training_rows``)."""
+    are ``--unlabeled`` texts (``prepare.unlabeled_rows``): phase 1 skips them; after it a teacher
+    labels them, the encoder learns from labelled rows and guesses (``train_student``), and a second
+    teacher, on the student's features, labels the head's rows (``self_training_rows``)."""
     from fmstack.train.methods.cached_features import HeadOnly, featurize
     from fmstack.train.methods.contrastive_encoder import (
+        LABELLED_REPEATS,
         encoder_of,
+        fit_teacher,
+        guesses,
         self_training_rows,
         start_from_prototypes,
+        train_student,
         tune_encoder,
     )
 
     labelled = [r for r in rows if "label" in r]
     unlabelled = [r for r in rows if "label" not in r]
+    classes = int(model.config.num_labels)  # type: ignore[union-attr, arg-type]
     model.to(device)
     encoder = encoder_of(model)
+    log.info("setfit: contrastive phase, %d labelled rows, %d pass(es)", len(labelled), spec.setfit_epochs)
     tune_encoder(
         encoder,
         labelled,
@@ -88,10 +99,23 @@ def training_view(
         seed=spec.seed,
     )
     rows = featurize(model, labelled, collate, device)
-    eval_rows = featurize(model, eval_rows, collate, device) if eval_rows else []
-    start_from_prototypes(model.classifier, rows, int(model.config.num_labels))  # type: ignore[union-attr, arg-type]
     if unlabelled:
-        rows = self_training_rows(rows, featurize(model, unlabelled, collate, device))
+        teacher = fit_teacher(rows, classes)
+        labels = guesses(teacher, featurize(model, unlabelled, collate, device))
+        student = labelled * LABELLED_REPEATS + [
+            r | {"label": g} for r, g in zip(unlabelled, labels, strict=True)
+        ]
+        log.info(
+            "setfit: self-training the encoder on %d rows (labelled x%d + guesses)",
+            len(student),
+            LABELLED_REPEATS,
+        )
+        train_student(encoder, student, teacher, collate, device, batch_size=spec.batch_size, seed=spec.seed)
+        rows = featurize(model, labelled, collate, device)
+    eval_rows = featurize(model, eval_rows, collate, device) if eval_rows else []
+    start_from_prototypes(model.classifier, rows, classes)  # type: ignore[arg-type]
+    if unlabelled:  # a second teacher, on the student's features, labels the head's rows
+        rows = self_training_rows(rows, featurize(model, unlabelled, collate, device), classes)
     return HeadOnly(model), rows, eval_rows
 
 
