@@ -27,8 +27,8 @@ PER_CLASS = 4  # rows of one class in a batch: each anchor has up to 3 positives
 # Of the contrastive softmax. 0.1 rather than the embedding task's 0.05: on a BANKING77 10-shot validation
 # split (3 seeds) it raised the teacher's accuracy by half a point (bench/README.md, "Few-shot").
 TEMPERATURE = 0.1
-# Self-training (--unlabeled). The teacher's regularisation: C=100 beat C=10 by 0.6 points on that
-# validation split. Each labelled row counts this many times against one pseudo-labelled row (a guess
+# Self-training (--unlabeled). The teacher's regularisation: C=100 beat C=10 by about half a point on
+# that validation split. Each labelled row counts this many times against one pseudo-labelled row (a guess
 # weighs about a third of a real label: 0.3 beat 1.0 by a few tenths in an exploratory run).
 TEACHER_C = 100.0
 LABELLED_REPEATS = 3
@@ -190,8 +190,8 @@ def train_student(
     teacher's guesses) through ``head`` over the encoder's unit mean-pooled vectors, with dropout on:
     the "noisy student" step that lets the encoder, not only a head, learn from the unlabelled texts.
     ``head`` starts as the teacher and is thrown away after. Length-bucketed batches (most texts are
-    short); returns the mean loss. On BANKING77 10-shot it raised validation accuracy by about 1.5
-    points over self-training the head alone (bench/README.md, "Few-shot")."""
+    short); returns the mean loss. On BANKING77 10-shot it raised validation accuracy by half a point
+    to a point over self-training the head alone (bench/README.md, "Few-shot")."""
     from fmstack.train.batches import epoch_batches
 
     ctx = TaskContext(pooling="mean")
@@ -206,7 +206,8 @@ def train_student(
         loss = nn.functional.cross_entropy(logits, batch["labels"])
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"setfit's self-training pass diverged (loss {float(loss)}); nothing was pushed"
+                f"setfit's self-training pass diverged (loss {float(loss)}); nothing was pushed. "
+                "Check that the --unlabeled texts are in the labelled data's language and domain"
             )
         loss.backward()  # type: ignore[no-untyped-call]
         nn.utils.clip_grad_norm_(params, 1.0)
