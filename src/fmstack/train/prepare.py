@@ -26,7 +26,7 @@ from fmstack.train.tasks.classification import balanced_weights
 from fmstack.train.tasks.encode import token_rows
 from fmstack.transformers_logs import quiet_transformers
 
-MAX_UNLABELED = 200_000  # --unlabeled rows (about 12 minutes of encoding on 2 cores)
+MAX_UNLABELED = 200_000  # --unlabeled rows (about an hour of setfit's self-training on 2 cores)
 
 
 @dataclass
@@ -110,7 +110,7 @@ def unlabeled_rows(hub: HubApi, ref: str, tokenizer: Any, max_length: int) -> li
     if table.num_rows > MAX_UNLABELED:
         raise InvalidInput(
             f"--unlabeled: {ref} has {table.num_rows:,} rows; self-training reads at most "
-            f"{MAX_UNLABELED:,} (each costs an encoder pass, and a few thousand are enough): sample it down first"
+            f"{MAX_UNLABELED:,} (each costs two encoder passes and a training step, and a few thousand are enough): sample it down first"
         )
     return token_rows(table.select(["text"]), tokenizer, max_length, "unlabeled")
 
