@@ -121,7 +121,7 @@ def test_self_training_labels_the_unlabelled_rows_by_the_teacher() -> None:
     ]
     truth = [i % 3 for i in range(30)]
     unlabelled = [{"features": centres[c] + 0.3 * torch.randn(8, generator=g)} for c in truth]
-    rows = self_training_rows(labelled, unlabelled, 3)
+    rows = self_training_rows(labelled, unlabelled, guesses(fit_teacher(labelled, 3), unlabelled))
     assert len(rows) == LABELLED_REPEATS * len(labelled) + len(unlabelled)
     assert [r["label"] for r in rows[-30:]] == truth  # well separated: the teacher gets every one
     assert all(torch.equal(r["features"], u["features"]) for r, u in zip(rows[-30:], unlabelled, strict=True))

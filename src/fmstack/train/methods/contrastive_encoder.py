@@ -200,14 +200,12 @@ def over_neighbours(
 
 
 def self_training_rows(
-    labelled: list[dict[str, Any]], unlabelled: list[dict[str, Any]], classes: int
+    labelled: list[dict[str, Any]], unlabelled: list[dict[str, Any]], labels: list[int]
 ) -> list[dict[str, Any]]:
-    """The head's rows for self-training (Scudder 1965; the "noisy student" line of work): the teacher
-    (``fit_teacher``) and each row's nearest neighbours (``guesses``) label every unlabelled row, and
-    those rows join the labelled ones, which count ``LABELLED_REPEATS`` times each."""
-    labels = guesses(fit_teacher(labelled, classes), unlabelled)
-    pseudo = [{"features": r["features"], "label": g} for r, g in zip(unlabelled, labels, strict=True)]
-    return labelled * LABELLED_REPEATS + pseudo
+    """The rows of a self-training step (Scudder 1965; the "noisy student" line of work), token rows
+    for the student or cached features for the head: every unlabelled row with its guessed label
+    (``guesses``), beside the labelled rows, which count ``LABELLED_REPEATS`` times each."""
+    return labelled * LABELLED_REPEATS + [r | {"label": g} for r, g in zip(unlabelled, labels, strict=True)]
 
 
 def train_student(

@@ -101,10 +101,9 @@ def training_view(
     rows = featurize(model, labelled, collate, device)
     if unlabelled:
         teacher = fit_teacher(rows, classes)
-        labels = guesses(teacher, featurize(model, unlabelled, collate, device))
-        student = labelled * LABELLED_REPEATS + [
-            r | {"label": g} for r, g in zip(unlabelled, labels, strict=True)
-        ]
+        student = self_training_rows(
+            labelled, unlabelled, guesses(teacher, featurize(model, unlabelled, collate, device))
+        )
         log.info(
             "setfit: self-training the encoder on %d rows (labelled x%d + guesses)",
             len(student),
@@ -115,7 +114,8 @@ def training_view(
     eval_rows = featurize(model, eval_rows, collate, device) if eval_rows else []
     start_from_prototypes(model.classifier, rows, classes)  # type: ignore[arg-type]
     if unlabelled:  # a second teacher, on the student's features, labels the head's rows
-        rows = self_training_rows(rows, featurize(model, unlabelled, collate, device), classes)
+        features = featurize(model, unlabelled, collate, device)
+        rows = self_training_rows(rows, features, guesses(fit_teacher(rows, classes), features))
     return HeadOnly(model), rows, eval_rows
 
 
